@@ -1,0 +1,68 @@
+// The five KV buckets of DESIGN.md §3, created idempotently at start. TTL buckets are sized
+// from the configured agent TTL / lease TTL; when a bucket exists with another TTL we update
+// its stream so a changed --agent-ttl takes effect without losing data.
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { Names, type BucketRole } from "../protocol/names.js";
+import { describeError } from "../protocol/errors.js";
+
+export interface BucketOptions {
+  agentTtlMs: number;
+  leaseTtlMs: number;
+  replicas?: number;
+}
+
+export type Buckets = Record<BucketRole, KV>;
+
+function bucketSpec(role: BucketRole, o: BucketOptions): { ttl: number; history: number } {
+  switch (role) {
+    case "units":
+      return { ttl: 0, history: 1 };
+    case "schedule":
+      return { ttl: 0, history: 1 };
+    case "states":
+      return { ttl: o.agentTtlMs, history: 1 };
+    case "machines":
+      return { ttl: o.agentTtlMs, history: 1 };
+    case "leases":
+      return { ttl: o.leaseTtlMs, history: 1 };
+  }
+}
+
+const NANOS_PER_MS = 1_000_000;
+
+export async function ensureBuckets(nc: NatsConnection, names: Names, o: BucketOptions): Promise<Buckets> {
+  const kvm = new Kvm(nc);
+  const jsm = await jetstreamManager(nc);
+  const out = {} as Buckets;
+  for (const role of ["units", "schedule", "states", "machines", "leases"] as const) {
+    const spec = bucketSpec(role, o);
+    const name = names.bucket(role);
+    const opts = { ttl: spec.ttl, history: spec.history, replicas: o.replicas ?? 1, description: `flotilla ${role}` };
+    try {
+      out[role] = await kvm.create(name, opts);
+    } catch (e) {
+      // Exists with a different configuration (another TTL): adjust max_age in place.
+      if (!/already in use|different configuration|exists/i.test(describeError(e))) throw e;
+      const stream = `KV_${name}`;
+      const info = await jsm.streams.info(stream);
+      const wantAge = spec.ttl * NANOS_PER_MS;
+      if (info.config.max_age !== wantAge) {
+        await jsm.streams.update(stream, { ...info.config, max_age: wantAge });
+      }
+      out[role] = await kvm.open(name);
+    }
+  }
+  return out;
+}
+
+/** Opens existing buckets without creating them (for the CLI and tools). */
+export async function openBuckets(nc: NatsConnection, names: Names): Promise<Buckets> {
+  const kvm = new Kvm(nc);
+  const out = {} as Buckets;
+  for (const role of ["units", "schedule", "states", "machines", "leases"] as const) {
+    out[role] = await kvm.open(names.bucket(role));
+  }
+  return out;
+}

@@ -1,0 +1,150 @@
+// Schemas for every value that crosses NATS (bucket values and internal messages). Values are
+// validated where they enter a process: a bad one is answered with an error or logged and
+// dropped, never handed to a state machine.
+import { z } from "zod";
+
+// ---- desired and task states (DESIGN.md §2) ----
+
+export const DESIRED_STATES = ["inactive", "loaded", "launched"] as const;
+export const DesiredState = z.enum(DESIRED_STATES);
+export type DesiredState = z.infer<typeof DesiredState>;
+
+/** SwarmKit's task states, in the only order they may move. */
+export const TASK_STATES = [
+  "new",
+  "pending",
+  "assigned",
+  "accepted",
+  "preparing",
+  "ready",
+  "starting",
+  "running",
+  "complete",
+  "shutdown",
+  "failed",
+  "rejected",
+  "remove",
+  "orphaned",
+] as const;
+export const TaskState = z.enum(TASK_STATES);
+export type TaskState = z.infer<typeof TaskState>;
+
+export function taskStateRank(s: TaskState): number {
+  return TASK_STATES.indexOf(s);
+}
+
+export const Availability = z.enum(["active", "pause", "drain"]);
+export type Availability = z.infer<typeof Availability>;
+
+const millis = z.number().int().nonnegative();
+
+// ---- machines bucket: <machineId> ----
+
+export const MachineRecord = z.object({
+  id: z.string().min(1),
+  hostname: z.string().default(""),
+  publicIp: z.string().default(""),
+  metadata: z.record(z.string(), z.string()).default({}),
+  capacity: z.object({
+    cpu: z.number().nonnegative(), // cores
+    memory: z.number().nonnegative(), // bytes
+  }),
+  availability: Availability.default("active"),
+  version: z.string().default(""),
+  /** Wall-clock ms when this daemon started (tells two daemons with one ID apart). */
+  startedAt: millis,
+  /** Random per daemon process: the duplicate machine-ID check compares it. */
+  session: z.string().default(""),
+  heartbeatAt: millis,
+});
+export type MachineRecord = z.infer<typeof MachineRecord>;
+
+// ---- units bucket: <unit> ----
+
+export const UnitRecord = z.object({
+  name: z.string().min(1),
+  contents: z.string(),
+  /** sha1 of contents, hex; listings show the first 7. */
+  hash: z.string().min(7),
+  desiredState: DesiredState,
+  /** Bumped on every write; the KV revision is the CAS guard, this is for humans. */
+  version: z.number().int().nonnegative(),
+  createdAt: millis,
+  updatedAt: millis,
+});
+export type UnitRecord = z.infer<typeof UnitRecord>;
+
+// ---- schedule bucket: <machineId>.<unit> (leader engine only) ----
+
+export const ScheduleEntry = z.object({
+  unit: z.string().min(1),
+  machineId: z.string().min(1),
+  hash: z.string(),
+  desiredState: DesiredState,
+  /** The unit file itself, so an agent needs nothing else to run the task. */
+  contents: z.string(),
+  /** The leader's term that wrote this entry; late writes of a deposed leader carry an old one. */
+  epoch: z.number().int().nonnegative(),
+  scheduledAt: millis,
+});
+export type ScheduleEntry = z.infer<typeof ScheduleEntry>;
+
+// ---- states bucket: <unit>.<machineId> (agent) ----
+
+export const UnitStateRecord = z.object({
+  unit: z.string().min(1),
+  machineId: z.string().min(1),
+  hash: z.string(),
+  taskState: TaskState,
+  /** systemd's triple, derived from taskState (see unitTriple). */
+  load: z.string(),
+  active: z.string(),
+  sub: z.string(),
+  pid: z.number().int().optional(),
+  exitCode: z.number().int().optional(),
+  signal: z.string().optional(),
+  restarts: z.number().int().nonnegative().default(0),
+  /** ms since epoch when taskState was entered. */
+  since: millis,
+  error: z.string().optional(),
+  updatedAt: millis,
+});
+export type UnitStateRecord = z.infer<typeof UnitStateRecord>;
+
+// ---- leases bucket: engine-leader ----
+
+export const LeaseRecord = z.object({
+  holder: z.string().min(1),
+  epoch: z.number().int().nonnegative(),
+  expiresAt: millis,
+});
+export type LeaseRecord = z.infer<typeof LeaseRecord>;
+
+/** systemd's LOAD / ACTIVE / SUB as fleetctl list-units shows them, from a task state. */
+export function unitTriple(s: TaskState): { load: string; active: string; sub: string } {
+  switch (s) {
+    case "new":
+    case "pending":
+    case "assigned":
+    case "accepted":
+    case "preparing":
+      return { load: "loaded", active: "inactive", sub: "dead" };
+    case "ready":
+      return { load: "loaded", active: "inactive", sub: "dead" };
+    case "starting":
+      return { load: "loaded", active: "activating", sub: "start" };
+    case "running":
+      return { load: "loaded", active: "active", sub: "running" };
+    case "complete":
+      return { load: "loaded", active: "inactive", sub: "exited" };
+    case "shutdown":
+      return { load: "loaded", active: "inactive", sub: "dead" };
+    case "failed":
+      return { load: "loaded", active: "failed", sub: "failed" };
+    case "rejected":
+      return { load: "error", active: "failed", sub: "failed" };
+    case "remove":
+    case "orphaned":
+      return { load: "not-found", active: "inactive", sub: "dead" };
+  }
+}

@@ -1,0 +1,132 @@
+// A real nats-server per test file (nats.js's own test style): config with port -1, a
+// ports_file_dir and a temporary JetStream store_dir; ready when the ports file appears and a
+// TCP probe connects; stopped (by PID) and deleted after. restart() brings it back on the same
+// port and store, for tests that kill NATS on purpose.
+import { spawn, type ChildProcess, execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tcpConnect } from "node:net";
+import { check } from "./check.js";
+
+export function natsServerBin(): string {
+  if (process.env.NATS_SERVER_BIN) return process.env.NATS_SERVER_BIN;
+  for (const p of ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"]) {
+    try {
+      execFileSync(p, ["--version"], { stdio: "ignore" });
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  throw new Error(
+    "nats-server not found: the tests need a real one. Install it with `apt-get install nats-server` " +
+      "(or `brew install nats-server`), or set NATS_SERVER_BIN=/path/to/nats-server. `npm test` installs it when it can.",
+  );
+}
+
+function tcpProbe(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tcpConnect({ host: "127.0.0.1", port }, () => {
+      s.end();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+export class NatsServer {
+  readonly dir: string;
+  readonly storeDir: string;
+  port = -1;
+  private proc?: ChildProcess;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+    this.storeDir = join(dir, "jetstream");
+  }
+
+  static async start(): Promise<NatsServer> {
+    const s = new NatsServer(mkdtempSync(join(tmpdir(), "flotilla-nats-")));
+    await s.launch();
+    return s;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  private async launch(): Promise<void> {
+    const portsDir = join(this.dir, "ports");
+    rmSync(portsDir, { recursive: true, force: true });
+    const conf = join(this.dir, "nats.conf");
+    writeFileSync(
+      conf,
+      [
+        `listen: 127.0.0.1:${this.port}`,
+        `ports_file_dir: "${portsDir}"`,
+        `jetstream { store_dir: "${this.storeDir}" }`,
+        `max_payload: 2MB`,
+      ].join("\n") + "\n",
+    );
+    execFileSync("mkdir", ["-p", portsDir]);
+    const proc = spawn(natsServerBin(), ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    proc.stderr?.on("data", (d) => {
+      stderr = (stderr + String(d)).slice(-4000);
+    });
+    this.proc = proc;
+    await check(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}: ${stderr}`);
+        const f = existsSync(portsDir) ? readdirSync(portsDir).find((n) => n.endsWith(".ports")) : undefined;
+        if (!f) return false;
+        const ports = JSON.parse(readFileSync(join(portsDir, f), "utf8")) as { nats: string[] };
+        const m = /:(\d+)$/.exec(ports.nats[0] ?? "");
+        if (!m) return false;
+        this.port = Number(m[1]);
+        return true;
+      },
+      10_000,
+      "nats-server ports file",
+    );
+    await check(() => tcpProbe(this.port), 10_000, "nats-server TCP probe");
+  }
+
+  /** Stops the server (SIGTERM, then SIGKILL) and waits for it to exit. */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
+    p.kill(signal);
+    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+  }
+
+  /** Same port, same store. */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.launch();
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+let counter = 0;
+/** A prefix no other test uses, so tests never see each other's buckets or subjects. */
+export function uniquePrefix(label = "t"): string {
+  counter += 1;
+  return `${label.replace(/[^A-Za-z0-9_-]/g, "")}-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 7)}`;
+}

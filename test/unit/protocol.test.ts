@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { keys, Names, escapeUnit, unescapeUnit, isValidUnitName } from "../../src/protocol/names.js";
+import { decodeAs, encode } from "../../src/protocol/codec.js";
+import { MachineRecord, taskStateRank } from "../../src/protocol/messages.js";
+import { FlotillaError } from "../../src/protocol/errors.js";
+
+describe("names and keys", () => {
+  it("escapes @ and : in unit names so keys stay within [-/=.\\w]", () => {
+    expect(escapeUnit("web@1:a.service")).toBe("web=401=3Aa.service");
+    expect(unescapeUnit("web=401=3Aa.service")).toBe("web@1:a.service");
+    for (const k of [keys.unit("a@b:c.service"), keys.schedule("m1", "a@b.service"), keys.state("a@b.service", "m1")]) {
+      expect(k).toMatch(/^[-/=.\w]+$/);
+    }
+  });
+  it("round-trips schedule and state keys", () => {
+    expect(keys.parseSchedule(keys.schedule("abc", "hello@1.service"))).toEqual({ machineId: "abc", unit: "hello@1.service" });
+    expect(keys.parseState(keys.state("hello@1.service", "abc"))).toEqual({ machineId: "abc", unit: "hello@1.service" });
+    expect(keys.parseSchedule("nodot")).toBeUndefined();
+  });
+  it("builds subjects and bucket names under the prefix", () => {
+    const n = new Names("acme");
+    expect(n.bucket("units")).toBe("acme-units");
+    expect(n.apiSubject("list-machines")).toBe("acme.api.list-machines");
+    expect(n.journalSubject("web@1.service", "m1")).toBe("acme.journal.web=401.service.m1");
+    expect(() => new Names("bad prefix")).toThrow(FlotillaError);
+  });
+  it("validates unit names", () => {
+    expect(isValidUnitName("hello@1.service")).toBe(true);
+    expect(isValidUnitName("a/b.service")).toBe(false);
+    expect(isValidUnitName("a b.service")).toBe(false);
+  });
+});
+
+describe("codec", () => {
+  it("rejects garbage with the source and field named", () => {
+    expect(() => decodeAs(MachineRecord, new Uint8Array([0xc1, 0xff]), "machines/x")).toThrow(/machines\/x/);
+    try {
+      decodeAs(MachineRecord, encode({ id: "m", capacity: { cpu: "x" } }), "machines/m");
+      expect.unreachable();
+    } catch (e) {
+      expect((e as FlotillaError).code).toBe("bad_record");
+      expect((e as FlotillaError).message).toMatch(/capacity\.cpu/);
+    }
+  });
+  it("orders task states forward", () => {
+    expect(taskStateRank("running")).toBeGreaterThan(taskStateRank("ready"));
+    expect(taskStateRank("failed")).toBeGreaterThan(taskStateRank("complete"));
+  });
+});
