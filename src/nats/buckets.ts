@@ -40,19 +40,21 @@ export async function ensureBuckets(nc: NatsConnection, names: Names, o: BucketO
     const spec = bucketSpec(role, o);
     const name = names.bucket(role);
     const opts = { ttl: spec.ttl, history: spec.history, replicas: o.replicas ?? 1, description: `flotilla ${role}` };
-    try {
+    const stream = `KV_${name}`;
+    const existing = await jsm.streams.info(stream).catch((e: unknown) => {
+      if (/not found/i.test(describeError(e))) return undefined;
+      throw e;
+    });
+    if (!existing) {
       out[role] = await kvm.create(name, opts);
-    } catch (e) {
-      // Exists with a different configuration (another TTL): adjust max_age in place.
-      if (!/already in use|different configuration|exists/i.test(describeError(e))) throw e;
-      const stream = `KV_${name}`;
-      const info = await jsm.streams.info(stream);
-      const wantAge = spec.ttl * NANOS_PER_MS;
-      if (info.config.max_age !== wantAge) {
-        await jsm.streams.update(stream, { ...info.config, max_age: wantAge });
-      }
-      out[role] = await kvm.open(name);
+      continue;
     }
+    // Exists (maybe with another TTL after a changed --agent-ttl): adjust max_age in place.
+    const wantAge = spec.ttl * NANOS_PER_MS;
+    if (existing.config.max_age !== wantAge) {
+      await jsm.streams.update(stream, { ...existing.config, max_age: wantAge });
+    }
+    out[role] = await kvm.open(name);
   }
   return out;
 }
