@@ -52,7 +52,13 @@ export async function ensureBuckets(nc: NatsConnection, names: Names, o: BucketO
     // Exists (maybe with another TTL after a changed --agent-ttl): adjust max_age in place.
     const wantAge = spec.ttl * NANOS_PER_MS;
     if (existing.config.max_age !== wantAge) {
-      await jsm.streams.update(stream, { ...existing.config, max_age: wantAge });
+      const dupe = existing.config.duplicate_window;
+      await jsm.streams.update(stream, {
+        ...existing.config,
+        max_age: wantAge,
+        // JetStream wants duplicate_window <= max_age (KV sets it to min(ttl, 2 min)).
+        duplicate_window: wantAge > 0 && dupe > wantAge ? wantAge : dupe,
+      });
     }
     out[role] = await kvm.open(name);
   }
