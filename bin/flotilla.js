@@ -5,10 +5,10 @@ import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const compiled = join(here, "..", "dist", "cli", "main.js");
+const compiled = join(here, "..", "dist", "cli", "run.js");
 if (!existsSync(compiled)) {
   process.stderr.write(
-    "flotilla: the CLI is not built yet (dist/cli/main.js is missing).\n" +
+    "flotilla: the CLI is not built yet (dist/cli/run.js is missing).\n" +
       "Run `npm ci` (it builds through `prepare`) or `npm run build` in the flotilla checkout.\n",
   );
   process.exit(1);

@@ -1,0 +1,13 @@
+// Every API verb's handler, gathered from the file that owns it (one line per area).
+import type { ClusterContext } from "../server/context.js";
+import type { ApiHandlers } from "./service.js";
+
+export type HandlerFactory = (ctx: ClusterContext) => ApiHandlers;
+
+export const handlerFactories: HandlerFactory[] = [];
+
+export function buildHandlers(ctx: ClusterContext): ApiHandlers {
+  const out: ApiHandlers = {};
+  for (const f of handlerFactories) Object.assign(out, f(ctx));
+  return out;
+}

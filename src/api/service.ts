@@ -1,0 +1,118 @@
+// The `flotilla` NATS micro service: one endpoint per verb at <prefix>.api.<verb>, JSON in and
+// out, so `nats req flotilla.api.list-machines ''` works and `nats micro ls` finds it. Every
+// failure is answered with service error headers plus {"error":{"code","message"}}: never
+// silence, never a crash. Handlers live in their own files and are registered by name.
+import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { FlotillaError, describeError, type ErrorCode } from "../protocol/errors.js";
+import { Names, SERVICE_NAME } from "../protocol/names.js";
+
+/** Bodies larger than this are refused before parsing (unit files are small). */
+export const MAX_REQUEST_BYTES = 512 * 1024;
+
+export type ApiHandler = (body: unknown) => Promise<unknown>;
+export type ApiHandlers = Record<string, ApiHandler>;
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  bad_json: 400,
+  bad_request: 400,
+  invalid_unit_file: 400,
+  invalid_unit_name: 400,
+  bad_flag: 400,
+  payload_too_large: 413,
+  unknown_unit: 404,
+  unknown_machine: 404,
+  illegal_state_change: 409,
+  conflict: 409,
+  timeout: 504,
+  nats_unavailable: 503,
+  not_supported: 501,
+};
+
+export function statusFor(code: ErrorCode): number {
+  return STATUS[code] ?? 500;
+}
+
+/** Parses a request body: empty means {}, anything else must be JSON. */
+export function parseBody(data: Uint8Array): unknown {
+  if (data.length > MAX_REQUEST_BYTES) {
+    throw new FlotillaError(
+      "payload_too_large",
+      `request body is ${data.length} bytes; the limit is ${MAX_REQUEST_BYTES} bytes`,
+      { field: "body", value: data.length },
+    );
+  }
+  const text = new TextDecoder().decode(data).trim();
+  if (text === "" || text === "''" || text === '""') return {};
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new FlotillaError("bad_json", `request body is not JSON: ${describeError(e)}`, { field: "body" });
+  }
+}
+
+export function errorBody(e: FlotillaError): string {
+  return JSON.stringify({ error: e.toJSON() });
+}
+
+export interface ApiServiceOptions {
+  nc: NatsConnection;
+  names: Names;
+  handlers: ApiHandlers;
+  log: Logger;
+  version: string;
+  machineId: string;
+}
+
+export class ApiService {
+  private service?: Service;
+  constructor(private readonly o: ApiServiceOptions) {}
+
+  async start(): Promise<void> {
+    if (this.service) return;
+    const svcm = new Svcm(this.o.nc);
+    const service = await svcm.add({
+      name: SERVICE_NAME,
+      version: this.o.version,
+      description: `flotilla cluster API (prefix ${this.o.names.prefix})`,
+      metadata: { prefix: this.o.names.prefix, machine: this.o.machineId },
+    });
+    const group = service.addGroup(this.o.names.apiSubjectRoot());
+    for (const [verb, handler] of Object.entries(this.o.handlers)) {
+      group.addEndpoint(verb, {
+        handler: (err, msg) => {
+          if (err) {
+            this.o.log.warn({ err: describeError(err), verb }, "API endpoint error");
+            return;
+          }
+          void this.handle(verb, handler, msg);
+        },
+        metadata: { verb },
+      });
+    }
+    this.service = service;
+  }
+
+  private async handle(verb: string, handler: ApiHandler, msg: ServiceMsg): Promise<void> {
+    let reply: string;
+    try {
+      const body = parseBody(msg.data);
+      const result = await handler(body);
+      reply = JSON.stringify(result ?? {});
+      msg.respond(reply);
+    } catch (e) {
+      const fe =
+        e instanceof FlotillaError ? e : new FlotillaError("internal", `${verb} failed: ${describeError(e)}`);
+      if (fe.code === "internal") this.o.log.error({ err: e, verb }, "API handler failed");
+      else this.o.log.debug({ code: fe.code, verb, message: fe.message }, "API request refused");
+      msg.respondError(statusFor(fe.code), `${fe.code}: ${fe.message}`, errorBody(fe));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const s = this.service;
+    this.service = undefined;
+    if (s) await s.stop().catch(() => undefined);
+  }
+}

@@ -1,0 +1,64 @@
+// The CLI's side of the API: one request per verb, JSON both ways, service errors turned into
+// FlotillaErrors with their stable code so commands can print them plainly.
+import type { NatsConnection } from "@nats-io/nats-core";
+import { FlotillaError, describeError, type ErrorCode } from "../protocol/errors.js";
+import { Names } from "../protocol/names.js";
+import { connectOnce, type NatsOptions } from "../nats/connection.js";
+
+export interface GlobalOptions extends NatsOptions {
+  prefix: string;
+  timeout: number; // ms for one API request
+}
+
+export class ApiClient {
+  constructor(
+    readonly nc: NatsConnection,
+    readonly names: Names,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  static async connect(g: GlobalOptions): Promise<ApiClient> {
+    const nc = await connectOnce({ ...g, name: "flotilla-cli" });
+    return new ApiClient(nc, new Names(g.prefix), g.timeout);
+  }
+
+  async request<T = unknown>(verb: string, body: unknown = {}, timeoutMs = this.timeoutMs): Promise<T> {
+    let msg;
+    try {
+      msg = await this.nc.request(this.names.apiSubject(verb), JSON.stringify(body), { timeout: timeoutMs });
+    } catch (e) {
+      const text = describeError(e);
+      if (/no responders|503/i.test(text)) {
+        throw new FlotillaError(
+          "nats_unavailable",
+          `no flotilla daemon answers on ${this.names.apiSubject(verb)}: is a daemon running with prefix "${this.names.prefix}"?`,
+          { temporary: true },
+        );
+      }
+      if (/timeout/i.test(text)) {
+        throw new FlotillaError("timeout", `the cluster did not answer ${verb} within ${timeoutMs} ms`, { temporary: true });
+      }
+      throw new FlotillaError("nats_unavailable", `${verb}: ${text}`, { cause: e });
+    }
+    const text = new TextDecoder().decode(msg.data);
+    let parsed: unknown;
+    try {
+      parsed = text === "" ? {} : JSON.parse(text);
+    } catch {
+      throw new FlotillaError("internal", `${verb}: the daemon answered something that is not JSON: ${text.slice(0, 200)}`);
+    }
+    const err = (parsed as { error?: { code?: string; message?: string; field?: string; line?: number } })?.error;
+    if (msg.headers?.get("Nats-Service-Error-Code") || err) {
+      throw new FlotillaError(
+        (err?.code as ErrorCode) ?? "internal",
+        err?.message ?? msg.headers?.get("Nats-Service-Error") ?? "request failed",
+        { field: err?.field, line: err?.line },
+      );
+    }
+    return parsed as T;
+  }
+
+  async close(): Promise<void> {
+    await this.nc.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,44 @@
+// What the composition root hands every component: the concrete connection, names, buckets,
+// a child logger and this daemon's configuration. Components never open connections or
+// create loggers of their own.
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import type { Buckets } from "../nats/buckets.js";
+import type { Names } from "../protocol/names.js";
+import type { MachineRecord } from "../protocol/messages.js";
+
+export interface DaemonConfig {
+  natsUrl: string;
+  prefix: string;
+  machineId?: string; // undefined: read/generate in stateDir
+  publicIp?: string;
+  metadata: Record<string, string>;
+  capacity?: { cpu?: number; memory?: number };
+  stateDir: string;
+  agentTtlMs: number; // default 10 s
+  leaseTtlMs: number; // default 5 s
+  engineEnabled: boolean; // --no-engine turns it off
+  reconcileIntervalMs: number; // default 2 s
+  replicas: number; // bucket replicas, default 1
+  creds?: string;
+  user?: string;
+  password?: string;
+  token?: string;
+}
+
+export interface ClusterContext {
+  nc: NatsConnection;
+  names: Names;
+  buckets: Buckets;
+  log: Logger;
+  config: DaemonConfig;
+  machineId: string;
+  /** The latest machine record this daemon has published (metadata, capacity, availability). */
+  machine(): MachineRecord;
+}
+
+/** Every long-lived part: idempotent start/stop, stop bounded in time. */
+export interface Component {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
