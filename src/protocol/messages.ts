@@ -89,6 +89,16 @@ export const ScheduleEntry = z.object({
 });
 export type ScheduleEntry = z.infer<typeof ScheduleEntry>;
 
+/** schedule bucket, key keys.unplaced(unit): why the leader could not place a unit. */
+export const UnplacedRecord = z.object({
+  unit: z.string().min(1),
+  /** The combined explanation of every filter, e.g. "3 machines lack region=eu; 1 conflicts with web@1.service". */
+  reason: z.string(),
+  epoch: z.number().int().nonnegative(),
+  at: millis,
+});
+export type UnplacedRecord = z.infer<typeof UnplacedRecord>;
+
 // ---- states bucket: <unit>.<machineId> (agent) ----
 
 export const UnitStateRecord = z.object({

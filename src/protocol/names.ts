@@ -153,6 +153,20 @@ export const keys = {
     return { unit: unescapeUnit(key.slice(0, dot)), machineId: key.slice(dot + 1) };
   },
 
+  /**
+   * Why a unit is not placed, written by the leader engine into the schedule bucket. '=' never
+   * occurs in a machine ID, so no agent's `<machineId>.>` watch ever sees these keys.
+   */
+  unplaced(unit: string): string {
+    return `=unplaced.${escapeUnit(unit)}`;
+  },
+  unplacedAll(): string {
+    return "=unplaced.>";
+  },
+  parseUnplaced(key: string): string | undefined {
+    return key.startsWith("=unplaced.") ? unescapeUnit(key.slice("=unplaced.".length)) : undefined;
+  },
+
   machine(machineId: string): string {
     return machineId;
   },

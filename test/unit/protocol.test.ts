@@ -47,3 +47,29 @@ describe("codec", () => {
     expect(taskStateRank("failed")).toBeGreaterThan(taskStateRank("complete"));
   });
 });
+
+import { parseDuration, parseSize } from "../../src/util/measure.js";
+describe("durations and sizes", () => {
+  it.each([
+    ["10", 10_000],
+    ["10s", 10_000],
+    ["500ms", 500],
+    ["1min 30s", 90_000],
+    ["2h", 7_200_000],
+    ["1.5s", 1_500],
+  ])("duration %s = %d ms", (t, ms) => expect(parseDuration(t)).toBe(ms));
+  it.each([
+    ["256M", 256 * 1024 ** 2],
+    ["1.5G", 1.5 * 1024 ** 3],
+    ["4096", 4096],
+    ["2GiB", 2 * 1024 ** 3],
+  ])("size %s = %d bytes", (t, b) => expect(parseSize(t)).toBe(b));
+  it("names the field and value of a bad one", () => {
+    expect(() => parseDuration("ten seconds", "agent_ttl")).toThrow(/agent_ttl: "ten seconds" is not a duration/);
+    expect(() => parseSize("lots", "Memory")).toThrow(/Memory: "lots" is not a size/);
+  });
+  it("keeps unplaced keys out of every machine's slice", () => {
+    expect(keys.unplaced("web@1.service")).toBe("=unplaced.web=401.service");
+    expect(keys.parseUnplaced(keys.unplaced("web@1.service"))).toBe("web@1.service");
+  });
+});
