@@ -1,0 +1,10 @@
+// The long-lived parts the composition root (server.ts) starts after the machine is
+// registered, in this order, and stops in reverse. One line per area. A factory returns
+// undefined when its part is switched off (the engine under --no-engine).
+// Components must allow start() again after stop(): the monitor restarts them all after
+// repeated heartbeat failures.
+import type { ClusterContext, Component } from "./context.js";
+
+export type ComponentFactory = (ctx: ClusterContext) => Component | undefined;
+
+export const componentFactories: { name: string; create: ComponentFactory }[] = [];
