@@ -9,7 +9,7 @@ const compiled = join(here, "..", "dist", "cli", "run.js");
 if (!existsSync(compiled)) {
   process.stderr.write(
     "flotilla: the CLI is not built yet (dist/cli/run.js is missing).\n" +
-      "Run `npm ci` (it builds through `prepare`) or `npm run build` in the flotilla checkout.\n",
+      "Run `npm install` (it builds through `prepare`) or `npm run build` in the flotilla checkout.\n",
   );
   process.exit(1);
 }
