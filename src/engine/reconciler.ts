@@ -1,0 +1,157 @@
+// The engine's decisions, pure (fleet's calculateClusterTasks): from the units, the current
+// schedule and the live machines, the list of actions that makes the schedule right, each with
+// its reason. The engine executes them (schedule-writer.ts): every unschedule before any
+// schedule, so a unit that moves is deleted from its old machine before it appears on the new.
+//
+// Rules, in order:
+//  1. An entry is removed when its unit is gone, is global (agents run globals themselves), is
+//     desired inactive, sits on a lost machine, or is a duplicate (kept on the first machine).
+//  2. A kept entry is removed when it can no longer run there: machine draining, MachineID /
+//     MachineMetadata no longer met, MachineOf peer no longer beside it, a conflict with a unit
+//     on the same machine (the one checked first, by name, goes), or replaced by a unit there.
+//     Reservations are only checked when placing (a changed capacity does not evict).
+//     Repeated until nothing changes, so a MachineOf follower goes with its peer.
+//  3. A kept entry whose desired state or unit file changed is rewritten in place.
+//  4. Unplaced units (not global, not inactive) are placed, MachineOf followers after the
+//     others; a Replaces winner evicts the replaced unit, which is placed again elsewhere.
+//  5. Unplaced reasons are written when they change and cleared when a unit is placed or
+//     no longer needs a place.
+import type { Action, EngineMachine, EngineUnit, Placement } from "./model.js";
+import { ClusterState } from "./scheduler.js";
+
+export interface ReconcileInput {
+  units: ReadonlyMap<string, EngineUnit>;
+  placements: Iterable<Placement>;
+  /** Live machines only (liveness is decided before). */
+  machines: ReadonlyMap<string, EngineMachine>;
+  /** Unplaced reasons currently recorded, by unit. */
+  unplaced: ReadonlyMap<string, string>;
+}
+
+function byName<T extends { unit: string; machineId: string }>(a: T, b: T): number {
+  return a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0;
+}
+
+export function reconcile(input: ReconcileInput): Action[] {
+  const { units, machines, unplaced } = input;
+  const state = new ClusterState(units, machines.values());
+  const unschedule: Action[] = [];
+  const updates: Action[] = [];
+  const schedule: Action[] = [];
+  const reasons: Action[] = [];
+
+  // 1. entries that cannot stand at all
+  const placements = [...input.placements].sort(byName);
+  const kept: Placement[] = [];
+  for (const p of placements) {
+    const u = units.get(p.unit);
+    let why: string | undefined;
+    if (!u) why = "unit no longer exists";
+    else if (u.fleet.global) why = "unit is global: every matching agent runs it itself";
+    else if (u.desiredState === "inactive") why = "desired state is inactive";
+    else if (u.invalid) why = `unit file is invalid: ${u.invalid}`;
+    else if (!machines.has(p.machineId)) why = `machine ${p.machineId} is lost`;
+    else if (state.machineOf(p.unit) !== undefined) why = `duplicate placement: kept on ${state.machineOf(p.unit)}`;
+    if (why) {
+      unschedule.push({ type: "unschedule", unit: p.unit, machineId: p.machineId, reason: why });
+      continue;
+    }
+    state.place(u!, p.machineId);
+    kept.push(p);
+  }
+
+  // 2. entries that can no longer run where they are (to a fixpoint: followers go with peers)
+  let alive = kept;
+  for (let changed = true; changed; ) {
+    changed = false;
+    const next: Placement[] = [];
+    for (const p of alive) {
+      const u = units.get(p.unit)!;
+      const m = machines.get(p.machineId)!;
+      const r = state.reject(u, m, undefined, false);
+      if (r) {
+        state.remove(p.unit);
+        unschedule.push({ type: "unschedule", unit: p.unit, machineId: p.machineId, reason: `machine ${p.machineId} ${r.one}` });
+        changed = true;
+      } else next.push(p);
+    }
+    alive = next;
+  }
+
+  // 3. rewrites in place
+  for (const p of alive) {
+    const u = units.get(p.unit)!;
+    if (p.desiredState !== u.desiredState || p.hash !== u.hash) {
+      const why = p.hash !== u.hash ? "unit file changed" : `desired state is now ${u.desiredState}`;
+      updates.push({ type: "update", unit: p.unit, machineId: p.machineId, reason: why });
+    }
+  }
+
+  // 4. placement
+  const queue: EngineUnit[] = [];
+  for (const u of units.values()) {
+    if (u.fleet.global || u.desiredState === "inactive" || state.machineOf(u.name) !== undefined) continue;
+    queue.push(u);
+  }
+  queue.sort((a, b) => {
+    const fa = a.fleet.machineOf.length > 0 ? 1 : 0;
+    const fb = b.fleet.machineOf.length > 0 ? 1 : 0;
+    return fa - fb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  });
+  const notPlaced = new Map<string, string>();
+  const evictedOnce = new Set<string>();
+  for (let i = 0; i < queue.length; i++) {
+    const u = queue[i]!;
+    if (u.invalid) {
+      notPlaced.set(u.name, `unit file is invalid: ${u.invalid}`);
+      continue;
+    }
+    const d = state.decide(u);
+    if (!d.ok) {
+      notPlaced.set(u.name, d.reason);
+      continue;
+    }
+    for (const e of d.evicts) {
+      const from = state.machineOf(e)!;
+      state.remove(e);
+      unschedule.push({ type: "unschedule", unit: e, machineId: from, reason: `replaced by ${u.name}` });
+      // Drop a rewrite or placement of the evicted unit decided earlier in this round.
+      dropFor(updates, e);
+      dropFor(schedule, e);
+      if (!evictedOnce.has(e)) {
+        evictedOnce.add(e);
+        const eu = units.get(e);
+        if (eu) queue.push(eu);
+      }
+    }
+    state.place(u, d.machineId);
+    notPlaced.delete(u.name);
+    schedule.push({ type: "schedule", unit: u.name, machineId: d.machineId, reason: placementReason(u, state, d.machineId) });
+  }
+
+  // 5. reasons
+  for (const [unit, reason] of notPlaced) {
+    if (unplaced.get(unit) !== reason) reasons.push({ type: "unplaced", unit, reason });
+  }
+  for (const unit of unplaced.keys()) {
+    if (notPlaced.has(unit)) continue;
+    const where = state.machineOf(unit);
+    reasons.push({
+      type: "clear-unplaced",
+      unit,
+      reason: where !== undefined ? `placed on ${where}` : "no longer needs a place",
+    });
+  }
+
+  return [...unschedule, ...updates, ...schedule, ...reasons];
+}
+
+function dropFor(actions: Action[], unit: string): void {
+  for (let i = actions.length - 1; i >= 0; i--) if (actions[i]!.unit === unit) actions.splice(i, 1);
+}
+
+function placementReason(u: EngineUnit, state: ClusterState, machineId: string): string {
+  if (u.fleet.machineId !== undefined) return `MachineID=${u.fleet.machineId}`;
+  if (u.fleet.machineOf.length) return `MachineOf=${u.fleet.machineOf.join(",")}`;
+  return `least loaded (${state.load(machineId) - 1} units before)`;
+}

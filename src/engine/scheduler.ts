@@ -1,0 +1,307 @@
+// Placement, pure: fleet's least-loaded choice (fewest units, ties broken by machine ID) after
+// every [X-Fleet] filter. Each filter explains itself, and an unplaceable unit gets the combined
+// explanation ("3 machines lack region=eu; 1 conflicts with web@1.service").
+//
+// ClusterState is the scratch picture one reconcile round works on: which unit sits where, what
+// each machine has reserved. Unconstrained units (the common case at scale) take a fast path:
+// a lazy min-heap of active machines by load, so 100,000 placements stay O(n log m).
+import type { EngineMachine, EngineUnit } from "./model.js";
+
+// ---- globs (fleet uses Go's path.Match: *, ?, [...]) ----
+const globCache = new Map<string, RegExp>();
+export function globToRegExp(glob: string): RegExp {
+  let re = globCache.get(glob);
+  if (re) return re;
+  let src = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === "*") src += ".*";
+    else if (c === "?") src += ".";
+    else if (c === "[") {
+      const end = glob.indexOf("]", i + 1);
+      if (end < 0) src += "\\[";
+      else {
+        let body = glob.slice(i + 1, end);
+        if (body.startsWith("!") || body.startsWith("^")) body = "^" + body.slice(1);
+        src += `[${body.replace(/\\/g, "\\\\")}]`;
+        i = end;
+      }
+    } else src += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
+  }
+  re = new RegExp(`^${src}$`);
+  globCache.set(glob, re);
+  return re;
+}
+export function globMatches(glob: string, name: string): boolean {
+  return glob === name || globToRegExp(glob).test(name);
+}
+function anyGlob(globs: string[], name: string): boolean {
+  for (const g of globs) if (globMatches(g, name)) return true;
+  return false;
+}
+
+/** fleet's MachineMetadata: keys AND'ed, values OR'ed. Returns the first unmet key as "k=v1|v2". */
+export function unmetMetadata(want: Record<string, string[]>, have: Record<string, string>): string | undefined {
+  for (const [k, values] of Object.entries(want)) {
+    if (values.length === 0) continue;
+    const v = have[k];
+    if (v === undefined || !values.includes(v)) return `${k}=${values.join("|")}`;
+  }
+  return undefined;
+}
+
+/** MachineID=: the full ID, or fleet's 8-character short form. */
+export function machineIdMatches(wanted: string, id: string): boolean {
+  return wanted === id || (wanted.length >= 8 && id.startsWith(wanted));
+}
+
+function isUnconstrained(u: EngineUnit): boolean {
+  const f = u.fleet;
+  return (
+    f.machineId === undefined &&
+    f.machineOf.length === 0 &&
+    f.conflicts.length === 0 &&
+    f.replaces.length === 0 &&
+    !f.cpu &&
+    !f.memoryBytes &&
+    Object.keys(f.machineMetadata).length === 0
+  );
+}
+
+/** Whether a global unit (run by the agents themselves) would run on machine m. */
+export function globalRunsOn(g: EngineUnit, m: EngineMachine): boolean {
+  if (g.fleet.machineId !== undefined && !machineIdMatches(g.fleet.machineId, m.id)) return false;
+  return unmetMetadata(g.fleet.machineMetadata, m.metadata) === undefined;
+}
+
+/** One filter's verdict on one machine: a phrase for one machine and for several. */
+export interface Rejection {
+  one: string;
+  many: string;
+}
+
+export type Decision =
+  | { ok: true; machineId: string; evicts: string[] }
+  | { ok: false; reason: string };
+
+export class ClusterState {
+  readonly machines: EngineMachine[];
+  readonly machineById = new Map<string, EngineMachine>();
+  /** Non-global units placed on each machine. */
+  private readonly on = new Map<string, Set<string>>();
+  private readonly where = new Map<string, string>();
+  private readonly cpu = new Map<string, number>();
+  private readonly mem = new Map<string, number>();
+  /** Units (placed anywhere, or global) whose Conflicts/Replaces may name other units. */
+  private readonly holders: EngineUnit[] = [];
+  readonly globals: EngineUnit[] = [];
+  private heap?: [number, string][];
+
+  constructor(
+    readonly units: ReadonlyMap<string, EngineUnit>,
+    machines: Iterable<EngineMachine>,
+  ) {
+    this.machines = [...machines].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const m of this.machines) {
+      this.machineById.set(m.id, m);
+      this.on.set(m.id, new Set());
+      this.cpu.set(m.id, 0);
+      this.mem.set(m.id, 0);
+    }
+    for (const u of units.values()) {
+      if (u.invalid) continue;
+      if (u.fleet.conflicts.length || u.fleet.replaces.length) this.holders.push(u);
+      if (u.fleet.global && u.desiredState !== "inactive") this.globals.push(u);
+    }
+  }
+
+  machineOf(unit: string): string | undefined {
+    return this.where.get(unit);
+  }
+  load(machineId: string): number {
+    return this.on.get(machineId)?.size ?? 0;
+  }
+  unitsOn(machineId: string): ReadonlySet<string> {
+    return this.on.get(machineId) ?? new Set();
+  }
+
+  place(u: EngineUnit, machineId: string): void {
+    const prev = this.where.get(u.name);
+    if (prev === machineId) return;
+    if (prev !== undefined) this.remove(u.name);
+    this.where.set(u.name, machineId);
+    this.on.get(machineId)!.add(u.name);
+    this.cpu.set(machineId, (this.cpu.get(machineId) ?? 0) + (u.fleet.cpu ?? 0));
+    this.mem.set(machineId, (this.mem.get(machineId) ?? 0) + (u.fleet.memoryBytes ?? 0));
+    // Loads only grow here; the heap corrects stale entries lazily.
+  }
+
+  remove(unit: string): void {
+    const m = this.where.get(unit);
+    if (m === undefined) return;
+    this.where.delete(unit);
+    this.on.get(m)?.delete(unit);
+    const u = this.units.get(unit);
+    if (u) {
+      this.cpu.set(m, (this.cpu.get(m) ?? 0) - (u.fleet.cpu ?? 0));
+      this.mem.set(m, (this.mem.get(m) ?? 0) - (u.fleet.memoryBytes ?? 0));
+    }
+    this.heap = undefined; // a load went down: rebuild on next use
+  }
+
+  /** Whether any Conflicts/Replaces declared by another unit could name this one. */
+  private namedByOthers(u: EngineUnit): boolean {
+    for (const h of this.holders) {
+      if (h.name === u.name) continue;
+      if (anyGlob(h.fleet.conflicts, u.name) || anyGlob(h.fleet.replaces, u.name)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Why `u` cannot stay on / go to machine m (undefined: it can). `evicts` collects units on m
+   * that `u` replaces (they move away). `self` excludes u's own current placement.
+   */
+  reject(u: EngineUnit, m: EngineMachine, evicts?: string[], forNew = true): Rejection | undefined {
+    if (forNew && m.availability === "pause") return { one: "is paused", many: "are paused" };
+    if (m.availability === "drain") return { one: "is draining", many: "are draining" };
+    const f = u.fleet;
+    if (f.machineId !== undefined && !machineIdMatches(f.machineId, m.id)) {
+      return { one: `is not MachineID=${f.machineId}`, many: `are not MachineID=${f.machineId}` };
+    }
+    const unmet = unmetMetadata(f.machineMetadata, m.metadata);
+    if (unmet) return { one: `lacks ${unmet}`, many: `lack ${unmet}` };
+    for (const peer of f.machineOf) {
+      if (this.where.get(peer) !== m.id) return { one: `does not run ${peer}`, many: `do not run ${peer}` };
+    }
+    const here = this.on.get(m.id)!;
+    for (const g of this.globals) {
+      if (g.name === u.name || !globalRunsOn(g, m)) continue;
+      if (anyGlob(f.conflicts, g.name) || anyGlob(g.fleet.conflicts, u.name)) {
+        return { one: `conflicts with ${g.name}`, many: `conflict with ${g.name}` };
+      }
+    }
+    if (here.size > 0 && (f.conflicts.length || f.replaces.length || this.holders.length)) {
+      for (const other of here) {
+        if (other === u.name) continue;
+        const o = this.units.get(other);
+        const oc = o?.fleet.conflicts ?? [];
+        const or = o?.fleet.replaces ?? [];
+        if (anyGlob(f.conflicts, other) || anyGlob(oc, u.name)) {
+          return { one: `conflicts with ${other}`, many: `conflict with ${other}` };
+        }
+        const iReplace = anyGlob(f.replaces, other);
+        const replacesMe = anyGlob(or, u.name);
+        if (replacesMe) return { one: `runs ${other}, which replaces it`, many: `run ${other}, which replaces it` };
+        if (iReplace) evicts?.push(other);
+      }
+    }
+    if (forNew && (f.cpu || f.memoryBytes)) {
+      let freedCpu = 0;
+      let freedMem = 0;
+      for (const e of evicts ?? []) {
+        freedCpu += this.units.get(e)?.fleet.cpu ?? 0;
+        freedMem += this.units.get(e)?.fleet.memoryBytes ?? 0;
+      }
+      const eps = 1e-9;
+      if (f.cpu && (this.cpu.get(m.id) ?? 0) - freedCpu + f.cpu > m.capacity.cpu + eps) {
+        return { one: `lacks ${f.cpu} free CPU`, many: `lack ${f.cpu} free CPU` };
+      }
+      if (f.memoryBytes && (this.mem.get(m.id) ?? 0) - freedMem + f.memoryBytes > m.capacity.memory) {
+        return { one: `lacks ${formatBytes(f.memoryBytes)} free memory`, many: `lack ${formatBytes(f.memoryBytes)} free memory` };
+      }
+    }
+    return undefined;
+  }
+
+  /** Chooses a machine for an unplaced unit, or says why none fits. */
+  decide(u: EngineUnit): Decision {
+    if (this.machines.length === 0) return { ok: false, reason: "no live machines" };
+    // A global unit can only block u through its own Conflicts, which namedByOthers sees.
+    if (isUnconstrained(u) && !this.namedByOthers(u)) {
+      const id = this.leastLoadedActive();
+      if (id !== undefined) return { ok: true, machineId: id, evicts: [] };
+      return { ok: false, reason: combine(this.machines.map((m) => this.reject(u, m)!)) };
+    }
+    for (const peer of u.fleet.machineOf) {
+      if (!this.where.has(peer)) return { ok: false, reason: `MachineOf peer ${peer} is not placed` };
+    }
+    let best: { id: string; load: number; evicts: string[] } | undefined;
+    const rejections: Rejection[] = [];
+    for (const m of this.machines) {
+      const evicts: string[] = [];
+      const r = this.reject(u, m, evicts);
+      if (r) {
+        rejections.push(r);
+        continue;
+      }
+      const load = this.load(m.id) - evicts.length;
+      if (!best || load < best.load) best = { id: m.id, load, evicts };
+    }
+    if (best) return { ok: true, machineId: best.id, evicts: best.evicts };
+    return { ok: false, reason: combine(rejections) };
+  }
+
+  private leastLoadedActive(): string | undefined {
+    if (!this.heap) {
+      this.heap = this.machines.filter((m) => m.availability === "active").map((m) => [this.load(m.id), m.id]);
+      this.heap.sort(cmp);
+    }
+    const h = this.heap;
+    for (;;) {
+      const top = h[0];
+      if (!top) return undefined;
+      const cur = this.load(top[1]);
+      if (cur === top[0]) {
+        // Claim it now: the caller places a unit here, so the entry's load goes up by one.
+        top[0] = cur + 1;
+        siftDown(h, 0);
+        return top[1];
+      }
+      top[0] = cur;
+      siftDown(h, 0);
+    }
+  }
+}
+
+function cmp(a: [number, string], b: [number, string]): number {
+  return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+}
+function siftDown(h: [number, string][], i: number): void {
+  const n = h.length;
+  for (;;) {
+    const l = 2 * i + 1;
+    const r = l + 1;
+    let s = i;
+    if (l < n && cmp(h[l]!, h[s]!) < 0) s = l;
+    if (r < n && cmp(h[r]!, h[s]!) < 0) s = r;
+    if (s === i) return;
+    [h[i], h[s]] = [h[s]!, h[i]!];
+    i = s;
+  }
+}
+
+/** "3 machines lack region=eu; 1 conflicts with web@1.service" (most common first). */
+export function combine(rejections: Rejection[]): string {
+  const counts = new Map<string, { r: Rejection; n: number }>();
+  for (const r of rejections) {
+    const c = counts.get(r.one);
+    if (c) c.n++;
+    else counts.set(r.one, { r, n: 1 });
+  }
+  const groups = [...counts.values()].sort((a, b) => b.n - a.n || (a.r.one < b.r.one ? -1 : 1));
+  return groups
+    .map((g, i) => `${g.n}${i === 0 ? (g.n === 1 ? " machine" : " machines") : ""} ${g.n === 1 ? g.r.one : g.r.many}`)
+    .join("; ");
+}
+
+function formatBytes(n: number): string {
+  const units = ["B", "K", "M", "G", "T"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${+v.toFixed(1)}${units[i]}`;
+}

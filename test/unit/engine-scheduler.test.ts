@@ -1,0 +1,268 @@
+import { describe, expect, it } from "vitest";
+import { reconcile } from "../../src/engine/reconciler.js";
+import { ClusterState, combine, globMatches } from "../../src/engine/scheduler.js";
+import type { Action, EngineMachine, EngineUnit, Placement } from "../../src/engine/model.js";
+import type { FleetOptions } from "../../src/unit/types.js";
+
+function unit(name: string, fleet: Partial<FleetOptions> = {}, desiredState: EngineUnit["desiredState"] = "launched"): EngineUnit {
+  return {
+    name,
+    hash: "h-" + name,
+    desiredState,
+    contents: "",
+    fleet: { machineOf: [], machineMetadata: {}, conflicts: [], global: false, replaces: [], ...fleet },
+  };
+}
+function machine(id: string, o: Partial<EngineMachine> = {}): EngineMachine {
+  return { id, metadata: {}, capacity: { cpu: 4, memory: 8 * 2 ** 30 }, availability: "active", ...o };
+}
+function at(u: EngineUnit, machineId: string): Placement {
+  return { unit: u.name, machineId, hash: u.hash, desiredState: u.desiredState };
+}
+function run(units: EngineUnit[], machines: EngineMachine[], placements: Placement[] = [], unplaced: [string, string][] = []): Action[] {
+  return reconcile({
+    units: new Map(units.map((u) => [u.name, u])),
+    machines: new Map(machines.map((m) => [m.id, m])),
+    placements,
+    unplaced: new Map(unplaced),
+  });
+}
+/** Applies actions to placements, as the writer would; returns unit -> machine. */
+function apply(placements: Placement[], actions: Action[], units: EngineUnit[]): Map<string, string> {
+  const by = new Map(placements.map((p) => [p.unit + "@" + p.machineId, p]));
+  for (const a of actions) {
+    if (a.type === "unschedule") by.delete(a.unit + "@" + a.machineId);
+    if (a.type === "schedule") {
+      const u = units.find((x) => x.name === a.unit)!;
+      by.set(a.unit + "@" + a.machineId, at(u, a.machineId));
+    }
+  }
+  return new Map([...by.values()].map((p) => [p.unit, p.machineId]));
+}
+/** Runs rounds until no action changes the schedule (as the engine does), returns unit -> machine. */
+function converge(units: EngineUnit[], machines: EngineMachine[], start: Placement[] = []): { where: Map<string, string>; last: Action[] } {
+  let placements = start;
+  let last: Action[] = [];
+  for (let i = 0; i < 10; i++) {
+    last = run(units, machines, placements);
+    const moves = last.filter((a) => a.type === "schedule" || a.type === "unschedule");
+    if (moves.length === 0) break;
+    const where = apply(placements, last, units);
+    placements = [...where].map(([u, m]) => at(units.find((x) => x.name === u)!, m));
+  }
+  return { where: new Map(placements.map((p) => [p.unit, p.machineId])), last };
+}
+
+describe("globs", () => {
+  it.each([
+    ["conflict.*", "conflict.1.service", true],
+    ["web@*.service", "web@1.service", true],
+    ["web@?.service", "web@12.service", false],
+    ["a[0-9].service", "a7.service", true],
+    ["exact.service", "exact.service", true],
+    ["exact.service", "other.service", false],
+  ])("%s matches %s: %s", (g, n, want) => expect(globMatches(g, n)).toBe(want));
+});
+
+describe("scheduler", () => {
+  it("places on the least loaded machine, ties broken by machine ID", () => {
+    const ms = [machine("c"), machine("a"), machine("b")];
+    const units = ["u1", "u2", "u3", "u4"].map((n) => unit(n + ".service"));
+    const { where } = converge(units, ms);
+    expect([...where.values()].sort()).toEqual(["a", "a", "b", "c"]);
+    expect(where.get("u1.service")).toBe("a");
+  });
+
+  it("explains every filter in one combined reason", () => {
+    const ms = [machine("m1", { metadata: { region: "us" } }), machine("m2", { metadata: { region: "us" } }), machine("m3", { metadata: { region: "us" } }), machine("m4", { metadata: { region: "eu" } })];
+    const web = unit("web@1.service");
+    const u = unit("db.service", { machineMetadata: { region: ["eu"] }, conflicts: ["web@*"] });
+    const actions = run([web, u], ms, [at(web, "m4")]);
+    const reason = actions.find((a) => a.type === "unplaced" && a.unit === "db.service")?.reason;
+    expect(reason).toBe("3 machines lack region=eu; 1 conflicts with web@1.service");
+  });
+
+  it("says so when there are no machines, and clears a reason once placed", () => {
+    const u = unit("a.service");
+    expect(run([u], [])).toEqual([{ type: "unplaced", unit: "a.service", reason: "no live machines" }]);
+    expect(run([u], [machine("m1")], [], [["a.service", "no live machines"]])).toEqual([
+      expect.objectContaining({ type: "schedule", unit: "a.service", machineId: "m1" }),
+      { type: "clear-unplaced", unit: "a.service", reason: "placed on m1" },
+    ]);
+  });
+
+  it("honours MachineID, full or 8-character short", () => {
+    const ms = [machine("0123456789abcdef"), machine("fedcba9876543210")];
+    const a = unit("a.service", { machineId: "fedcba98" });
+    const b = unit("b.service", { machineId: "0123456789abcdef" });
+    const c = unit("c.service", { machineId: "nope" });
+    const { where, last } = converge([a, b, c], ms);
+    expect(where.get("a.service")).toBe("fedcba9876543210");
+    expect(where.get("b.service")).toBe("0123456789abcdef");
+    expect(last.find((x) => x.unit === "c.service")?.reason).toBe("2 machines are not MachineID=nope");
+  });
+
+  it("5 units with Conflicts=conflict.* on 3 machines: exactly 3 placed, on distinct machines", () => {
+    const ms = [machine("m1"), machine("m2"), machine("m3")];
+    const units = [0, 1, 2, 3, 4].map((i) => unit(`conflict.${i}.service`, { conflicts: ["conflict.*"] }));
+    const { where, last } = converge(units, ms);
+    expect(where.size).toBe(3);
+    expect(new Set(where.values()).size).toBe(3);
+    const unplaced = last.filter((a) => a.type === "unplaced");
+    expect(unplaced).toHaveLength(2);
+    expect(unplaced[0]!.reason).toMatch(/^3 machines conflict with conflict\.\d\.service|^1 machine conflicts/);
+  });
+
+  it("a one-way conflict blocks either side until the other is gone", () => {
+    const ms = [machine("m1")];
+    const a = unit("a.service", { conflicts: ["b.service"] });
+    const b = unit("b.service");
+    expect(converge([a, b], ms).where.size).toBe(1);
+    // b placed first: a cannot come (a declares); a placed first: b cannot come (a declares).
+    expect(run([a, b], ms, [at(b, "m1")]).find((x) => x.unit === "a.service")?.reason).toBe("1 machine conflicts with b.service");
+    expect(run([a, b], ms, [at(a, "m1")]).find((x) => x.unit === "b.service")?.reason).toBe("1 machine conflicts with a.service");
+    // a destroyed: b goes
+    expect(run([b], ms, [])).toContainEqual(expect.objectContaining({ type: "schedule", unit: "b.service" }));
+  });
+
+  it("Replaces moves the replaced unit away", () => {
+    const ms = [machine("m1"), machine("m2")];
+    const old = unit("old.service");
+    const neu = unit("new.service", { replaces: ["old.service"] });
+    // old on m1; m2 carries an extra so m1 is the least loaded for new (after eviction).
+    const filler = unit("filler.service");
+    const actions = run([old, neu, filler], ms, [at(old, "m1"), at(filler, "m2")]);
+    expect(actions).toContainEqual({ type: "unschedule", unit: "old.service", machineId: "m1", reason: "replaced by new.service" });
+    expect(actions).toContainEqual(expect.objectContaining({ type: "schedule", unit: "new.service", machineId: "m1" }));
+    expect(actions).toContainEqual(expect.objectContaining({ type: "schedule", unit: "old.service", machineId: "m2" }));
+    // every unschedule comes before any schedule
+    const lastUn = actions.map((a) => a.type).lastIndexOf("unschedule");
+    const firstSch = actions.map((a) => a.type).indexOf("schedule");
+    expect(lastUn).toBeLessThan(firstSch);
+  });
+
+  it("two units replacing each other: only one placed", () => {
+    const ms = [machine("m1")];
+    const a = unit("a.service", { replaces: ["b.service"] });
+    const b = unit("b.service", { replaces: ["a.service"] });
+    const { where, last } = converge([a, b], ms);
+    expect(where.size).toBe(1);
+    expect(last.filter((x) => x.type === "unplaced")).toHaveLength(1);
+  });
+
+  it("MachineOf places the follower beside its peer and moves it with the peer", () => {
+    const ms = [machine("m1"), machine("m2"), machine("m3")];
+    const peer = unit("peer.service");
+    const f = unit("follower.service", { machineOf: ["peer.service"] });
+    const first = converge([f, peer], ms).where;
+    expect(first.get("follower.service")).toBe(first.get("peer.service"));
+    // the peer's machine dies
+    const lost = first.get("peer.service")!;
+    const rest = ms.filter((m) => m.id !== lost);
+    const moved = converge([f, peer], rest, [at(peer, lost), at(f, lost)]).where;
+    expect(moved.get("peer.service")).not.toBe(lost);
+    expect(moved.get("follower.service")).toBe(moved.get("peer.service"));
+    // a follower whose peer is nowhere waits, and says so
+    expect(run([f], ms).find((x) => x.unit === "follower.service")?.reason).toBe("MachineOf peer peer.service is not placed");
+  });
+
+  it("metadata constraints: values OR'ed, keys AND'ed", () => {
+    const ms = [
+      machine("m1", { metadata: { region: "eu", disk: "ssd" } }),
+      machine("m2", { metadata: { region: "us", disk: "ssd" } }),
+      machine("m3", { metadata: { region: "eu", disk: "hdd" } }),
+    ];
+    const a = unit("a.service", { machineMetadata: { region: ["eu", "ap"], disk: ["ssd"] } });
+    expect(converge([a], ms).where.get("a.service")).toBe("m1");
+    const b = unit("b.service", { machineMetadata: { region: ["ap"] } });
+    expect(run([b], ms)[0]!.reason).toBe("3 machines lack region=ap");
+  });
+
+  it("CPU and memory reservations count against capacity", () => {
+    const ms = [machine("m1", { capacity: { cpu: 1, memory: 1 << 30 } })];
+    const a = unit("a.service", { cpu: 0.75 });
+    const b = unit("b.service", { cpu: 0.5 });
+    const c = unit("c.service", { memoryBytes: 2 * 2 ** 30 });
+    const { where, last } = converge([a, b, c], ms);
+    expect(where.get("a.service")).toBe("m1");
+    expect(last.find((x) => x.unit === "b.service")?.reason).toBe("1 machine lacks 0.5 free CPU");
+    expect(last.find((x) => x.unit === "c.service")?.reason).toBe("1 machine lacks 2G free memory");
+  });
+
+  it("pause takes no new units but keeps its own; drain moves them away", () => {
+    const a = unit("a.service");
+    const b = unit("b.service");
+    const paused = [machine("m1", { availability: "pause" }), machine("m2")];
+    expect(converge([a, b], paused, [at(a, "m1")]).where).toEqual(new Map([["a.service", "m1"], ["b.service", "m2"]]));
+    const drained = [machine("m1", { availability: "drain" }), machine("m2")];
+    const actions = run([a], drained, [at(a, "m1")]);
+    expect(actions).toEqual([
+      { type: "unschedule", unit: "a.service", machineId: "m1", reason: "machine m1 is draining" },
+      expect.objectContaining({ type: "schedule", unit: "a.service", machineId: "m2" }),
+    ]);
+    expect(run([b], [machine("m1", { availability: "pause" })])[0]!.reason).toBe("1 machine is paused");
+  });
+
+  it("on 4 machines, losing one moves only its unit, to the free machine", () => {
+    const ms = ["m1", "m2", "m3", "m4"].map((id) => machine(id));
+    const units = ["a", "b", "c"].map((n) => unit(`${n}.service`));
+    const placed = [at(units[0]!, "m1"), at(units[1]!, "m2"), at(units[2]!, "m3")];
+    const actions = run(units, ms.filter((m) => m.id !== "m2"), placed);
+    expect(actions).toEqual([
+      { type: "unschedule", unit: "b.service", machineId: "m2", reason: "machine m2 is lost" },
+      expect.objectContaining({ type: "schedule", unit: "b.service", machineId: "m4" }),
+    ]);
+  });
+
+  it("unschedules inactive, vanished, global and duplicate entries; rewrites changed ones", () => {
+    const ms = [machine("m1"), machine("m2")];
+    const inactive = unit("i.service", {}, "inactive");
+    const glob = unit("g.service", { global: true });
+    const dup = unit("d.service");
+    const changed = unit("c.service", {}, "loaded");
+    const gone: Placement = { unit: "gone.service", machineId: "m1", hash: "x", desiredState: "launched" };
+    const actions = run([inactive, glob, dup, changed], ms, [
+      at(inactive, "m1"), at(glob, "m1"), at(dup, "m1"), at(dup, "m2"), gone,
+      { ...at(changed, "m2"), desiredState: "launched" },
+    ]);
+    expect(actions).toEqual([
+      { type: "unschedule", unit: "d.service", machineId: "m2", reason: "duplicate placement: kept on m1" },
+      { type: "unschedule", unit: "g.service", machineId: "m1", reason: "unit is global: every matching agent runs it itself" },
+      { type: "unschedule", unit: "gone.service", machineId: "m1", reason: "unit no longer exists" },
+      { type: "unschedule", unit: "i.service", machineId: "m1", reason: "desired state is inactive" },
+      { type: "update", unit: "c.service", machineId: "m2", reason: "desired state is now loaded" },
+    ]);
+  });
+
+  it("keeps a non-global unit off machines where a conflicting global unit runs", () => {
+    const ms = [machine("m1", { metadata: { role: "edge" } }), machine("m2")];
+    const g = unit("proxy.service", { global: true, machineMetadata: { role: ["edge"] }, conflicts: ["web*"] });
+    const web = unit("web.service");
+    expect(converge([g, web], ms).where).toEqual(new Map([["web.service", "m2"]]));
+  });
+
+  it("a unit file that does not parse is never placed and says why", () => {
+    const bad = { ...unit("bad.service"), invalid: "line 3: unknown section" };
+    expect(run([bad], [machine("m1")])).toEqual([{ type: "unplaced", unit: "bad.service", reason: "unit file is invalid: line 3: unknown section" }]);
+  });
+
+  it("places 100,000 unconstrained units on 1,000 machines evenly and fast", () => {
+    const ms = Array.from({ length: 1000 }, (_, i) => machine(`m${String(i).padStart(4, "0")}`));
+    const units = Array.from({ length: 100_000 }, (_, i) => unit(`u${i}.service`));
+    const t0 = performance.now();
+    const actions = run(units, ms);
+    const ms_ = performance.now() - t0;
+    expect(actions).toHaveLength(100_000);
+    const counts = new Map<string, number>();
+    for (const a of actions) counts.set(a.machineId!, (counts.get((a as { machineId: string }).machineId) ?? 0) + 1);
+    expect(new Set(counts.values())).toEqual(new Set([100]));
+    expect(ms_).toBeLessThan(5000);
+  });
+
+  it("combine() counts and orders reasons", () => {
+    expect(combine([{ one: "is paused", many: "are paused" }, { one: "lacks x=1", many: "lack x=1" }, { one: "lacks x=1", many: "lack x=1" }])).toBe(
+      "2 machines lack x=1; 1 is paused",
+    );
+    expect(new ClusterState(new Map(), []).decide(unit("a.service"))).toEqual({ ok: false, reason: "no live machines" });
+  });
+});
