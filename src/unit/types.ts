@@ -11,6 +11,10 @@ export interface ExecCommand {
   argv: string[];
   /** '-' prefix: a non-zero exit is not a failure. */
   ignoreFailure: boolean;
+  /** '@' prefix: argv[0] given to the process (argv[0] above stays the file to execute). */
+  argv0?: string;
+  /** ':' prefix: do not expand $VAR / ${VAR} in the arguments. */
+  noEnvExpansion?: boolean;
 }
 
 export interface ServiceOptions {
@@ -20,9 +24,11 @@ export interface ServiceOptions {
   environment: Record<string, string>;
   environmentFile: { path: string; optional: boolean }[];
   workingDirectory?: string;
+  /** '-' prefix on WorkingDirectory=: a missing directory is not an error. */
+  workingDirectoryOptional?: boolean;
   restart: RestartPolicy;
   restartSecMs: number; // default 100 ms (systemd)
-  timeoutStopSecMs: number; // default 90 s (systemd); flotilla default 10 s
+  timeoutStopSecMs: number; // default 90 s (systemd); flotilla default 10 s; Infinity = never SIGKILL (0 or "infinity")
   startLimitBurst: number; // default 5
   startLimitIntervalMs: number; // default 10 s
 }
@@ -51,6 +57,10 @@ export interface ParsedUnit {
   fleet: FleetOptions;
   /** Unknown keys and other things worth telling the user, never fatal. */
   warnings: UnitWarning[];
+  /** For a template ("foo@.service") or an instance ("foo@1.service"): "foo@.service". */
+  template?: string;
+  /** For an instance "foo@1.service": "1". */
+  instance?: string;
   /** Every section -> key -> values, as written (after specifier expansion). */
   sections: Record<string, Record<string, string[]>>;
 }

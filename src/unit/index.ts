@@ -1,0 +1,108 @@
+// The unit file module's public face: parse + validate a fleet-style unit file, name rules,
+// templates, the content hash, and the placement helpers the engine and agent share.
+import { createHash } from "node:crypto";
+import { parseUnit, type ParseOptions } from "./parse.js";
+import type { ParsedUnit } from "./types.js";
+
+export type { ParsedUnit, ServiceOptions, FleetOptions, ExecCommand, UnitWarning, RestartPolicy } from "./types.js";
+export { DEFAULTS, type ParseOptions } from "./parse.js";
+export { MAX_UNIT_FILE_BYTES } from "./ini.js";
+export {
+  normalizeUnitName,
+  isTemplate,
+  instanceOf,
+  unitNameInfo,
+  expandSpecifiers,
+  UNIT_TYPES,
+  type UnitNameInfo,
+  type HostInfo,
+} from "./names.js";
+export { validateFleetOptions, FLEET_RULES } from "./validate.js";
+export {
+  matchesMetadata,
+  explainMetadata,
+  formatMissing,
+  formatMetadata,
+  globMatch,
+  isValidGlob,
+  conflictsWith,
+  conflictReason,
+  replaces,
+  isGlobal,
+  type MissingMetadata,
+  type UnitRef,
+} from "./match.js";
+export { splitWords } from "./words.js";
+
+/**
+ * Parses and validates a unit file. `name` is normalized first ("hello" -> "hello.service");
+ * an instance name ("hello@1.service") with its template's contents expands %i to "1".
+ * Throws FlotillaError "invalid_unit_name" for the name, "invalid_unit_file" (with `line`) for
+ * the contents. Unknown keys come back in `warnings` with their line.
+ */
+export function parseUnitFile(name: string, contents: string, opts?: ParseOptions): ParsedUnit {
+  return parseUnit(name, contents, opts);
+}
+
+/** sha1 hex of the contents: identifies a version of a unit (listings show the first 7). */
+export function unitHash(contents: string): string {
+  return createHash("sha1").update(contents, "utf8").digest("hex");
+}
+
+export function shortHash(hash: string): string {
+  return hash.slice(0, 7);
+}
+
+// ---- cache ----
+// The engine re-reads every unit on each reconcile; at 100k units parsing them all again is the
+// bulk of the work although they rarely change. Keyed by (name, content hash): the same template
+// contents under two instance names parse differently. Results are deep-frozen because they are
+// shared; errors are cached too, so a bad unit costs one parse, not one per reconcile.
+
+const CACHE_MAX = 200_000;
+const cache = new Map<string, ParsedUnit | Error>();
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object" && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as object)) deepFreeze(v);
+  }
+  return o;
+}
+
+/**
+ * parseUnitFile through a bounded cache (oldest entries evicted first). Pass the hash when you
+ * already have it (the units bucket stores it) to skip hashing. The result is frozen: copy
+ * before changing it. Host specifiers are never expanded here (no `opts`): that is per machine.
+ */
+export function parseUnitFileCached(name: string, contents: string, hash?: string): Readonly<ParsedUnit> {
+  const key = `${name}\u0000${hash ?? unitHash(contents)}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) {
+    // Refresh recency: Map iteration order is insertion order.
+    cache.delete(key);
+    cache.set(key, hit);
+    if (hit instanceof Error) throw hit;
+    return hit;
+  }
+  let result: ParsedUnit | Error;
+  try {
+    result = deepFreeze(parseUnit(name, contents));
+  } catch (e) {
+    if (!(e instanceof Error)) throw e;
+    result = e;
+  }
+  cache.set(key, result);
+  if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
+  if (result instanceof Error) throw result;
+  return result;
+}
+
+/** Empties the parse cache (tests, or a process that wants the memory back). */
+export function clearUnitCache(): void {
+  cache.clear();
+}
+
+export function unitCacheSize(): number {
+  return cache.size;
+}

@@ -1,0 +1,331 @@
+// The units bucket, written only here and only with compare-and-set: `create` for a new key,
+// `update(key, value, revision)` for an existing one, `delete(key, {previousSeq})` to destroy.
+// A lost race (JetStream 10071 "wrong last sequence") re-reads the record and decides again,
+// so concurrent writers never lose an update and a verb that became illegal meanwhile fails.
+//
+// A request for several units is checked whole before anything is written (names, unit files,
+// existence, legality), so bad input changes nothing; the writes then happen one unit at a
+// time (as fleetctl does: not a transaction).
+import type { KV, KvEntry } from "@nats-io/kv";
+import type { Logger } from "pino";
+import { encode, decodeAs } from "../protocol/codec.js";
+import { FlotillaError, describeError, isWrongLastSequence } from "../protocol/errors.js";
+import { UnitRecord } from "../protocol/messages.js";
+import { keys } from "../protocol/names.js";
+import { silentLogger } from "../log.js";
+import type { ParsedUnit } from "./types.js";
+import { parseUnitFile, normalizeUnitName, unitHash, isTemplate, instanceOf } from "./index.js";
+import { decide, isCreatingVerb, type Decision, type UnitVerb } from "./transitions.js";
+
+/** Unit files are small; this keeps one request (and one KV value) well under NATS's max_payload. */
+export const MAX_UNIT_FILE_BYTES = 256 * 1024;
+
+/** The parser's entry points, injectable so the store can be tested alone. */
+export interface UnitFiles {
+  parse(name: string, contents: string): ParsedUnit;
+  normalizeName(name: string): string;
+  hash(contents: string): string;
+}
+
+export const defaultUnitFiles: UnitFiles = {
+  parse: parseUnitFile,
+  normalizeName: normalizeUnitName,
+  hash: unitHash,
+};
+
+export interface UnitRequest {
+  name: string;
+  contents?: string;
+}
+
+export interface UnitOutcome {
+  name: string;
+  /** The record after the verb; null once destroyed. */
+  record: UnitRecord | null;
+  changed: boolean;
+  warning?: string;
+}
+
+export interface UnitStoreOptions {
+  log?: Logger;
+  files?: UnitFiles;
+  now?: () => number;
+  /** Attempts of one compare-and-set before giving up with `conflict`. */
+  maxAttempts?: number;
+}
+
+interface Slot {
+  record?: UnitRecord;
+  /** Revision of the last entry of the key (a PUT, a delete marker or garbage); undefined: never written. */
+  revision?: number;
+}
+
+interface Planned {
+  name: string;
+  contents?: string;
+  hash?: string;
+}
+
+const CONTROL_RE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\ufffd]/;
+
+export class UnitStore {
+  private readonly log: Logger;
+  private readonly files: UnitFiles;
+  private readonly now: () => number;
+  private readonly maxAttempts: number;
+
+  constructor(
+    private readonly kv: KV,
+    o: UnitStoreOptions = {},
+  ) {
+    this.log = o.log ?? silentLogger;
+    this.files = o.files ?? defaultUnitFiles;
+    this.now = o.now ?? Date.now;
+    this.maxAttempts = o.maxAttempts ?? 500;
+  }
+
+  // ---- reads ----
+
+  private slotOf(name: string, e: KvEntry | null): Slot {
+    if (!e) return {};
+    if (e.operation !== "PUT") return { revision: e.revision };
+    try {
+      return { record: decodeAs(UnitRecord, e.value, `units/${e.key}`), revision: e.revision };
+    } catch (err) {
+      // Garbage in the bucket: treated as absent (a new submit may overwrite it), never a crash.
+      this.log.warn({ unit: name, err: describeError(err) }, "skipping a unit record that does not decode");
+      return { revision: e.revision };
+    }
+  }
+
+  private async read(name: string): Promise<Slot> {
+    return this.slotOf(name, await this.kv.get(keys.unit(name)));
+  }
+
+  async get(name: string): Promise<UnitRecord | undefined> {
+    return (await this.read(this.files.normalizeName(name))).record;
+  }
+
+  /** Every decodable unit record, sorted by name; garbage values are logged and skipped. */
+  async list(): Promise<UnitRecord[]> {
+    const names: string[] = [];
+    for await (const k of await this.kv.keys()) names.push(k);
+    const entries = await Promise.all(names.map((k) => this.kv.get(k)));
+    const out: UnitRecord[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const r = this.slotOf(keys.unitFromKey(names[i]!), entries[i] ?? null).record;
+      if (r) out.push(r);
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  // ---- verbs ----
+
+  submit(reqs: UnitRequest[], replace = false): Promise<UnitOutcome[]> {
+    return this.apply("submit", reqs, replace);
+  }
+  load(reqs: UnitRequest[], replace = false): Promise<UnitOutcome[]> {
+    return this.apply("load", reqs, replace);
+  }
+  start(reqs: UnitRequest[], replace = false): Promise<UnitOutcome[]> {
+    return this.apply("start", reqs, replace);
+  }
+  stop(names: string[]): Promise<UnitOutcome[]> {
+    return this.apply("stop", names.map((name) => ({ name })), false);
+  }
+  unload(names: string[]): Promise<UnitOutcome[]> {
+    return this.apply("unload", names.map((name) => ({ name })), false);
+  }
+  destroy(names: string[]): Promise<UnitOutcome[]> {
+    return this.apply("destroy", names.map((name) => ({ name })), false);
+  }
+  /**
+   * stop then start, as two writes (so watchers see the unit leave `launched`); `between` runs
+   * after the stop of each unit (the API waits there for the task to stop).
+   */
+  async restart(names: string[], between?: (name: string) => Promise<void>): Promise<UnitOutcome[]> {
+    const planned = await this.check("restart", names.map((name) => ({ name })), false);
+    const out: UnitOutcome[] = [];
+    for (const p of planned) {
+      const stopped = await this.write(p.name, (cur) => {
+        if (!cur) return decide("stop", cur, { name: p.name, replace: false });
+        if (cur.desiredState === "inactive") throw restartInactive(p.name);
+        return decide("stop", cur, { name: p.name, replace: false });
+      });
+      if (stopped.changed && between) await between(p.name);
+      const started = await this.write(p.name, (cur) => decide("start", cur, { name: p.name, replace: false }));
+      out.push({ ...started, changed: stopped.changed || started.changed });
+    }
+    return out;
+  }
+
+  /** Applies a verb to several units: everything is checked first, then written unit by unit. */
+  async apply(verb: Exclude<UnitVerb, "restart">, reqs: UnitRequest[], replace: boolean): Promise<UnitOutcome[]> {
+    const planned = await this.check(verb, reqs, replace);
+    const out: UnitOutcome[] = [];
+    for (const p of planned) {
+      out.push(await this.write(p.name, (cur) => decide(verb, cur, { name: p.name, contents: p.contents, hash: p.hash, replace })));
+    }
+    return out;
+  }
+
+  /**
+   * Generic compare-and-set on one existing unit: `fn` gets the current record and returns the
+   * next (version and updatedAt are set here). For tools and tests; verbs go through decide().
+   */
+  async mutate(name: string, fn: (r: UnitRecord) => Pick<UnitRecord, "contents" | "hash" | "desiredState">): Promise<UnitOutcome> {
+    const n = this.files.normalizeName(name);
+    return this.write(n, (cur) => {
+      if (!cur) throw new FlotillaError("unknown_unit", `unit ${n} does not exist in the cluster`, { field: "name", value: n });
+      const next = fn(cur);
+      return { action: "put", ...next };
+    }, true);
+  }
+
+  // ---- internals ----
+
+  /** Phase one: validate every request and decide against the current records; writes nothing. */
+  private async check(verb: UnitVerb, reqs: UnitRequest[], replace: boolean): Promise<Planned[]> {
+    const planned: Planned[] = [];
+    for (let i = 0; i < reqs.length; i++) {
+      const req = reqs[i]!;
+      const name = this.normalize(req.name, `units[${i}].name`);
+      if (isTemplate(name) && verb !== "submit" && verb !== "destroy" && verb !== "unload") {
+        throw new FlotillaError(
+          "illegal_state_change",
+          `${name} is a template: ${verb} an instance of it instead (for example ${name.replace("@.", "@1.")})`,
+          { field: `units[${i}].name`, value: name },
+        );
+      }
+      let contents = req.contents;
+      if (contents !== undefined) this.validateContents(name, contents, `units[${i}].contents`);
+      const slot = await this.read(name);
+      if (!slot.record && contents === undefined && isCreatingVerb(verb as Exclude<UnitVerb, "restart">)) {
+        contents = await this.fromTemplate(name, `units[${i}].name`);
+      }
+      const hash = contents === undefined ? undefined : this.files.hash(contents);
+      if (verb === "restart") {
+        if (!slot.record) throw new FlotillaError("unknown_unit", `unit ${name} does not exist in the cluster`, { field: `units[${i}].name`, value: name });
+        if (slot.record.desiredState === "inactive") throw restartInactive(name);
+      } else {
+        try {
+          decide(verb, slot.record, { name, contents, hash, replace });
+        } catch (e) {
+          if (e instanceof FlotillaError) {
+            throw new FlotillaError(e.code, e.message, { field: `units[${i}].name`, value: name, line: e.line });
+          }
+          throw e;
+        }
+      }
+      planned.push({ name, contents, hash });
+    }
+    return planned;
+  }
+
+  private normalize(raw: string, field: string): string {
+    try {
+      return this.files.normalizeName(raw);
+    } catch (e) {
+      if (e instanceof FlotillaError) throw new FlotillaError("invalid_unit_name", e.message, { field, value: raw });
+      throw e;
+    }
+  }
+
+  private validateContents(name: string, contents: string, field: string): void {
+    const bytes = Buffer.byteLength(contents, "utf8");
+    if (bytes > MAX_UNIT_FILE_BYTES) {
+      throw new FlotillaError(
+        "payload_too_large",
+        `unit file of ${name} is ${bytes} bytes; the limit is ${MAX_UNIT_FILE_BYTES} bytes`,
+        { field, value: bytes },
+      );
+    }
+    const bad = CONTROL_RE.exec(contents);
+    if (bad) {
+      const line = contents.slice(0, bad.index).split("\n").length;
+      throw new FlotillaError(
+        "invalid_unit_file",
+        `unit file of ${name} is not text: it holds control or invalid bytes (first at line ${line})`,
+        { field, line },
+      );
+    }
+    try {
+      this.files.parse(name, contents);
+    } catch (e) {
+      if (e instanceof FlotillaError) {
+        throw new FlotillaError("invalid_unit_file", `${name}: ${e.message}`, { field, line: e.line, value: name });
+      }
+      throw new FlotillaError("invalid_unit_file", `${name}: ${describeError(e)}`, { field, value: name });
+    }
+  }
+
+  /** fleet's lazy instantiation: foo@1.service from a submitted foo@.service. */
+  private async fromTemplate(name: string, field: string): Promise<string | undefined> {
+    const tmpl = instanceOf(name)?.template;
+    if (!tmpl) return undefined;
+    const slot = await this.read(tmpl);
+    if (!slot.record) {
+      throw new FlotillaError(
+        "unknown_unit",
+        `unit ${name} does not exist in the cluster, nor does its template ${tmpl}; submit one of them with its unit file`,
+        { field, value: name },
+      );
+    }
+    this.validateContents(name, slot.record.contents, field);
+    return slot.record.contents;
+  }
+
+  /** Phase two: one compare-and-set write, deciding again on every attempt. */
+  private async write(
+    name: string,
+    decideFn: (cur: UnitRecord | undefined) => Decision,
+    alwaysBump = false,
+  ): Promise<UnitOutcome> {
+    const key = keys.unit(name);
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      const slot = await this.read(name);
+      const d = decideFn(slot.record);
+      try {
+        if (d.action === "none" && !alwaysBump) {
+          return { name, record: slot.record ?? null, changed: false, warning: d.warning };
+        }
+        if (d.action === "delete") {
+          if (slot.revision === undefined || !slot.record) return { name, record: null, changed: false };
+          await this.kv.delete(key, { previousSeq: slot.revision });
+          return { name, record: null, changed: true };
+        }
+        const cur = slot.record;
+        const now = this.now();
+        const next: UnitRecord = {
+          name,
+          contents: d.action === "put" ? d.contents : cur!.contents,
+          hash: d.action === "put" ? d.hash : cur!.hash,
+          desiredState: d.action === "put" ? d.desiredState : cur!.desiredState,
+          version: (cur?.version ?? 0) + 1,
+          createdAt: cur?.createdAt ?? now,
+          updatedAt: now,
+        };
+        const bytes = encode(next);
+        if (slot.revision === undefined) await this.kv.create(key, bytes);
+        else await this.kv.update(key, bytes, slot.revision);
+        return { name, record: next, changed: true, warning: d.action === "put" ? d.warning : undefined };
+      } catch (e) {
+        if (!isWrongLastSequence(e)) throw e;
+        // Lost the race: back off a little (jittered, growing) and decide again on the new record.
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 * attempt, 20)));
+      }
+    }
+    throw new FlotillaError("conflict", `gave up writing ${name} after ${this.maxAttempts} attempts: other writers keep changing it`, {
+      field: "units",
+      value: name,
+      temporary: true,
+    });
+  }
+}
+
+function restartInactive(name: string): FlotillaError {
+  return new FlotillaError("illegal_state_change", `cannot restart ${name}: it is inactive; use start`, {
+    field: "units",
+    value: name,
+  });
+}
