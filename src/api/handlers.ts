@@ -1,10 +1,15 @@
 // Every API verb's handler, gathered from the file that owns it (one line per area).
 import type { ClusterContext } from "../server/context.js";
 import type { ApiHandlers } from "./service.js";
+import { machinesHandlers } from "./machines.js";
+import { unitHandlers } from "./units.js";
 
 export type HandlerFactory = (ctx: ClusterContext) => ApiHandlers;
 
-export const handlerFactories: HandlerFactory[] = [];
+export const handlerFactories: HandlerFactory[] = [
+  machinesHandlers,
+  unitHandlers,
+];
 
 export function buildHandlers(ctx: ClusterContext): ApiHandlers {
   const out: ApiHandlers = {};

@@ -1,4 +1,11 @@
 // One line per command group. Keep the order: it is the order of `flotilla --help`.
 import type { CommandRegistrar } from "./main.js";
+import { registerDaemon } from "./daemon.js";
+import { registerUp } from "./up.js";
+import { registerMachines } from "./machines.js";
 
-export const registrars: CommandRegistrar[] = [];
+export const registrars: CommandRegistrar[] = [
+  registerDaemon,
+  registerUp,
+  registerMachines,
+];

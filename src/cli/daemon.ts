@@ -1,0 +1,115 @@
+// `flotilla daemon` (fleetd): one process per host running the machine, heart, monitor, API and
+// every registered component. Config: --config FILE (INI like fleet.conf) < FLOTILLA_* env <
+// flags. SIGTERM/SIGINT stop it within a bounded time and remove its machine record.
+import type { Command } from "commander";
+import type { CommandRegistrar } from "./main.js";
+import { loadConfig, type RawConfig } from "../server/config.js";
+import { Daemon, SHUTDOWN_BUDGET_MS } from "../server/server.js";
+import { createLogger } from "../log.js";
+import { FlotillaError } from "../protocol/errors.js";
+
+interface DaemonFlags {
+  config?: string;
+  machineId?: string;
+  metadata?: string;
+  publicIp?: string;
+  capacity?: string;
+  stateDir?: string;
+  agentTtl?: string;
+  leaseTtl?: string;
+  engine?: boolean;
+  reconcileInterval?: string;
+  replicas?: string;
+}
+
+/** Only what the user typed: commander's defaults (from NATS_URL etc.) must not beat the file. */
+export function flagsOf(program: Command, cmd: Command): RawConfig {
+  const o = cmd.opts<DaemonFlags>();
+  const fromCli = (c: Command, name: string) => c.getOptionValueSource(name) === "cli";
+  const flags: RawConfig = {};
+  const g = program.opts<Record<string, string | undefined>>();
+  if (fromCli(program, "nats")) flags.nats_url = g.nats;
+  if (fromCli(program, "prefix")) flags.prefix = g.prefix;
+  for (const k of ["creds", "user", "password", "token"] as const) if (fromCli(program, k)) flags[k] = g[k];
+  if (o.machineId !== undefined) flags.machine_id = o.machineId;
+  if (o.metadata !== undefined) flags.metadata = o.metadata;
+  if (o.publicIp !== undefined) flags.public_ip = o.publicIp;
+  if (o.capacity !== undefined) flags.capacity = o.capacity;
+  if (o.stateDir !== undefined) flags.state_dir = o.stateDir;
+  if (o.agentTtl !== undefined) flags.agent_ttl = o.agentTtl;
+  if (o.leaseTtl !== undefined) flags.lease_ttl = o.leaseTtl;
+  if (o.reconcileInterval !== undefined) flags.reconcile_interval = o.reconcileInterval;
+  if (o.replicas !== undefined) flags.replicas = o.replicas;
+  if (fromCli(cmd, "engine") && o.engine === false) flags.disable_engine = "true";
+  return flags;
+}
+
+export function addDaemonOptions(cmd: Command): Command {
+  return cmd
+    .option("--config <file>", "INI config file like fleet.conf (env FLOTILLA_CONFIG)", process.env.FLOTILLA_CONFIG)
+    .option("--machine-id <id>", "use this machine ID instead of the one kept in the state dir")
+    .option("--metadata <k=v,...>", "machine metadata, e.g. region=us-west,az=1 (env FLOTILLA_METADATA)")
+    .option("--public-ip <ip>", "IP to advertise (default: detected)")
+    .option("--capacity <cpu=N,memory=SIZE>", "schedulable capacity (default: detected cores and memory)")
+    .option("--state-dir <dir>", "where machine-id and local state live (env FLOTILLA_STATE_DIR; default ~/.local/state/flotilla)")
+    .option("--agent-ttl <duration>", "machine heartbeat TTL (default 10s)")
+    .option("--lease-ttl <duration>", "engine leader lease TTL (default 5s)")
+    .option("--reconcile-interval <duration>", "engine reconcile period (default 2s)")
+    .option("--replicas <n>", "replicas of the KV buckets (default 1)")
+    .option("--no-engine", "do not run the engine on this machine (agent only)");
+}
+
+/** Runs a daemon until SIGTERM/SIGINT; resolves with the exit code. */
+export async function runDaemon(program: Command, cmd: Command): Promise<number> {
+  const log = createLogger();
+  const o = cmd.opts<DaemonFlags>();
+  const { config, warnings } = loadConfig({ flags: flagsOf(program, cmd), file: o.config });
+  for (const w of warnings) log.warn(w);
+
+  const daemon = new Daemon(config, log);
+  const abort = new AbortController();
+  let stopped: Promise<void> | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopped) {
+      log.warn(`${sig} again: exiting now`);
+      process.exit(1);
+    }
+    log.info(`${sig}: shutting down`);
+    abort.abort();
+    stopped = daemon.stop();
+    // Bounded: whatever hangs, the process is gone shortly after the budget.
+    setTimeout(() => {
+      log.error(`shutdown took longer than ${SHUTDOWN_BUDGET_MS + 2000} ms; exiting`);
+      process.exit(1);
+    }, SHUTDOWN_BUDGET_MS + 2000).unref();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    await daemon.start(abort.signal);
+  } catch (e) {
+    if (stopped) {
+      await stopped;
+      return 0;
+    }
+    throw e;
+  }
+  process.stdout.write(`flotilla daemon: machine ${daemon.machineId} is up (prefix ${config.prefix}, NATS ${config.natsUrl})\n`);
+  await new Promise<void>((resolve) => {
+    const wait = () => (stopped ? stopped.then(resolve) : setTimeout(wait, 100));
+    wait();
+  });
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
+  // Anything a component forgot to close must not keep a stopped daemon alive.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 300).unref();
+  return 0;
+}
+
+export const registerDaemon: CommandRegistrar = (program) => {
+  const cmd = program.command("daemon").description("run the flotilla daemon on this host (fleetd)");
+  addDaemonOptions(cmd).action(async () => {
+    const code = await runDaemon(program, cmd);
+    if (code !== 0) throw new FlotillaError("internal", "daemon failed");
+  });
+};

@@ -1,0 +1,200 @@
+// The daemon's configuration, fleet.conf style: an INI file (`key=value`, `#`/`;` comments, an
+// optional [daemon] section), FLOTILLA_* environment variables and flags. Precedence:
+// flags > environment > file > defaults. Unknown file keys are warned about, never fatal; a file
+// that cannot be read and a value that does not parse are clear errors naming the key.
+import { readFileSync } from "node:fs";
+import { FlotillaError, describeError } from "../protocol/errors.js";
+import { DEFAULT_PREFIX, assertMachineId, validatePrefix } from "../protocol/names.js";
+import { DEFAULT_NATS_URL } from "../nats/connection.js";
+import { parseDuration, parseSize } from "../util/measure.js";
+import { defaultStateDir } from "../machine/machine-id.js";
+import type { DaemonConfig } from "./context.js";
+
+/** Every config key, its environment variable(s) and its flag (for messages). */
+export const CONFIG_KEYS = {
+  nats_url: { env: ["FLOTILLA_NATS_URL", "NATS_URL"], flag: "--nats" },
+  prefix: { env: ["FLOTILLA_PREFIX"], flag: "--prefix" },
+  machine_id: { env: ["FLOTILLA_MACHINE_ID"], flag: "--machine-id" },
+  public_ip: { env: ["FLOTILLA_PUBLIC_IP"], flag: "--public-ip" },
+  metadata: { env: ["FLOTILLA_METADATA"], flag: "--metadata" },
+  capacity: { env: ["FLOTILLA_CAPACITY"], flag: "--capacity" },
+  state_dir: { env: ["FLOTILLA_STATE_DIR"], flag: "--state-dir" },
+  agent_ttl: { env: ["FLOTILLA_AGENT_TTL"], flag: "--agent-ttl" },
+  lease_ttl: { env: ["FLOTILLA_LEASE_TTL"], flag: "--lease-ttl" },
+  disable_engine: { env: ["FLOTILLA_DISABLE_ENGINE"], flag: "--no-engine" },
+  reconcile_interval: { env: ["FLOTILLA_RECONCILE_INTERVAL"], flag: "--reconcile-interval" },
+  replicas: { env: ["FLOTILLA_REPLICAS"], flag: "--replicas" },
+  creds: { env: ["FLOTILLA_CREDS", "NATS_CREDS"], flag: "--creds" },
+  user: { env: ["FLOTILLA_USER", "NATS_USER"], flag: "--user" },
+  password: { env: ["FLOTILLA_PASSWORD", "NATS_PASSWORD"], flag: "--password" },
+  token: { env: ["FLOTILLA_TOKEN", "NATS_TOKEN"], flag: "--token" },
+} as const;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+export type RawConfig = Partial<Record<ConfigKey, string>>;
+
+function isKey(k: string): k is ConfigKey {
+  return Object.prototype.hasOwnProperty.call(CONFIG_KEYS, k);
+}
+
+/** Parses fleet.conf-style text. Returns known values and warnings for the rest. */
+export function parseIni(text: string, source: string): { values: RawConfig; warnings: string[] } {
+  const values: RawConfig = {};
+  const warnings: string[] = [];
+  let section = "";
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    const where = `${source}:${i + 1}`;
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) return;
+    const sec = /^\[([^\]]*)\]$/.exec(line);
+    if (sec) {
+      section = sec[1]!.trim().toLowerCase();
+      if (section !== "daemon") warnings.push(`${where}: unknown section [${sec[1]}] ignored (use [daemon] or none)`);
+      return;
+    }
+    const eq = line.indexOf("=");
+    if (eq <= 0) {
+      throw new FlotillaError("bad_config", `${where}: expected key=value, got "${line}"`, { field: "config", value: line, line: i + 1 });
+    }
+    if (section !== "" && section !== "daemon") return;
+    const key = line.slice(0, eq).trim().toLowerCase().replace(/-/g, "_");
+    let value = line.slice(eq + 1).trim();
+    if (/^".*"$/.test(value) || /^'.*'$/.test(value)) value = value.slice(1, -1);
+    if (!isKey(key)) {
+      warnings.push(`${where}: unknown config key "${line.slice(0, eq).trim()}" ignored (known: ${Object.keys(CONFIG_KEYS).join(", ")})`);
+      return;
+    }
+    values[key] = value;
+  });
+  return { values, warnings };
+}
+
+export function readConfigFile(path: string): { values: RawConfig; warnings: string[] } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new FlotillaError("bad_config", `cannot read config file ${path}: ${describeError(e)}`, { field: "config", value: path });
+  }
+  return parseIni(text, path);
+}
+
+export function fromEnv(env: NodeJS.ProcessEnv): RawConfig {
+  const out: RawConfig = {};
+  for (const key of Object.keys(CONFIG_KEYS) as ConfigKey[]) {
+    for (const name of CONFIG_KEYS[key].env) {
+      const v = env[name];
+      if (v !== undefined && v !== "") {
+        out[key] = v;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** "region=us-west,az=1" -> {region:"us-west", az:"1"}; a bad pair is an error naming it. */
+export function parseMetadata(text: string, field = "metadata"): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (text.trim() === "") return out;
+  for (const pair of text.split(",")) {
+    const eq = pair.indexOf("=");
+    const k = eq > 0 ? pair.slice(0, eq).trim() : "";
+    const v = eq > 0 ? pair.slice(eq + 1).trim() : "";
+    if (!k || !/^[A-Za-z0-9_.\/-]+$/.test(k) || eq < 0) {
+      throw new FlotillaError(
+        "bad_flag",
+        `${field}: "${pair}" in "${text}" is not a key=value pair (example: region=us-west,az=1)`,
+        { field, value: pair },
+      );
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+/** "cpu=2,memory=4G" */
+export function parseCapacity(text: string, field = "capacity"): { cpu?: number; memory?: number } {
+  const kv = parseMetadata(text, field);
+  const out: { cpu?: number; memory?: number } = {};
+  for (const [k, v] of Object.entries(kv)) {
+    if (k === "cpu") {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0 || v === "") {
+        throw new FlotillaError("bad_flag", `${field}: cpu="${v}" is not a positive number of cores`, { field, value: v });
+      }
+      out.cpu = n;
+    } else if (k === "memory" || k === "mem") {
+      out.memory = parseSize(v, `${field}.memory`);
+    } else {
+      throw new FlotillaError("bad_flag", `${field}: unknown resource "${k}" (use cpu=N,memory=SIZE)`, { field, value: k });
+    }
+  }
+  return out;
+}
+
+function parseBool(v: string, field: string): boolean {
+  const t = v.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(t)) return true;
+  if (["0", "false", "no", "off", ""].includes(t)) return false;
+  throw new FlotillaError("bad_config", `${field}: "${v}" is not a boolean (true/false)`, { field, value: v });
+}
+
+function parsePositiveInt(v: string, field: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new FlotillaError("bad_config", `${field}: "${v}" is not a positive integer`, { field, value: v });
+  return n;
+}
+
+function ttl(v: string, field: string): number {
+  const ms = parseDuration(v, field);
+  if (!Number.isFinite(ms) || ms < 100) {
+    throw new FlotillaError("bad_flag", `${field}: "${v}" is too short or not finite (at least 100ms, e.g. 10s)`, { field, value: v });
+  }
+  return ms;
+}
+
+export interface LoadedConfig {
+  config: DaemonConfig;
+  warnings: string[];
+  sources: Partial<Record<ConfigKey, "flag" | "env" | "file">>;
+}
+
+/**
+ * Merges flags > env > file > defaults and validates every value. `flags` holds only what the
+ * user gave on the command line, as strings keyed like the config file.
+ */
+export function loadConfig(o: { flags: RawConfig; env?: NodeJS.ProcessEnv; file?: string }): LoadedConfig {
+  const env = o.env ?? process.env;
+  const file = o.file ? readConfigFile(o.file) : { values: {}, warnings: [] };
+  const envValues = fromEnv(env);
+  const merged: RawConfig = {};
+  const sources: LoadedConfig["sources"] = {};
+  for (const [src, vals] of [["file", file.values], ["env", envValues], ["flag", o.flags]] as const) {
+    for (const [k, v] of Object.entries(vals) as [ConfigKey, string | undefined][]) {
+      if (v === undefined) continue;
+      merged[k] = v;
+      sources[k] = src;
+    }
+  }
+  const m = merged;
+  const config: DaemonConfig = {
+    natsUrl: m.nats_url || DEFAULT_NATS_URL,
+    prefix: validatePrefix(m.prefix || DEFAULT_PREFIX),
+    machineId: m.machine_id ? assertMachineId(m.machine_id, "machine_id") : undefined,
+    publicIp: m.public_ip || undefined,
+    metadata: parseMetadata(m.metadata ?? "", "metadata"),
+    capacity: m.capacity ? parseCapacity(m.capacity, "capacity") : undefined,
+    stateDir: m.state_dir || defaultStateDir(env),
+    agentTtlMs: ttl(m.agent_ttl ?? "10s", "agent_ttl"),
+    leaseTtlMs: ttl(m.lease_ttl ?? "5s", "lease_ttl"),
+    engineEnabled: !parseBool(m.disable_engine ?? "false", "disable_engine"),
+    reconcileIntervalMs: ttl(m.reconcile_interval ?? "2s", "reconcile_interval"),
+    replicas: parsePositiveInt(m.replicas ?? "1", "replicas"),
+    creds: m.creds || undefined,
+    user: m.user || undefined,
+    password: m.password || undefined,
+    token: m.token || undefined,
+  };
+  return { config, warnings: file.warnings, sources };
+}

@@ -1,0 +1,384 @@
+// The composition root (fleet's server.New): builds the concrete parts and injects them into
+// the statecharts. Order of start: connect (retrying visibly), buckets, machine identity and the
+// duplicate machine-ID check, first heartbeat, heart + monitor, the machine control subject, the
+// API service, then every registered component. Stop runs in reverse, bounded in time, and
+// removes the machine record (fleet's Purge on shutdown).
+import { randomBytes } from "node:crypto";
+import type { NatsConnection, Subscription, Msg } from "@nats-io/nats-core";
+import { createActor, fromPromise, type Actor } from "xstate";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { connectWithRetry } from "../nats/connection.js";
+import { ensureBuckets, type Buckets } from "../nats/buckets.js";
+import { Names, keys } from "../protocol/names.js";
+import { encode, decodeAs } from "../protocol/codec.js";
+import { Availability, MachineRecord } from "../protocol/messages.js";
+import { FlotillaError, describeError } from "../protocol/errors.js";
+import { ApiService } from "../api/service.js";
+import { buildHandlers } from "../api/handlers.js";
+import { VERSION } from "../version.js";
+import { componentFactories } from "./components.js";
+import type { ClusterContext, Component, DaemonConfig } from "./context.js";
+import { inspector } from "./inspect.js";
+import { detectHost } from "../machine/detect.js";
+import { machineMachine } from "../machine/machine.machine.js";
+import { heartMachine } from "../machine/heart.machine.js";
+import { monitorMachine } from "../machine/monitor.machine.js";
+import {
+  decideOwnership,
+  ensureStateDir,
+  pidAlive,
+  readAvailability,
+  readDaemonStamp,
+  resolveMachineId,
+  writeAvailability,
+  writeDaemonStamp,
+} from "../machine/machine-id.js";
+
+/** Consecutive failed beats after which the monitor stops the components. */
+export const MONITOR_THRESHOLD = 3;
+/** The whole shutdown, components included, finishes within this. */
+export const SHUTDOWN_BUDGET_MS = 8000;
+/** How often the machine actor re-detects IP, cpu and memory. */
+export const REFRESH_MS = 60_000;
+
+const AvailabilityRequest = z.object({ availability: Availability });
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new FlotillaError("timeout", `${what} did not finish within ${ms} ms`, { temporary: true })), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+export interface MachineHeart {
+  /** Puts the record once, now. */
+  beat(): Promise<void>;
+}
+
+/**
+ * Puts `record()` with a fresh heartbeatAt into the machines bucket, bounded by TTL/2 so a put
+ * stuck on a dead connection counts as a failed beat instead of hanging the heart.
+ */
+export function kvBeat(buckets: Buckets, ttlMs: number, record: () => Omit<MachineRecord, "heartbeatAt">): () => Promise<void> {
+  return async () => {
+    const r = record();
+    const p = buckets.machines.put(keys.machine(r.id), encode({ ...r, heartbeatAt: Date.now() }));
+    p.catch(() => undefined);
+    await withTimeout(p, Math.max(250, Math.floor(ttlMs / 2)), "heartbeat put");
+  };
+}
+
+export class Daemon {
+  readonly log: Logger;
+  readonly session = randomBytes(8).toString("hex");
+  machineId = "";
+  private nc?: NatsConnection;
+  private names: Names;
+  private buckets?: Buckets;
+  private machine?: Actor<typeof machineMachine>;
+  private heart?: Actor<typeof heartMachine>;
+  private monitor?: Actor<typeof monitorMachine>;
+  private control?: Subscription;
+  private api?: ApiService;
+  private components: { name: string; component: Component }[] = [];
+  private componentsUp = false;
+  private lastBeatAt = 0;
+  private stopping?: Promise<void>;
+  private beatOnce?: () => Promise<void>;
+
+  constructor(
+    readonly config: DaemonConfig,
+    rootLog: Logger,
+  ) {
+    this.names = new Names(config.prefix);
+    this.log = rootLog.child({ component: "daemon" });
+  }
+
+  get connection(): NatsConnection | undefined {
+    return this.nc;
+  }
+
+  async start(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.startInner(signal);
+    } catch (e) {
+      await this.abandon();
+      throw e;
+    }
+  }
+
+  private async startInner(signal?: AbortSignal): Promise<void> {
+    const c = this.config;
+    ensureStateDir(c.stateDir);
+    this.machineId = resolveMachineId(c.stateDir, c.machineId);
+    const log = this.log.child({ machineId: this.machineId });
+    const availability = readAvailability(c.stateDir);
+
+    const nc = await connectWithRetry(
+      { url: c.natsUrl, creds: c.creds, user: c.user, password: c.password, token: c.token, name: `flotilla-daemon-${this.machineId}` },
+      log,
+      signal,
+    );
+    this.nc = nc;
+    void this.watchStatus(nc, log);
+    if (signal?.aborted) throw new FlotillaError("timeout", "stopped while starting");
+
+    let buckets: Buckets;
+    try {
+      buckets = await ensureBuckets(nc, this.names, { agentTtlMs: c.agentTtlMs, leaseTtlMs: c.leaseTtlMs, replicas: c.replicas });
+    } catch (e) {
+      throw new FlotillaError("nats_unavailable", `cannot create the flotilla buckets (is JetStream enabled on the NATS server?): ${describeError(e)}`, { cause: e });
+    }
+    this.buckets = buckets;
+
+    await this.checkDuplicate(buckets, log);
+    writeDaemonStamp(c.stateDir, { session: this.session, pid: process.pid });
+
+    const facts = detectHost();
+    this.machine = createActor(
+      machineMachine.provide({
+        actors: {
+          detect: fromPromise(async () => detectHost()),
+          persistAvailability: fromPromise<void, { availability: Availability }>(async ({ input }) =>
+            writeAvailability(c.stateDir, input.availability),
+          ),
+        },
+      }),
+      {
+        input: {
+          identity: {
+            id: this.machineId,
+            version: VERSION,
+            session: this.session,
+            startedAt: Date.now(),
+            metadata: c.metadata,
+            publicIp: c.publicIp,
+            capacity: c.capacity,
+          },
+          facts,
+          availability,
+          refreshMs: REFRESH_MS,
+        },
+        inspect: inspector(nc, this.names, this.machineId, "machine", { withContext: true }),
+      },
+    ).start();
+
+    const put = kvBeat(buckets, c.agentTtlMs, () => this.machine!.getSnapshot().context.record);
+    this.beatOnce = async () => {
+      await put();
+      this.lastBeatAt = Date.now();
+    };
+    // The first beat is awaited: when start() returns, the machine is listed.
+    await this.beatOnce();
+    log.info({ availability, metadata: c.metadata }, "machine registered");
+
+    this.heart = createActor(heartMachine.provide({ actors: { beat: fromPromise(() => this.beatOnce!()) } }), {
+      input: { ttlMs: c.agentTtlMs },
+      inspect: inspector(nc, this.names, this.machineId, "heart"),
+    });
+    this.monitor = createActor(
+      monitorMachine.provide({
+        actors: {
+          stopComponents: fromPromise(async () => {
+            log.warn({ threshold: MONITOR_THRESHOLD }, "monitor: heartbeats keep failing; stopping components until NATS answers again");
+            await this.stopComponents(log);
+          }),
+          startComponents: fromPromise(async () => {
+            log.info("monitor: heartbeat recovered; restarting components");
+            await this.startComponents(log);
+          }),
+        },
+      }),
+      { input: { threshold: MONITOR_THRESHOLD }, inspect: inspector(nc, this.names, this.machineId, "monitor") },
+    );
+    this.heart.on("heart.ok", () => this.monitor?.send({ type: "BEAT_OK" }));
+    this.heart.on("heart.failed", (e) => {
+      log.warn({ failures: e.failures }, `heartbeat failed (${e.failures} in a row): ${e.error}; retrying`);
+      this.monitor?.send({ type: "BEAT_FAILED", failures: e.failures });
+    });
+    this.machine.on("machine.changed", () => this.heart?.send({ type: "BEAT_NOW" }));
+    this.monitor.start();
+    this.heart.start();
+
+    this.control = nc.subscribe(this.names.machineControlSubject(this.machineId, "availability"), {
+      callback: (err, msg) => {
+        if (!err) void this.onAvailability(msg, log);
+      },
+    });
+
+    await this.startComponents(log);
+    log.info({ prefix: c.prefix, agentTtlMs: c.agentTtlMs, engine: c.engineEnabled }, "daemon started");
+  }
+
+  /** fleet's duplicate machine-ID check; see decideOwnership for the rule. */
+  private async checkDuplicate(buckets: Buckets, log: Logger): Promise<void> {
+    const key = keys.machine(this.machineId);
+    const entry = await buckets.machines.get(key);
+    let existing: MachineRecord | undefined;
+    if (entry && entry.operation === "PUT" && entry.value.length > 0) {
+      try {
+        existing = decodeAs(MachineRecord, entry.value, `${this.names.bucket("machines")}/${key}`);
+      } catch (e) {
+        log.warn(`overwriting an unreadable machine record: ${describeError(e)}`);
+      }
+    }
+    const d = decideOwnership(existing, {
+      session: this.session,
+      now: Date.now(),
+      ttlMs: this.config.agentTtlMs,
+      stamp: readDaemonStamp(this.config.stateDir),
+      alive: pidAlive,
+    });
+    if (!d.take) {
+      const host = existing?.hostname ? ` on host ${existing.hostname}` : "";
+      throw new FlotillaError(
+        "duplicate_machine_id",
+        `machine ID ${this.machineId} is already in use by a live daemon${host} (last heartbeat ${d.ageMs} ms ago). ` +
+          `Stop that daemon, or give this one another --machine-id or --state-dir.`,
+        { field: "machine_id", value: this.machineId },
+      );
+    }
+    if (d.reason === "own-previous") log.info("taking over the machine record of this state dir's previous daemon (its process is gone)");
+  }
+
+  private async onAvailability(msg: Msg, log: Logger): Promise<void> {
+    const reply = (v: unknown) => {
+      try {
+        if (msg.reply) msg.respond(JSON.stringify(v));
+      } catch {
+        /* requester gone */
+      }
+    };
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder().decode(msg.data) || "{}");
+    } catch {
+      reply({ error: { code: "bad_json", message: "availability request is not JSON; send {\"availability\":\"drain\"}" } });
+      return;
+    }
+    const parsed = AvailabilityRequest.safeParse(body);
+    if (!parsed.success) {
+      const a = (body as { availability?: unknown })?.availability;
+      reply({
+        error: {
+          code: "bad_request",
+          field: "availability",
+          message: `availability ${JSON.stringify(a)} is not one of active, pause, drain`,
+        },
+      });
+      return;
+    }
+    this.machine?.send({ type: "SET_AVAILABILITY", availability: parsed.data.availability });
+    try {
+      await this.beatOnce?.();
+    } catch (e) {
+      log.warn(`availability changed but the record could not be put yet: ${describeError(e)}`);
+    }
+    log.info({ availability: parsed.data.availability }, "availability changed");
+    reply(this.record());
+  }
+
+  private record(): MachineRecord {
+    return { ...this.machine!.getSnapshot().context.record, heartbeatAt: this.lastBeatAt };
+  }
+
+  private context(log: Logger): ClusterContext {
+    return {
+      nc: this.nc!,
+      names: this.names,
+      buckets: this.buckets!,
+      log: log,
+      config: this.config,
+      machineId: this.machineId,
+      machine: () => this.record(),
+    };
+  }
+
+  private async startComponents(log: Logger): Promise<void> {
+    if (this.componentsUp) return;
+    const ctx = this.context(log);
+    if (!this.api) {
+      this.api = new ApiService({
+        nc: this.nc!,
+        names: this.names,
+        handlers: buildHandlers({ ...ctx, log: log.child({ component: "api" }) }),
+        log: log.child({ component: "api" }),
+        version: VERSION,
+        machineId: this.machineId,
+      });
+    }
+    if (this.components.length === 0) {
+      for (const f of componentFactories) {
+        const component = f.create({ ...ctx, log: this.log.child({ component: f.name, machineId: this.machineId }) });
+        if (component) this.components.push({ name: f.name, component });
+      }
+    }
+    this.componentsUp = true;
+    await this.api.start();
+    for (const { name, component } of this.components) {
+      try {
+        await component.start();
+        log.debug({ part: name }, "component started");
+      } catch (e) {
+        log.error({ part: name }, `component ${name} failed to start: ${describeError(e)}`);
+        throw e;
+      }
+    }
+  }
+
+  private async stopComponents(log: Logger, budgetMs = SHUTDOWN_BUDGET_MS / 2): Promise<void> {
+    if (!this.componentsUp) return;
+    this.componentsUp = false;
+    const each = Math.max(500, Math.floor(budgetMs / (this.components.length + 1)));
+    for (const { name, component } of [...this.components].reverse()) {
+      await withTimeout(component.stop(), each, `stopping ${name}`).catch((e) =>
+        log.warn({ part: name }, `component ${name} did not stop cleanly: ${describeError(e)}`),
+      );
+    }
+    await withTimeout(this.api?.stop() ?? Promise.resolve(), each, "stopping the API").catch(() => undefined);
+  }
+
+  private async watchStatus(nc: NatsConnection, log: Logger): Promise<void> {
+    try {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect") log.warn(`disconnected from NATS (${"server" in s ? s.server : ""}); reconnecting`);
+        else if (s.type === "reconnect") log.info(`reconnected to NATS (${"server" in s ? s.server : ""})`);
+      }
+    } catch {
+      /* connection closed */
+    }
+  }
+
+  /** Graceful stop: components, heart, record removal, connection. Idempotent and bounded. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopInner();
+    return this.stopping;
+  }
+
+  private async stopInner(): Promise<void> {
+    const log = this.log.child({ machineId: this.machineId });
+    const deadline = Date.now() + SHUTDOWN_BUDGET_MS;
+    const left = () => Math.max(200, deadline - Date.now());
+    this.monitor?.stop();
+    await this.stopComponents(log, left() - 2000);
+    this.control?.unsubscribe();
+    this.heart?.stop();
+    this.machine?.stop();
+    if (this.buckets && this.machineId && this.lastBeatAt > 0) {
+      await withTimeout(this.buckets.machines.purge(keys.machine(this.machineId)), Math.min(1500, left()), "removing the machine record")
+        .then(() => log.info("machine record removed"))
+        .catch((e) => log.warn(`could not remove the machine record (it expires after the agent TTL): ${describeError(e)}`));
+    }
+    await this.abandon(left());
+    log.info("daemon stopped");
+  }
+
+  private async abandon(ms = 2000): Promise<void> {
+    const nc = this.nc;
+    this.nc = undefined;
+    if (!nc || nc.isClosed()) return;
+    await withTimeout(nc.drain(), Math.min(ms, 2000), "draining NATS").catch(() => nc.close().catch(() => undefined));
+  }
+}

@@ -1,0 +1,95 @@
+// Starts a real `flotilla daemon` (the compiled CLI, as a user runs it) against a test's
+// nats-server and resolves once its machine record is in the machines bucket. Stop it by PID.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { connect } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import { Names, keys } from "../../src/protocol/names.js";
+import type { NatsServer } from "./nats-server.js";
+import { check } from "./check.js";
+import { spawnCli, stopChild } from "./cli.js";
+
+export interface StartDaemonOptions {
+  server: NatsServer | string;
+  prefix: string;
+  machineId?: string;
+  /** "k=v,k2=v2" or an object. */
+  metadata?: string | Record<string, string>;
+  stateDir?: string;
+  agentTtl?: string; // default "2s"
+  leaseTtl?: string; // default "2s"
+  extraArgs?: string[];
+  env?: Record<string, string>;
+  /** How long to wait for the machine record (default 20 s). */
+  timeoutMs?: number;
+}
+
+export interface RunningDaemon {
+  child: ChildProcess & { output: () => string };
+  machineId: string;
+  stateDir: string;
+  url: string;
+  /** SIGTERM (or the given signal) by PID; resolves with the exit code once it exited. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  output(): string;
+}
+
+export function daemonArgs(o: StartDaemonOptions, stateDir: string): string[] {
+  const url = typeof o.server === "string" ? o.server : o.server.url;
+  const args = ["--nats", url, "--prefix", o.prefix, "daemon", "--state-dir", stateDir];
+  args.push("--agent-ttl", o.agentTtl ?? "2s", "--lease-ttl", o.leaseTtl ?? "2s");
+  if (o.machineId) args.push("--machine-id", o.machineId);
+  if (o.metadata !== undefined) {
+    const m = typeof o.metadata === "string" ? o.metadata : Object.entries(o.metadata).map(([k, v]) => `${k}=${v}`).join(",");
+    args.push("--metadata", m);
+  }
+  args.push(...(o.extraArgs ?? []));
+  return args;
+}
+
+export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon> {
+  const url = typeof o.server === "string" ? o.server : o.server.url;
+  const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "flotilla-state-"));
+  const child = spawnCli(daemonArgs(o, stateDir), o.env ?? {});
+  const stop = (signal: NodeJS.Signals = "SIGTERM") => stopChild(child, signal);
+  const nc = await connect({ servers: url });
+  try {
+    const names = new Names(o.prefix);
+    const machineId = await check(
+      () => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`daemon exited (${child.exitCode ?? child.signalCode}) before registering:\n${child.output()}`);
+        }
+        if (o.machineId) return o.machineId;
+        try {
+          return readFileSync(join(stateDir, "machine-id"), "utf8").trim();
+        } catch {
+          return "";
+        }
+      },
+      o.timeoutMs ?? 20_000,
+      "the daemon's machine ID",
+    );
+    await check(
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`daemon exited (${child.exitCode ?? child.signalCode}) before registering:\n${child.output()}`);
+        }
+        const kv = await new Kvm(nc).open(names.bucket("machines"));
+        const e = await kv.get(keys.machine(machineId));
+        return e !== null && e.operation === "PUT" && e.value.length > 0;
+      },
+      o.timeoutMs ?? 20_000,
+      `machine ${machineId} in ${names.bucket("machines")}`,
+      50,
+    ).catch(async (e) => {
+      await stop("SIGKILL");
+      throw new Error(`${(e as Error).message}\ndaemon output:\n${child.output()}`);
+    });
+    return { child, machineId, stateDir, url, stop, output: () => child.output() };
+  } finally {
+    await nc.close();
+  }
+}
