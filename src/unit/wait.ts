@@ -10,6 +10,7 @@ import { describeError } from "../protocol/errors.js";
 import { UnitStateRecord, taskStateRank, type TaskState } from "../protocol/messages.js";
 import { keys } from "../protocol/names.js";
 import { silentLogger } from "../log.js";
+import { getMany } from "./store.js";
 
 /** Every machine's current state of one unit. */
 export type UnitStates = Map<string, UnitStateRecord>;
@@ -102,7 +103,7 @@ export async function waitForUnit(
     const before = (await kv.status()).streamInfo.state.last_seq;
     const listed = new Set<string>();
     for await (const k of await kv.keys(filter)) listed.add(k);
-    const entries = await Promise.all([...listed].map((k) => kv.get(k)));
+    const entries = await getMany(kv, [...listed]);
     const seen = new Set<string>();
     for (const e of entries) {
       if (!e) continue;

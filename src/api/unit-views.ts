@@ -1,0 +1,235 @@
+// What list-unit-files, list-units and status answer, built from snapshots of the units,
+// schedule, states and machines buckets. The row builders are pure (tested with tables); the
+// reads skip a garbage value with a log line and go on.
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import { decodeAs } from "../protocol/codec.js";
+import { describeError } from "../protocol/errors.js";
+import {
+  MachineRecord,
+  ScheduleEntry,
+  UnitStateRecord,
+  UnplacedRecord,
+  type TaskState,
+  type UnitRecord,
+} from "../protocol/messages.js";
+import { keys } from "../protocol/names.js";
+import { parseUnitFileCached } from "../unit/index.js";
+import { getMany } from "../unit/store.js";
+
+/** Every decodable value of a bucket (optionally under a key filter); garbage is logged and skipped. */
+export async function readAll<S extends z.ZodType>(
+  kv: KV,
+  schema: S,
+  log: Logger,
+  label: string,
+  filter = ">",
+): Promise<{ key: string; value: z.infer<S> }[]> {
+  const names: string[] = [];
+  for await (const k of await kv.keys(filter)) names.push(k);
+  const entries = await getMany(kv, names);
+  const out: { key: string; value: z.infer<S> }[] = [];
+  for (const e of entries) {
+    if (!e || e.operation !== "PUT") continue;
+    try {
+      out.push({ key: e.key, value: decodeAs(schema, e.value, `${label}/${e.key}`) });
+    } catch (err) {
+      log.warn({ key: e.key, err: describeError(err) }, "skipping a bucket value that does not decode");
+    }
+  }
+  return out;
+}
+
+export interface ClusterSnapshot {
+  units: UnitRecord[];
+  /** unit -> machines it is scheduled on */
+  schedule: Map<string, string[]>;
+  /** unit -> why the leader could not place it */
+  unplaced: Map<string, string>;
+  /** unit -> every machine's state */
+  states: Map<string, UnitStateRecord[]>;
+  machines: Map<string, MachineRecord>;
+}
+
+export async function readSchedule(kv: KV, log: Logger, filter = ">"): Promise<Pick<ClusterSnapshot, "schedule" | "unplaced">> {
+  const schedule = new Map<string, string[]>();
+  const unplaced = new Map<string, string>();
+  const names: string[] = [];
+  for await (const k of await kv.keys(filter)) names.push(k);
+  const entries = await getMany(kv, names);
+  for (const e of entries) {
+    if (!e || e.operation !== "PUT") continue;
+    try {
+      const u = keys.parseUnplaced(e.key);
+      if (u !== undefined) {
+        unplaced.set(u, decodeAs(UnplacedRecord, e.value, `schedule/${e.key}`).reason);
+        continue;
+      }
+      const s = keys.parseSchedule(e.key);
+      if (!s) continue;
+      decodeAs(ScheduleEntry, e.value, `schedule/${e.key}`);
+      schedule.set(s.unit, [...(schedule.get(s.unit) ?? []), s.machineId].sort());
+    } catch (err) {
+      log.warn({ key: e.key, err: describeError(err) }, "skipping a schedule value that does not decode");
+    }
+  }
+  return { schedule, unplaced };
+}
+
+export async function readStates(kv: KV, log: Logger, filter = ">"): Promise<Map<string, UnitStateRecord[]>> {
+  const out = new Map<string, UnitStateRecord[]>();
+  for (const { key, value } of await readAll(kv, UnitStateRecord, log, "states", filter)) {
+    const k = keys.parseState(key);
+    if (!k) continue;
+    out.set(k.unit, [...(out.get(k.unit) ?? []), value].sort((a, b) => a.machineId.localeCompare(b.machineId)));
+  }
+  return out;
+}
+
+export async function readMachines(kv: KV, log: Logger): Promise<Map<string, MachineRecord>> {
+  return new Map((await readAll(kv, MachineRecord, log, "machines")).map(({ value }) => [value.id, value]));
+}
+
+// ---- pure views ----
+
+/** fleet's unit state (list-unit-files STATE) of one task state. */
+export function fleetStateOf(t: TaskState): string {
+  switch (t) {
+    case "running":
+      return "launched";
+    case "ready":
+    case "starting":
+    case "complete":
+    case "shutdown":
+      return "loaded";
+    case "failed":
+    case "rejected":
+      return "failed";
+    default:
+      return "inactive";
+  }
+}
+
+const STATE_ORDER = ["inactive", "failed", "loaded", "launched"];
+
+export interface UnitFileRow {
+  unit: string;
+  hash: string;
+  desiredState: string;
+  /** fleet's STATE: what the machines report (the highest of them for a global unit). */
+  currentState: string;
+  /** Machine the unit is scheduled on; "global" for a global unit; null when not placed. */
+  target: string | null;
+  targetIp: string | null;
+  /** Every machine the schedule has it on (several for a global unit). */
+  machines: string[];
+  /** Why the leader engine could not place it (when it is not placed). */
+  unplaced: string | null;
+  global: boolean;
+  description: string;
+  version: number;
+}
+
+export interface UnitInfo {
+  global: boolean;
+  description: string;
+}
+
+/** Global and Description from a stored unit file (stored files were validated at submit). */
+export function unitInfo(r: UnitRecord, log?: Logger): UnitInfo {
+  try {
+    const p = parseUnitFileCached(r.name, r.contents, r.hash);
+    return { global: p.fleet.global, description: p.description ?? "" };
+  } catch (e) {
+    log?.warn({ unit: r.name, err: describeError(e) }, "stored unit file no longer parses");
+    return { global: false, description: "" };
+  }
+}
+
+export function unitFileRow(r: UnitRecord, snap: Omit<ClusterSnapshot, "units">, info: UnitInfo): UnitFileRow {
+  const machines = snap.schedule.get(r.name) ?? [];
+  const states = snap.states.get(r.name) ?? [];
+  let target: string | null = null;
+  if (info.global) target = "global";
+  else if (machines.length > 0) target = machines[0]!;
+  const relevant = info.global || target === null ? states : states.filter((s) => s.machineId === target);
+  let current = "inactive";
+  for (const s of relevant) {
+    const f = fleetStateOf(s.taskState);
+    if (STATE_ORDER.indexOf(f) > STATE_ORDER.indexOf(current)) current = f;
+  }
+  const placed = info.global ? machines.length > 0 : target !== null;
+  return {
+    unit: r.name,
+    hash: r.hash,
+    desiredState: r.desiredState,
+    currentState: current,
+    target,
+    targetIp: target && target !== "global" ? snap.machines.get(target)?.publicIp || null : null,
+    machines,
+    unplaced: !placed && r.desiredState !== "inactive" ? (snap.unplaced.get(r.name) ?? null) : null,
+    global: info.global,
+    description: info.description,
+    version: r.version,
+  };
+}
+
+export interface UnitRow {
+  unit: string;
+  machine: string;
+  machineIp: string | null;
+  load: string;
+  active: string;
+  sub: string;
+  taskState: TaskState;
+  hash: string;
+  pid: number | null;
+  exitCode: number | null;
+  restarts: number;
+  since: number;
+  error: string | null;
+}
+
+export function unitRows(states: Map<string, UnitStateRecord[]>, machines: Map<string, MachineRecord>): UnitRow[] {
+  const rows: UnitRow[] = [];
+  for (const list of states.values()) {
+    for (const s of list) {
+      rows.push({
+        unit: s.unit,
+        machine: s.machineId,
+        machineIp: machines.get(s.machineId)?.publicIp || null,
+        load: s.load,
+        active: s.active,
+        sub: s.sub,
+        taskState: s.taskState,
+        hash: s.hash,
+        pid: s.pid ?? null,
+        exitCode: s.exitCode ?? null,
+        restarts: s.restarts,
+        since: s.since,
+        error: s.error ?? null,
+      });
+    }
+  }
+  return rows.sort((a, b) => cmp(a.unit, b.unit) || cmp(a.machine, b.machine));
+}
+
+export function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The most recent error any machine reports for a unit. */
+export function lastError(states: UnitStateRecord[]): string | null {
+  let best: UnitStateRecord | undefined;
+  for (const s of states) {
+    const failed = s.error !== undefined || s.taskState === "failed" || s.taskState === "rejected";
+    if (failed && (!best || s.updatedAt > best.updatedAt)) best = s;
+  }
+  if (!best) return null;
+  const parts = [`${best.machineId}: ${best.taskState}`];
+  if (best.exitCode !== undefined) parts.push(`exit code ${best.exitCode}`);
+  if (best.signal) parts.push(`signal ${best.signal}`);
+  if (best.error) parts.push(best.error);
+  return parts.join(", ");
+}

@@ -1,0 +1,193 @@
+// The unit verbs of the `flotilla` API: submit, load, start, stop, unload, destroy, restart,
+// list-unit-files, list-units, status, cat. Every body is checked with a strict zod schema
+// (unknown fields are refused, the error names the field), then handed to the UnitStore.
+//
+//   nats req flotilla.api.start '{"units":[{"name":"hello.service","contents":"[Service]\nExecStart=/bin/sleep 600\n"}]}'
+//   nats req flotilla.api.list-unit-files ''
+import { z } from "zod";
+import { FlotillaError } from "../protocol/errors.js";
+import type { UnitRecord } from "../protocol/messages.js";
+import { keys } from "../protocol/names.js";
+import type { ClusterContext } from "../server/context.js";
+import { UnitStore, type UnitOutcome } from "../unit/store.js";
+import { CREATING_VERBS, UNIT_VERBS, type UnitVerb } from "../unit/transitions.js";
+import { goalReached, waitForUnit } from "../unit/wait.js";
+import { normalizeUnitName } from "../unit/index.js";
+import type { ApiHandlers } from "./service.js";
+import {
+  lastError,
+  readMachines,
+  readSchedule,
+  readStates,
+  unitFileRow,
+  unitInfo,
+  unitRows,
+} from "./unit-views.js";
+
+// ---- request schemas ----
+
+const UnitRef = z.object({ name: z.string() }).strict();
+const UnitWithContents = z.object({ name: z.string(), contents: z.string().optional() }).strict();
+
+export const CreatingBody = z
+  .object({ units: z.array(UnitWithContents).min(1, "give at least one unit"), replace: z.boolean().optional() })
+  .strict();
+export const NamesBody = z.object({ units: z.array(UnitRef).min(1, "give at least one unit") }).strict();
+export const NameBody = z.object({ name: z.string() }).strict();
+export const EmptyBody = z.object({}).strict();
+
+/** "units.0.name" -> "units[0].name" */
+function fieldPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? String(p) : `.${String(p)}`;
+  return out;
+}
+
+/** Validates a request body; a violation becomes bad_request naming the field. */
+export function parseRequest<S extends z.ZodType>(schema: S, body: unknown, verb: string, example: string): z.infer<S> {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    const got = Array.isArray(body) ? "an array" : body === null ? "null" : `a ${typeof body}`;
+    throw new FlotillaError("bad_request", `${verb}: the request body must be a JSON object such as ${example}, not ${got}`, {
+      field: "body",
+    });
+  }
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  let field = fieldPath(issue.path);
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") {
+    const k = issue.keys[0]!;
+    field = field ? `${field}.${k}` : k;
+    message = `unknown field (expected ${example})`;
+  }
+  throw new FlotillaError("bad_request", `${verb}: field ${field || "body"}: ${message}`, { field: field || "body" });
+}
+
+// ---- replies ----
+
+export type UnitSummary = Omit<UnitRecord, "contents">;
+
+export interface UnitVerbReply {
+  units: { name: string; changed: boolean; record: UnitSummary | null }[];
+  warnings: string[];
+}
+
+function summary(r: UnitRecord | null): UnitSummary | null {
+  if (!r) return null;
+  const { contents: _contents, ...rest } = r;
+  return rest;
+}
+
+function reply(outcomes: UnitOutcome[]): UnitVerbReply {
+  return {
+    units: outcomes.map((o) => ({ name: o.name, changed: o.changed, record: summary(o.record) })),
+    warnings: outcomes.flatMap((o) => (o.warning ? [o.warning] : [])),
+  };
+}
+
+/** How long the API's restart waits for a unit's task to stop before starting it again. */
+export const RESTART_STOP_WAIT_MS = 5000;
+
+const EX_UNITS = `{"units":[{"name":"hello.service","contents":"..."}]}`;
+const EX_NAMES = `{"units":[{"name":"hello.service"}]}`;
+const EX_NAME = `{"name":"hello.service"}`;
+
+export function unitHandlers(ctx: ClusterContext): ApiHandlers {
+  const log = ctx.log.child({ component: "api-units" });
+  const store = new UnitStore(ctx.buckets.units, { log });
+  const h: ApiHandlers = {};
+
+  for (const verb of UNIT_VERBS) {
+    if ((CREATING_VERBS as readonly string[]).includes(verb)) {
+      h[verb] = async (body) => {
+        const req = parseRequest(CreatingBody, body, verb, EX_UNITS);
+        return reply(await store.apply(verb as "submit" | "load" | "start", req.units, req.replace ?? false));
+      };
+    } else if (verb === "restart") {
+      h[verb] = async (body) => {
+        const req = parseRequest(NamesBody, body, verb, EX_NAMES);
+        const outcomes = await store.restart(
+          req.units.map((u) => u.name),
+          async (name) => {
+            await waitForUnit(ctx.buckets.states, name, (s) => goalReached("stopped", s), {
+              timeoutMs: RESTART_STOP_WAIT_MS,
+              log,
+            });
+          },
+        );
+        return reply(outcomes);
+      };
+    } else {
+      h[verb] = async (body) => {
+        const req = parseRequest(NamesBody, body, verb, EX_NAMES);
+        return reply(await store.apply(verb as Exclude<UnitVerb, "restart">, req.units, false));
+      };
+    }
+  }
+
+  h["list-unit-files"] = async (body) => {
+    parseRequest(EmptyBody, body, "list-unit-files", "{}");
+    const [units, sched, states, machines] = await Promise.all([
+      store.list(),
+      readSchedule(ctx.buckets.schedule, log),
+      readStates(ctx.buckets.states, log),
+      readMachines(ctx.buckets.machines, log),
+    ]);
+    const snap = { ...sched, states, machines };
+    return units.map((u) => unitFileRow(u, snap, unitInfo(u, log)));
+  };
+
+  h["list-units"] = async (body) => {
+    parseRequest(EmptyBody, body, "list-units", "{}");
+    const [states, machines] = await Promise.all([
+      readStates(ctx.buckets.states, log),
+      readMachines(ctx.buckets.machines, log),
+    ]);
+    return unitRows(states, machines);
+  };
+
+  const getUnit = async (body: unknown, verb: string): Promise<UnitRecord> => {
+    const req = parseRequest(NameBody, body, verb, EX_NAME);
+    let name: string;
+    try {
+      name = normalizeUnitName(req.name);
+    } catch (e) {
+      if (e instanceof FlotillaError) throw new FlotillaError("invalid_unit_name", e.message, { field: "name", value: req.name });
+      throw e;
+    }
+    const r = await store.get(name);
+    if (!r) throw new FlotillaError("unknown_unit", `unit ${name} does not exist in the cluster`, { field: "name", value: name });
+    return r;
+  };
+
+  h.cat = async (body) => {
+    const r = await getUnit(body, "cat");
+    return { name: r.name, contents: r.contents };
+  };
+
+  h.status = async (body) => {
+    const r = await getUnit(body, "status");
+    const [sched, statesByUnit, machines] = await Promise.all([
+      readSchedule(ctx.buckets.schedule, log),
+      readStates(ctx.buckets.states, log, keys.statesOfUnit(r.name)),
+      readMachines(ctx.buckets.machines, log),
+    ]);
+    const states = statesByUnit.get(r.name) ?? [];
+    const info = unitInfo(r, log);
+    const row = unitFileRow(r, { ...sched, states: statesByUnit, machines }, info);
+    return {
+      unit: r,
+      description: info.description,
+      global: info.global,
+      currentState: row.currentState,
+      target: row.target,
+      machines: row.machines.map((id) => ({ id, publicIp: machines.get(id)?.publicIp || null })),
+      unplaced: row.unplaced,
+      states,
+      lastError: lastError(states),
+    };
+  };
+
+  return h;
+}

@@ -1,0 +1,51 @@
+// The `flotilla` API service in the test process, with every registered handler, against a
+// real nats-server and one prefix: enough to drive the API with raw bytes or point the CLI at
+// it (--nats/--prefix) without a daemon.
+import type { NatsConnection } from "@nats-io/nats-core";
+import { ApiService } from "../../src/api/service.js";
+import { buildHandlers } from "../../src/api/handlers.js";
+import { ensureBuckets, type Buckets } from "../../src/nats/buckets.js";
+import { Names } from "../../src/protocol/names.js";
+import { silentLogger } from "../../src/log.js";
+import type { ClusterContext, DaemonConfig } from "../../src/server/context.js";
+import type { MachineRecord } from "../../src/protocol/messages.js";
+
+export interface InProcessApi {
+  names: Names;
+  buckets: Buckets;
+  ctx: ClusterContext;
+  stop(): Promise<void>;
+}
+
+export async function startApiInProcess(nc: NatsConnection, prefix: string, url: string, machineId = "m-test"): Promise<InProcessApi> {
+  const names = new Names(prefix);
+  const buckets = await ensureBuckets(nc, names, { agentTtlMs: 60_000, leaseTtlMs: 5_000 });
+  const config: DaemonConfig = {
+    natsUrl: url,
+    prefix,
+    machineId,
+    metadata: {},
+    stateDir: "/nonexistent",
+    agentTtlMs: 60_000,
+    leaseTtlMs: 5_000,
+    engineEnabled: false,
+    reconcileIntervalMs: 2_000,
+    replicas: 1,
+  } as DaemonConfig;
+  const record: MachineRecord = {
+    id: machineId,
+    hostname: "test",
+    publicIp: "10.0.0.1",
+    metadata: {},
+    capacity: { cpu: 2, memory: 2 ** 30 },
+    availability: "active",
+    version: "test",
+    startedAt: Date.now(),
+    session: "s",
+    heartbeatAt: Date.now(),
+  };
+  const ctx: ClusterContext = { nc, names, buckets, log: silentLogger, config, machineId, machine: () => record };
+  const service = new ApiService({ nc, names, handlers: buildHandlers(ctx), log: silentLogger, version: "0.0.0-test", machineId });
+  await service.start();
+  return { names, buckets, ctx, stop: () => service.stop() };
+}
