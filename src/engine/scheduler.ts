@@ -6,34 +6,11 @@
 // each machine has reserved. Unconstrained units (the common case at scale) take a fast path:
 // a lazy min-heap of active machines by load, so 100,000 placements stay O(n log m).
 import type { EngineMachine, EngineUnit } from "./model.js";
+import { explainMetadata, formatMissing, globMatch } from "../unit/match.js";
 
-// ---- globs (fleet uses Go's path.Match: *, ?, [...]) ----
-const globCache = new Map<string, RegExp>();
-export function globToRegExp(glob: string): RegExp {
-  let re = globCache.get(glob);
-  if (re) return re;
-  let src = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "*") src += ".*";
-    else if (c === "?") src += ".";
-    else if (c === "[") {
-      const end = glob.indexOf("]", i + 1);
-      if (end < 0) src += "\\[";
-      else {
-        let body = glob.slice(i + 1, end);
-        if (body.startsWith("!") || body.startsWith("^")) body = "^" + body.slice(1);
-        src += `[${body.replace(/\\/g, "\\\\")}]`;
-        i = end;
-      }
-    } else src += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
-  }
-  re = new RegExp(`^${src}$`);
-  globCache.set(glob, re);
-  return re;
-}
+/** Conflicts=/Replaces= globs, Go's path.Match as fleet (the parser's matcher). */
 export function globMatches(glob: string, name: string): boolean {
-  return glob === name || globToRegExp(glob).test(name);
+  return glob === name || globMatch(glob, name);
 }
 function anyGlob(globs: string[], name: string): boolean {
   for (const g of globs) if (globMatches(g, name)) return true;
@@ -42,12 +19,8 @@ function anyGlob(globs: string[], name: string): boolean {
 
 /** fleet's MachineMetadata: keys AND'ed, values OR'ed. Returns the first unmet key as "k=v1|v2". */
 export function unmetMetadata(want: Record<string, string[]>, have: Record<string, string>): string | undefined {
-  for (const [k, values] of Object.entries(want)) {
-    if (values.length === 0) continue;
-    const v = have[k];
-    if (v === undefined || !values.includes(v)) return `${k}=${values.join("|")}`;
-  }
-  return undefined;
+  const missing = explainMetadata(want, have)[0];
+  return missing ? formatMissing(missing) : undefined;
 }
 
 /** MachineID=: the full ID, or fleet's 8-character short form. */

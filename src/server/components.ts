@@ -4,7 +4,10 @@
 // Components must allow start() again after stop(): the monitor restarts them all after
 // repeated heartbeat failures.
 import type { ClusterContext, Component } from "./context.js";
+import { createEngine } from "../engine/engine.js";
 
 export type ComponentFactory = (ctx: ClusterContext) => Component | undefined;
 
-export const componentFactories: { name: string; create: ComponentFactory }[] = [];
+export const componentFactories: { name: string; create: ComponentFactory }[] = [
+  { name: "engine", create: (ctx) => (ctx.config.engineEnabled ? createEngine(ctx) : undefined) },
+];

@@ -1,0 +1,414 @@
+// The engine component (fleet's engine): every engine-enabled daemon stands for the lease; only
+// the leader reconciles. The leader keeps in-memory views fed by watches on `units`,
+// `schedule` and `machines` (no full re-read per round), runs the pure reconciler on watch
+// events (debounced) and on a timer (reconcileIntervalMs, plus the moment a machine's silence
+// reaches the agent TTL), and executes the actions through the guarded, pipelined writer.
+//
+// On becoming leader it opens the watches and waits until each has replayed its bucket before
+// the first round: deciding on half a schedule could place a unit twice. Every known machine
+// then gets one full agent TTL of grace. On stepping down it stops at once: the watches close,
+// the views are dropped, an in-flight batch stops at its next window.
+import { randomBytes } from "node:crypto";
+import type { KV, KvWatchEntry } from "@nats-io/kv";
+import { createActor, type Actor } from "xstate";
+import type { Logger } from "pino";
+import { decodeAs } from "../protocol/codec.js";
+import { MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
+import { keys } from "../protocol/names.js";
+import { describeError } from "../protocol/errors.js";
+import type { Buckets } from "../nats/buckets.js";
+import type { ClusterContext, Component } from "../server/context.js";
+import { parseUnitFileCached } from "../unit/index.js";
+import { isLeading, leaseMachine } from "./lease.machine.js";
+import { leaseMachineFor, readLease } from "./lease.js";
+import { Liveness } from "./liveness.js";
+import { reconcile } from "./reconciler.js";
+import { ScheduleWriter, type WriteResult } from "./schedule-writer.js";
+import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit, type Placement } from "./model.js";
+
+export interface EngineOptions {
+  buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
+  log: Logger;
+  machineId: string;
+  leaseTtlMs: number;
+  agentTtlMs: number;
+  reconcileIntervalMs: number;
+  /** Quiet time after a watch event before a round (default 20 ms). */
+  debounceMs?: number;
+}
+
+export interface EngineStats {
+  rounds: number;
+  scheduled: number;
+  unscheduled: number;
+  lastRoundMs: number;
+  /** Date.now() of the first acknowledged write of the current term (0: none yet). */
+  firstWriteAt: number;
+}
+
+type Watch = Awaited<ReturnType<KV["watch"]>>;
+
+export class Engine implements Component {
+  readonly holder: string;
+  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0 };
+  private readonly log: Logger;
+  private readonly writer: ScheduleWriter;
+  private lease?: Actor<typeof leaseMachine>;
+  private leading = false;
+  private epoch = 0;
+  /** Bumped on every term change: loops of an old term see it and end. */
+  private gen = 0;
+  private watches: Watch[] = [];
+  private ready = { units: false, schedule: false, machines: false };
+  // views
+  private units = new Map<string, EngineUnit>();
+  private placements = new Map<string, Placement>();
+  private unplaced = new Map<string, string>();
+  private machines = new Map<string, MachineRecord>();
+  private liveness: Liveness;
+  /** Keys we wrote: watch echoes older than our write are ignored ("del": until the delete's echo). */
+  private floor = new Map<string, number | "del">();
+  // round scheduling
+  private timer?: NodeJS.Timeout;
+  private timerDue = 0;
+  private running = false;
+  private again = false;
+  private roundDone?: Promise<void>;
+
+  constructor(private readonly o: EngineOptions) {
+    this.holder = `${o.machineId}/${randomBytes(4).toString("hex")}`;
+    this.log = o.log;
+    this.writer = new ScheduleWriter(o.buckets.schedule, o.log);
+    this.liveness = new Liveness(o.agentTtlMs);
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+  get term(): number {
+    return this.epoch;
+  }
+
+  async start(): Promise<void> {
+    if (this.lease) return;
+    const actor = createActor(leaseMachineFor(this.o.buckets.leases, this.log), {
+      input: { holder: this.holder, ttlMs: this.o.leaseTtlMs },
+    });
+    this.lease = actor;
+    let wasLeading = false;
+    actor.subscribe((snap) => {
+      const now = isLeading(snap.value);
+      if (now && !wasLeading) {
+        wasLeading = true;
+        this.becomeLeader(snap.context.epoch);
+      } else if (!now && wasLeading) {
+        wasLeading = false;
+        this.stepDown(snap.context.lastError || (snap.status === "done" ? "resigned" : "lost the lease"));
+      }
+    });
+    actor.start();
+  }
+
+  async stop(): Promise<void> {
+    const actor = this.lease;
+    if (!actor) return;
+    this.lease = undefined;
+    actor.send({ type: "RESIGN" });
+    const done = new Promise<void>((resolve) => {
+      if (actor.getSnapshot().status === "done") return resolve();
+      const sub = actor.subscribe({ complete: () => resolve(), error: () => resolve() });
+      setTimeout(() => {
+        sub.unsubscribe();
+        resolve();
+      }, 1000);
+    });
+    await done;
+    actor.stop();
+    if (this.leading) this.stepDown("stopped");
+    await this.roundDone?.catch(() => undefined);
+  }
+
+  // ---- terms ----
+
+  private becomeLeader(epoch: number): void {
+    this.leading = true;
+    this.epoch = epoch;
+    this.stats.firstWriteAt = 0;
+    const gen = ++this.gen;
+    this.log.info({ epoch, holder: this.holder }, "elected engine leader");
+    this.ready = { units: false, schedule: false, machines: false };
+    void this.openWatches(gen).catch((e) => {
+      this.log.error({ err: describeError(e) }, "cannot watch the cluster state; resigning the lease");
+      this.lease?.send({ type: "RESIGN" });
+    });
+  }
+
+  private stepDown(why: string): void {
+    this.leading = false;
+    this.gen++;
+    this.log.warn({ epoch: this.epoch, why }, "no longer engine leader: stopped writing");
+    for (const w of this.watches) w.stop();
+    this.watches = [];
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.units = new Map();
+    this.placements = new Map();
+    this.unplaced = new Map();
+    this.machines = new Map();
+    this.floor = new Map();
+    this.liveness.clear();
+  }
+
+  private async openWatches(gen: number): Promise<void> {
+    const b = this.o.buckets;
+    const specs: [keyof Engine["ready"], KV, (e: KvWatchEntry) => boolean][] = [
+      ["units", b.units, (e) => this.onUnit(e)],
+      ["schedule", b.schedule, (e) => this.onSchedule(e)],
+      ["machines", b.machines, (e) => this.onMachine(e)],
+    ];
+    for (const [name, kv, handle] of specs) {
+      const empty = (await kv.status()).values === 0;
+      if (gen !== this.gen) return;
+      const w = await kv.watch();
+      if (gen !== this.gen) {
+        w.stop();
+        return;
+      }
+      this.watches.push(w);
+      if (empty) this.markReady(name, gen);
+      // The machines bucket loses keys by TTL: its replay may be empty although status said not.
+      if (name === "machines" && !empty) {
+        setTimeout(() => this.markReady("machines", gen), Math.max(200, Math.floor(this.o.agentTtlMs / 2))).unref();
+      }
+      void (async () => {
+        for await (const e of w) {
+          if (gen !== this.gen) break;
+          let kick = false;
+          try {
+            kick = handle(e);
+          } catch (err) {
+            this.log.warn({ bucket: name, key: e.key, err: describeError(err) }, "skipping a watch entry");
+          }
+          if (e.isUpdate && !this.ready[name]) this.markReady(name, gen);
+          else if (kick && this.allReady()) this.kick();
+        }
+      })().catch((err) => this.log.warn({ bucket: name, err: describeError(err) }, "watch ended"));
+    }
+  }
+
+  private markReady(name: keyof Engine["ready"], gen: number): void {
+    if (gen !== this.gen || this.ready[name]) return;
+    this.ready[name] = true;
+    if (this.allReady()) {
+      this.liveness.graceAll(Date.now());
+      this.log.info(
+        { units: this.units.size, placements: this.placements.size, machines: this.machines.size },
+        "cluster state loaded; reconciling",
+      );
+      this.kick(0);
+    }
+  }
+
+  private allReady(): boolean {
+    return this.ready.units && this.ready.schedule && this.ready.machines;
+  }
+
+  // ---- watch handlers: return true when the change calls for a round ----
+
+  private onUnit(e: KvWatchEntry): boolean {
+    const name = keys.unitFromKey(e.key);
+    if (e.operation !== "PUT") return this.units.delete(name);
+    let rec: UnitRecord;
+    try {
+      rec = decodeAs(UnitRecord, e.value, `units/${e.key}`);
+    } catch (err) {
+      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in units");
+      return false;
+    }
+    const prev = this.units.get(name);
+    if (prev && prev.hash === rec.hash && prev.desiredState === rec.desiredState) return false;
+    this.units.set(name, toEngineUnit(name, rec));
+    return true;
+  }
+
+  private onSchedule(e: KvWatchEntry): boolean {
+    const f = this.floor.get(e.key);
+    if (f !== undefined) {
+      if (f === "del") {
+        if (e.operation !== "PUT") this.floor.delete(e.key);
+        return false;
+      }
+      if (e.revision <= f) {
+        if (e.revision === f) this.floor.delete(e.key);
+        return false;
+      }
+      this.floor.delete(e.key);
+    }
+    const un = keys.parseUnplaced(e.key);
+    if (un !== undefined) {
+      if (e.operation !== "PUT") {
+        this.unplaced.delete(un);
+        return false;
+      }
+      try {
+        this.unplaced.set(un, decodeAs(UnplacedRecord, e.value, `schedule/${e.key}`).reason);
+      } catch (err) {
+        this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage unplaced reason");
+      }
+      return false;
+    }
+    const k = keys.parseSchedule(e.key);
+    if (!k) {
+      this.log.warn({ key: e.key }, "skipping a schedule key that names no machine and unit");
+      return false;
+    }
+    if (e.operation !== "PUT") return this.placements.delete(e.key);
+    let entry: ScheduleEntry;
+    try {
+      entry = decodeAs(ScheduleEntry, e.value, `schedule/${e.key}`);
+    } catch (err) {
+      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in schedule");
+      return false;
+    }
+    this.placements.set(e.key, { unit: k.unit, machineId: k.machineId, hash: entry.hash, desiredState: entry.desiredState });
+    return true;
+  }
+
+  private onMachine(e: KvWatchEntry): boolean {
+    const id = e.key;
+    if (e.operation !== "PUT") {
+      this.liveness.forget(id);
+      return this.machines.delete(id);
+    }
+    let rec: MachineRecord;
+    try {
+      rec = decodeAs(MachineRecord, e.value, `machines/${e.key}`);
+    } catch (err) {
+      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in machines");
+      return false;
+    }
+    const prev = this.machines.get(id);
+    this.machines.set(id, rec);
+    const wasAlive = this.liveness.isAlive(id, Date.now());
+    this.liveness.seen(id, Date.now());
+    // Plain heartbeats change nothing the scheduler reads: no round for them.
+    return (
+      !prev ||
+      !wasAlive ||
+      prev.availability !== rec.availability ||
+      JSON.stringify(prev.metadata) !== JSON.stringify(rec.metadata) ||
+      prev.capacity.cpu !== rec.capacity.cpu ||
+      prev.capacity.memory !== rec.capacity.memory
+    );
+  }
+
+  // ---- rounds ----
+
+  private kick(delay = this.o.debounceMs ?? 20): void {
+    if (!this.leading || !this.allReady()) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    const due = Date.now() + delay;
+    if (this.timer && this.timerDue <= due) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDue = due;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.roundDone = this.round();
+    }, delay);
+  }
+
+  private async round(): Promise<void> {
+    if (!this.leading || !this.allReady()) return;
+    const gen = this.gen;
+    this.running = true;
+    let progress = false;
+    try {
+      const t0 = performance.now();
+      const now = Date.now();
+      const live = new Map<string, EngineMachine>();
+      for (const [id, r] of this.machines) {
+        if (this.liveness.isAlive(id, now)) {
+          live.set(id, { id, metadata: r.metadata, capacity: r.capacity, availability: r.availability });
+        }
+      }
+      const actions = reconcile({ units: this.units, placements: this.placements.values(), machines: live, unplaced: this.unplaced });
+      this.stats.rounds++;
+      if (actions.length) {
+        const res = await this.writer.execute(actions, {
+          epoch: this.epoch,
+          units: this.units,
+          leading: () => this.leading && gen === this.gen,
+          leaseHeld: async () => {
+            const l = await readLease(this.o.buckets.leases, this.log);
+            return typeof l === "object" && l.holder === this.holder && l.epoch === this.epoch;
+          },
+        });
+        if (gen === this.gen) progress = this.apply(res);
+        if (res.aborted) this.log.warn({ why: res.aborted }, "schedule batch stopped");
+      }
+      this.stats.lastRoundMs = performance.now() - t0;
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, "reconcile round failed");
+    } finally {
+      this.running = false;
+    }
+    if (gen !== this.gen || !this.leading) return;
+    if (this.again || progress) {
+      this.again = false;
+      this.kick(0);
+      return;
+    }
+    const nextLoss = this.liveness.nextExpiry(Date.now());
+    const wait = Math.min(this.o.reconcileIntervalMs, nextLoss === undefined ? Infinity : nextLoss + 5);
+    this.kick(Math.max(0, wait));
+  }
+
+  private apply(res: WriteResult): boolean {
+    for (const d of res.deleted) {
+      this.placements.delete(d.key);
+      this.floor.set(d.key, "del");
+    }
+    for (const p of res.put) {
+      this.placements.set(p.key, p.placement);
+      this.floor.set(p.key, p.revision);
+    }
+    for (const u of res.unplacedSet) {
+      this.unplaced.set(u.unit, u.reason);
+      this.floor.set(u.key, u.revision);
+    }
+    for (const u of res.unplacedCleared) {
+      this.unplaced.delete(u.unit);
+      this.floor.set(u.key, "del");
+    }
+    this.stats.scheduled += res.put.length;
+    this.stats.unscheduled += res.deleted.length;
+    if (!this.stats.firstWriteAt && (res.put.length || res.deleted.length)) this.stats.firstWriteAt = Date.now();
+    return res.failures === 0 && !res.aborted && (res.put.length > 0 || res.deleted.length > 0);
+  }
+}
+
+/** A units-bucket record as the engine sees it: only [X-Fleet] matters here. */
+export function toEngineUnit(name: string, rec: UnitRecord): EngineUnit {
+  const base = { name, hash: rec.hash, desiredState: rec.desiredState, contents: rec.contents };
+  // Most units have no [X-Fleet] section; skip the parse for them (the API validated the file).
+  if (!/^\s*\[X-Fleet\]/m.test(rec.contents)) return { ...base, fleet: NO_FLEET_OPTIONS };
+  try {
+    return { ...base, fleet: parseUnitFileCached(name, rec.contents, rec.hash).fleet };
+  } catch (e) {
+    return { ...base, fleet: NO_FLEET_OPTIONS, invalid: describeError(e) };
+  }
+}
+
+export function createEngine(ctx: ClusterContext): Engine {
+  return new Engine({
+    buckets: ctx.buckets,
+    log: ctx.log.child({ component: "engine", machineId: ctx.machineId }),
+    machineId: ctx.machineId,
+    leaseTtlMs: ctx.config.leaseTtlMs,
+    agentTtlMs: ctx.config.agentTtlMs,
+    reconcileIntervalMs: ctx.config.reconcileIntervalMs || 2000,
+  });
+}

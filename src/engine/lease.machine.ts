@@ -1,0 +1,144 @@
+// The engine's leader election (fleet's engine lease): follower → candidate → leader.
+//
+//  follower ──retry──▶ candidate ──acquired──▶ leader.holding ──renewEvery──▶ leader.renewing
+//     ▲                   │ taken / error            ▲                          │ ok
+//     └───────────────────┘                          └──────────────────────────┘
+//     ▲                                                     error / no answer in renewTimeout
+//     └──────────────────────── step down at once ──────────────┘
+//  RESIGN (from anywhere): a leader releases its lease (so others need not wait a TTL), then stopped.
+//
+// The effects are actors injected with .provide(): `acquire` (KV create of the lease key, then a
+// first update that records the term's epoch), `renew` (KV update by revision), `release` (KV
+// delete guarded by revision). This file decides nothing about NATS; the pure timing lives in
+// leaseTimings().
+import { assign, fromPromise, setup } from "xstate";
+
+export interface LeaseInput {
+  holder: string;
+  ttlMs: number;
+}
+
+export type AcquireResult =
+  | { acquired: true; epoch: number; revision: number }
+  | { acquired: false; holder?: string };
+
+export interface LeaseContext {
+  holder: string;
+  ttlMs: number;
+  /** The term: strictly increasing across leaders (see lease.ts for why it is a stream sequence). */
+  epoch: number;
+  /** KV revision of our latest write of the lease; the next renewal must match it. */
+  revision: number;
+  /** Who holds the lease, as last seen by a candidate that lost. */
+  seenHolder: string;
+  lastError: string;
+  terms: number;
+}
+
+export type LeaseEvent = { type: "RESIGN" };
+
+/** Renew every TTL/3; a renewal that takes TTL/3 is a failure; candidates retry often. */
+export function leaseTimings(ttlMs: number): { renewEvery: number; renewTimeout: number; retry: number } {
+  const third = Math.max(1, Math.floor(ttlMs / 3));
+  return { renewEvery: third, renewTimeout: third, retry: Math.min(500, Math.max(50, Math.floor(ttlMs / 10))) };
+}
+
+export const leaseMachine = setup({
+  types: {
+    input: {} as LeaseInput,
+    context: {} as LeaseContext,
+    events: {} as LeaseEvent,
+  },
+  actors: {
+    acquire: fromPromise<AcquireResult, { holder: string; ttlMs: number }>(async () => {
+      throw new Error("acquire not provided");
+    }),
+    renew: fromPromise<{ revision: number }, { holder: string; ttlMs: number; epoch: number; revision: number }>(async () => {
+      throw new Error("renew not provided");
+    }),
+    release: fromPromise<void, { revision: number }>(async () => undefined),
+  },
+  guards: {
+    acquired: ({ event }) => (event as unknown as { output: AcquireResult }).output.acquired,
+  },
+  actions: {
+    takeTerm: assign(({ context, event }) => {
+      const out = (event as unknown as { output: AcquireResult & { acquired: true } }).output;
+      return { epoch: out.epoch, revision: out.revision, terms: context.terms + 1, lastError: "", seenHolder: context.holder };
+    }),
+    noteHolder: assign(({ event }) => ({ seenHolder: (event as unknown as { output: { holder?: string } }).output.holder ?? "" })),
+    noteRenewal: assign(({ event }) => ({ revision: (event as unknown as { output: { revision: number } }).output.revision })),
+    noteError: assign(({ event }) => ({ lastError: errorText((event as unknown as { error: unknown }).error) })),
+    noteTimeout: assign({ lastError: "lease renewal got no answer in time" }),
+  },
+  delays: {
+    retry: ({ context }) => leaseTimings(context.ttlMs).retry,
+    renewEvery: ({ context }) => leaseTimings(context.ttlMs).renewEvery,
+    renewTimeout: ({ context }) => leaseTimings(context.ttlMs).renewTimeout,
+  },
+}).createMachine({
+  id: "lease",
+  context: ({ input }) => ({
+    holder: input.holder,
+    ttlMs: input.ttlMs,
+    epoch: 0,
+    revision: 0,
+    seenHolder: "",
+    lastError: "",
+    terms: 0,
+  }),
+  initial: "candidate",
+  on: { RESIGN: ".stopped" },
+  states: {
+    follower: {
+      after: { retry: "candidate" },
+    },
+    candidate: {
+      invoke: {
+        src: "acquire",
+        input: ({ context }) => ({ holder: context.holder, ttlMs: context.ttlMs }),
+        onDone: [
+          { guard: "acquired", target: "leader", actions: "takeTerm" },
+          { target: "follower", actions: "noteHolder" },
+        ],
+        onError: { target: "follower", actions: "noteError" },
+      },
+    },
+    leader: {
+      initial: "holding",
+      on: { RESIGN: ".releasing" },
+      states: {
+        holding: {
+          after: { renewEvery: "renewing" },
+        },
+        renewing: {
+          invoke: {
+            src: "renew",
+            input: ({ context }) => ({ holder: context.holder, ttlMs: context.ttlMs, epoch: context.epoch, revision: context.revision }),
+            onDone: { target: "holding", actions: "noteRenewal" },
+            onError: { target: "#lease.follower", actions: "noteError" },
+          },
+          after: { renewTimeout: { target: "#lease.follower", actions: "noteTimeout" } },
+        },
+        releasing: {
+          invoke: {
+            src: "release",
+            input: ({ context }) => ({ revision: context.revision }),
+            onDone: "#lease.stopped",
+            onError: "#lease.stopped",
+          },
+        },
+      },
+    },
+    stopped: { type: "final" },
+  },
+});
+
+/** Whether a snapshot's state is one in which this engine may write (leader, not releasing). */
+export function isLeading(value: unknown): boolean {
+  return typeof value === "object" && value !== null && "leader" in value && (value as { leader: string }).leader !== "releasing";
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
