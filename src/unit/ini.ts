@@ -22,6 +22,11 @@ export interface IniFile {
   sections: Map<string, number>;
 }
 
+/** A content error pointing at one line: "line 7: ..." with `line` set for the API. */
+export function lineError(line: number, message: string, field?: string, value?: unknown): FlotillaError {
+  return new FlotillaError("invalid_unit_file", `line ${line}: ${message}`, { field, value, line });
+}
+
 function fileError(message: string, line?: number, value?: unknown): FlotillaError {
   return new FlotillaError("invalid_unit_file", line === undefined ? message : `line ${line}: ${message}`, {
     field: "contents",

@@ -4,12 +4,12 @@
 // wins (systemd). List keys accumulate, and an empty assignment ("Key=") clears the list so
 // far (systemd). Unknown keys and sections are kept in `sections` and reported as warnings.
 import { FlotillaError, isFlotillaError } from "../protocol/errors.js";
-import { isValidMachineId } from "../protocol/names.js";
-import { parseDuration, parseSize } from "../util/measure.js";
-import { readIni, type IniEntry } from "./ini.js";
+import { parseDuration } from "../util/measure.js";
+import { fleetOption, type FleetLines } from "./fleet-options.js";
+import { lineError, readIni, type IniEntry } from "./ini.js";
 import { expandSpecifiers, normalizeUnitName, SpecifierError, unitNameInfo, type HostInfo } from "./names.js";
 import type { ExecCommand, FleetOptions, ParsedUnit, RestartPolicy, ServiceOptions, UnitWarning } from "./types.js";
-import { validateFleetOptions, isValidGlob } from "./validate.js";
+import { validateFleetOptions } from "./validate.js";
 import { splitWords, WordError } from "./words.js";
 
 // Defaults. systemd's are kept except TimeoutStopSec: systemd waits 90 s before SIGKILL, and a
@@ -26,10 +26,6 @@ export const DEFAULTS = {
 export interface ParseOptions {
   /** The agent passes its host facts so that %H %l %m %b are expanded too. */
   host?: HostInfo;
-}
-
-export function lineError(line: number, message: string, field?: string, value?: unknown): FlotillaError {
-  return new FlotillaError("invalid_unit_file", `line ${line}: ${message}`, { field, value, line });
 }
 
 /** What to say about keys flotilla reads but does not act on (instead of "unknown key"). */
@@ -365,145 +361,6 @@ function count(e: IniEntry): number {
     throw lineError(e.line, `${e.key}=: ${JSON.stringify(e.value)} is not a whole number`, e.key, e.value);
   }
   return Number(e.value);
-}
-
-// ---- [X-Fleet] values ----
-
-/** Line of the first value of each fleet option that is set, for cross-option errors. */
-export interface FleetLines {
-  machineId?: number;
-  machineOf?: number;
-  conflicts?: number;
-  replaces?: number;
-  global?: number;
-  machineMetadata?: number;
-}
-
-const DEPRECATED_FLEET: Record<string, string> = {
-  "X-ConditionMachineID": "MachineID",
-  "X-ConditionMachineBootID": "MachineID",
-  "X-ConditionMachineOf": "MachineOf",
-  "X-Conflicts": "Conflicts",
-  "X-ConditionMachineMetadata": "MachineMetadata",
-};
-
-const TRUTHY = new Set(["true", "yes", "1", "on", "t"]);
-const FALSY = new Set(["false", "no", "0", "off", "f", ""]);
-
-function fleetWords(e: IniEntry, key: string): string[] {
-  try {
-    return splitWords(e.value).map((w) => w.text);
-  } catch (err) {
-    if (err instanceof WordError) throw lineError(e.line, `${key}=: ${err.message}`, key, e.value);
-    throw err;
-  }
-}
-
-function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry, warn: (line: number, m: string) => void): void {
-  let key = e.key;
-  const modern = DEPRECATED_FLEET[key];
-  if (modern) {
-    warn(e.line, `${key}= is deprecated; write ${modern}=`);
-    key = modern;
-  }
-  const { value, line } = e;
-  switch (key) {
-    case "MachineID": {
-      if (value === "") {
-        delete fleet.machineId;
-        delete lines.machineId;
-        return;
-      }
-      if (!isValidMachineId(value)) {
-        throw lineError(line, `MachineID=${JSON.stringify(value)} is not a machine ID (letters, digits, '-', '_')`, key, value);
-      }
-      // fleet uses the first MachineID=; two different ones cannot both hold.
-      if (fleet.machineId !== undefined && fleet.machineId !== value) {
-        throw lineError(line, `MachineID= given twice with different values (${fleet.machineId}, ${value})`, key, value);
-      }
-      fleet.machineId = value;
-      lines.machineId ??= line;
-      return;
-    }
-    case "MachineOf":
-    case "Conflicts":
-    case "Replaces": {
-      const field = key === "MachineOf" ? "machineOf" : key === "Conflicts" ? "conflicts" : "replaces";
-      if (value === "") {
-        fleet[field] = [];
-        delete lines[field];
-        return;
-      }
-      for (const w of fleetWords(e, key)) {
-        if (key === "MachineOf") {
-          if (!/^[a-zA-Z0-9:_.@-]+$/.test(w)) throw lineError(line, `MachineOf=${JSON.stringify(w)} is not a unit name`, key, value);
-          if (!/\.[a-z]+$/.test(w)) warn(line, `MachineOf=${w} has no unit type; did you mean ${w}.service?`);
-        } else if (!isValidGlob(w)) {
-          throw lineError(line, `${key}=${JSON.stringify(w)} is not a valid glob pattern (*, ?, [a-z])`, key, value);
-        }
-        if (!fleet[field].includes(w)) fleet[field].push(w);
-      }
-      lines[field] ??= line;
-      return;
-    }
-    case "MachineMetadata": {
-      if (value === "") {
-        fleet.machineMetadata = {};
-        delete lines.machineMetadata;
-        return;
-      }
-      for (const w of fleetWords(e, key)) {
-        const eq = w.indexOf("=");
-        const k = w.slice(0, eq);
-        const v = w.slice(eq + 1);
-        if (eq <= 0 || v === "" || v.includes("=")) {
-          throw lineError(line, `MachineMetadata=: ${JSON.stringify(w)} is not key=value`, key, value);
-        }
-        const vals = (fleet.machineMetadata[k] ??= []);
-        if (!vals.includes(v)) vals.push(v);
-      }
-      lines.machineMetadata ??= line;
-      return;
-    }
-    case "Global": {
-      // fleet: the last Global= wins; anything not truthy is false.
-      const v = value.toLowerCase();
-      fleet.global = TRUTHY.has(v);
-      if (!fleet.global && !FALSY.has(v)) warn(line, `Global=${value} is not a yes/no value; treated as false`);
-      if (fleet.global) lines.global = line;
-      else delete lines.global;
-      return;
-    }
-    case "CPU": {
-      if (value === "") {
-        delete fleet.cpu;
-        return;
-      }
-      const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
-      if (!(n > 0) || n > 100_000) {
-        throw lineError(line, `CPU=${JSON.stringify(value)} is not a number of cores above 0 (examples: 0.5, 2)`, key, value);
-      }
-      fleet.cpu = n;
-      return;
-    }
-    case "Memory": {
-      if (value === "") {
-        delete fleet.memoryBytes;
-        return;
-      }
-      let bytes: number;
-      try {
-        bytes = parseSize(value, "Memory");
-      } catch {
-        throw lineError(line, `Memory=${JSON.stringify(value)} is not a size (examples: 512M, 2G)`, key, value);
-      }
-      if (!(bytes > 0)) throw lineError(line, `Memory= must be more than 0`, key, value);
-      fleet.memoryBytes = bytes;
-      return;
-    }
-    default:
-      warn(line, `unknown key ${e.key}= in [X-Fleet] is ignored (fleet knows MachineID, MachineOf, MachineMetadata, Conflicts, Global, Replaces; flotilla adds CPU, Memory)`);
-  }
 }
 
 /** Public entry: normalizes the name, then parses. */

@@ -3,7 +3,7 @@
 // option that made the combination impossible (the later of the two).
 import { FlotillaError } from "../protocol/errors.js";
 import { globMatch, isValidGlob } from "./match.js";
-import type { FleetLines } from "./parse.js";
+import type { FleetLines } from "./fleet-options.js";
 import type { FleetOptions } from "./types.js";
 
 export { isValidGlob };
