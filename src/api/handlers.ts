@@ -3,12 +3,14 @@ import type { ClusterContext } from "../server/context.js";
 import type { ApiHandlers } from "./service.js";
 import { machinesHandlers } from "./machines.js";
 import { unitHandlers } from "./units.js";
+import { journalHandlers } from "./journal.js";
 
 export type HandlerFactory = (ctx: ClusterContext) => ApiHandlers;
 
 export const handlerFactories: HandlerFactory[] = [
   machinesHandlers,
   unitHandlers,
+  journalHandlers,
 ];
 
 export function buildHandlers(ctx: ClusterContext): ApiHandlers {

@@ -3,9 +3,11 @@ import type { CommandRegistrar } from "./main.js";
 import { registerDaemon } from "./daemon.js";
 import { registerUp } from "./up.js";
 import { registerMachines } from "./machines.js";
+import { registerJournal } from "./journal.js";
 
 export const registrars: CommandRegistrar[] = [
   registerDaemon,
   registerUp,
   registerMachines,
+  registerJournal,
 ];

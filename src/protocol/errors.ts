@@ -19,6 +19,7 @@ export const ErrorCodes = [
   "timeout",
   "internal",
   "not_supported",
+  "exec_failed", // a task could not be prepared, started or stopped (agent/executor)
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 

@@ -5,9 +5,11 @@
 // repeated heartbeat failures.
 import type { ClusterContext, Component } from "./context.js";
 import { createEngine } from "../engine/engine.js";
+import { createAgent } from "../agent/agent.js";
 
 export type ComponentFactory = (ctx: ClusterContext) => Component | undefined;
 
 export const componentFactories: { name: string; create: ComponentFactory }[] = [
   { name: "engine", create: (ctx) => (ctx.config.engineEnabled ? createEngine(ctx) : undefined) },
+  { name: "agent", create: (ctx) => createAgent(ctx) },
 ];

@@ -1,0 +1,355 @@
+// The agent (fleet's agent + AgentReconciler, SwarmKit's Agent/worker): watches this machine's
+// slice of the schedule (schedule/<machineId>.>: the watch's first values are the full set, the
+// rest are increments) and the Global units that fit this machine, diffs that against the
+// tasks it runs (reconcile.ts, pure) and executes the result, one chain at a time per unit. It
+// reconciles on every watch event and on a timer.
+//
+// Losing NATS changes nothing locally: the desired set only changes through the watch, so
+// running tasks keep running untouched however long NATS is away. On reconnect the watches are
+// recreated, their initial values replace the desired set, and tasks that are no longer
+// assigned here are stopped at once; every state record is written again.
+import type { KvWatchEntry } from "@nats-io/kv";
+import type { QueuedIterator } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import type { ClusterContext, Component } from "../server/context.js";
+import { keys } from "../protocol/names.js";
+import { decodeAs } from "../protocol/codec.js";
+import { describeError } from "../protocol/errors.js";
+import { ScheduleEntry, UnitRecord } from "../protocol/messages.js";
+import { parseUnitFile, conflictsWith, matchesMetadata } from "../unit/index.js";
+import type { ParsedUnit } from "../unit/types.js";
+import type { Executor } from "../exec/executor.js";
+import { ProcessExecutor, killStale, logFileOf } from "../exec/process-executor.js";
+import { inspector } from "../server/inspect.js";
+import { WorkerStore } from "./worker-store.js";
+import { TaskManager } from "./task-manager.js";
+import { UnitStatePublisher } from "./unit-state-publisher.js";
+import { JournalTailer, ensureJournalStream } from "./journal.js";
+import { reconcile, type CurrentTask, type DesiredTask, type TaskAction } from "./reconcile.js";
+
+export interface AgentOptions {
+  executor?: Executor;
+  parse?: (name: string, contents: string) => ParsedUnit;
+}
+
+export function createAgent(ctx: ClusterContext, o: AgentOptions = {}): Agent {
+  return new Agent(ctx, o);
+}
+
+type Watched = { iter?: QueuedIterator<KvWatchEntry>; synced: boolean; values: Map<string, ScheduleEntry> };
+
+export class Agent implements Component {
+  private readonly log: Logger;
+  private readonly parse: (name: string, contents: string) => ParsedUnit;
+  private store?: WorkerStore;
+  private publisher?: UnitStatePublisher;
+  private journal?: JournalTailer;
+  private executor?: Executor;
+  private readonly tasks = new Map<string, TaskManager>();
+  private readonly busy = new Set<string>();
+  private schedule: Watched = { synced: false, values: new Map() };
+  private globals: Watched = { synced: false, values: new Map() };
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private generation = 0;
+  private reconcileQueued = false;
+  private starting?: Promise<void>;
+
+  constructor(
+    private readonly ctx: ClusterContext,
+    private readonly o: AgentOptions = {},
+  ) {
+    this.log = ctx.log.child({ component: "agent", machineId: ctx.machineId });
+    this.parse =
+      o.parse ?? ((name, contents) => parseUnitFile(name, contents, { host: { machineId: ctx.machineId } }));
+  }
+
+  /** Units this agent runs, with their last status (for tests and tools). */
+  snapshot(): { unit: string; target: string; status?: unknown }[] {
+    return [...this.tasks.values()].map((t) => ({ unit: t.unit, target: t.currentTarget, status: t.status }));
+  }
+
+  start(): Promise<void> {
+    if (this.running) return this.starting ?? Promise.resolve();
+    this.running = true;
+    this.starting = this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    const { ctx } = this;
+    const gen = ++this.generation;
+    const store = new WorkerStore(ctx.config.stateDir);
+    this.store = store;
+    this.executor = this.o.executor ?? new ProcessExecutor({ stateDir: ctx.config.stateDir, log: this.log });
+    this.publisher = new UnitStatePublisher({ kv: ctx.buckets.states, machineId: ctx.machineId, ttlMs: ctx.config.agentTtlMs, log: this.log });
+    this.journal = new JournalTailer({ nc: ctx.nc, names: ctx.names, machineId: ctx.machineId, store, log: this.log });
+    await ensureJournalStream(ctx.nc, ctx.names).catch((e) =>
+      this.log.warn(`cannot create the journal stream (task output is not collected until it exists): ${describeError(e)}`),
+    );
+    this.publisher.start();
+    this.journal.start();
+
+    const { resume, dropped } = await store.init();
+    for (const t of dropped) {
+      this.log.info({ unit: t.entry.unit }, "task was being unloaded when the agent stopped: finishing that");
+      if (t.run) killStale(t.run);
+    }
+    for (const t of resume) {
+      const tm = this.newTask(t.entry, t.target, t);
+      await this.journal.follow(t.entry.unit, logFileOf(ctx.config.stateDir, t.entry.unit), t.journalOffset);
+      await tm.start();
+    }
+    if (resume.length) this.log.info({ tasks: resume.length }, "resumed tasks from the worker store");
+
+    this.schedule = { synced: false, values: new Map() };
+    this.globals = { synced: false, values: new Map() };
+    void this.watchLoop(gen, "schedule");
+    void this.watchLoop(gen, "globals");
+    void this.statusLoop(gen);
+    this.timer = setInterval(() => this.reconcileSoon(), ctx.config.reconcileIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    await this.starting?.catch(() => undefined);
+    this.running = false;
+    this.generation++;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.schedule.iter?.stop();
+    this.globals.iter?.stop();
+    // The workloads keep running: the next start adopts them from the worker store.
+    await Promise.all([...this.tasks.values()].map((t) => t.detach()));
+    this.tasks.clear();
+    this.busy.clear();
+    await this.journal?.stop();
+    await this.publisher?.stop(true);
+    await this.store?.close();
+  }
+
+  // ---- watches ----
+
+  private async watchLoop(gen: number, which: "schedule" | "globals"): Promise<void> {
+    let delay = 250;
+    while (this.running && gen === this.generation) {
+      const w: Watched = { synced: false, values: new Map() };
+      try {
+        const kv = which === "schedule" ? this.ctx.buckets.schedule : this.ctx.buckets.units;
+        const iter = await kv.watch({ key: which === "schedule" ? keys.scheduleOfMachine(this.ctx.machineId) : ">" });
+        if (!this.running || gen !== this.generation) {
+          iter.stop();
+          return;
+        }
+        w.iter = iter;
+        const prev = which === "schedule" ? this.schedule : this.globals;
+        prev.iter?.stop();
+        // The watch's first num_pending entries are the current values.
+        const info = await (iter as unknown as { _data?: { info(cached: boolean): Promise<{ num_pending: number }> } })._data
+          ?.info(true)
+          .catch(() => undefined);
+        const synced = () => {
+          w.synced = true;
+          if (which === "schedule") this.schedule = w;
+          else this.globals = w;
+          this.log.debug({ which, count: w.values.size }, "watch synced");
+          this.reconcileSoon();
+        };
+        if (info && info.num_pending === 0) synced();
+        delay = 250;
+        for await (const e of iter) {
+          if (which === "schedule") this.applySchedule(w.values, e);
+          else this.applyUnit(w.values, e);
+          if (!w.synced) {
+            if (e.isUpdate || e.delta === 0) synced();
+          } else this.reconcileSoon();
+        }
+      } catch (e) {
+        if (!this.running || gen !== this.generation) return;
+        this.log.warn(`${which} watch failed: ${describeError(e)} (retrying in ${delay} ms)`);
+      }
+      if (!this.running || gen !== this.generation) return;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+
+  private applySchedule(values: Map<string, ScheduleEntry>, e: KvWatchEntry): void {
+    const k = keys.parseSchedule(e.key);
+    if (!k || k.machineId !== this.ctx.machineId) return;
+    if (e.operation !== "PUT") {
+      values.delete(k.unit);
+      return;
+    }
+    try {
+      const entry = decodeAs(ScheduleEntry, e.value, `schedule/${e.key}`);
+      if (entry.unit !== k.unit) throw new Error(`schedule/${e.key}: entry names unit ${entry.unit}`);
+      const prev = values.get(k.unit);
+      if (prev && prev.epoch > entry.epoch) {
+        this.log.warn({ unit: k.unit, epoch: entry.epoch, current: prev.epoch }, "ignoring a schedule write of an older leader epoch");
+        return;
+      }
+      values.set(k.unit, { ...entry, machineId: this.ctx.machineId });
+    } catch (err) {
+      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a bad schedule entry");
+    }
+  }
+
+  private applyUnit(values: Map<string, ScheduleEntry>, e: KvWatchEntry): void {
+    const unit = keys.unitFromKey(e.key);
+    if (e.operation !== "PUT") {
+      values.delete(unit);
+      return;
+    }
+    try {
+      const rec = decodeAs(UnitRecord, e.value, `units/${e.key}`);
+      const parsed = this.parse(rec.name, rec.contents);
+      if (!parsed.fleet.global) {
+        values.delete(unit);
+        return;
+      }
+      values.set(unit, {
+        unit: rec.name,
+        machineId: this.ctx.machineId,
+        hash: rec.hash,
+        desiredState: rec.desiredState,
+        contents: rec.contents,
+        epoch: 0,
+        scheduledAt: rec.updatedAt,
+      });
+    } catch (err) {
+      values.delete(unit);
+      this.log.debug({ key: e.key, err: describeError(err) }, "skipping a unit record (bad or not parseable)");
+    }
+  }
+
+  private async statusLoop(gen: number): Promise<void> {
+    try {
+      for await (const s of this.ctx.nc.status()) {
+        if (!this.running || gen !== this.generation) return;
+        if (s.type === "disconnect") {
+          this.log.warn("NATS connection lost: tasks keep running; resynchronising when it returns");
+        } else if (s.type === "reconnect") {
+          this.log.info("NATS connection back: resynchronising the schedule and states");
+          this.schedule.iter?.stop();
+          this.globals.iter?.stop();
+          this.publisher?.resync();
+        }
+      }
+    } catch {
+      /* connection closed */
+    }
+  }
+
+  // ---- reconcile ----
+
+  /** The desired set: this machine's schedule, plus Global units that fit here. */
+  private desired(): Map<string, ScheduleEntry> {
+    const out = new Map(this.schedule.values);
+    if (this.globals.values.size === 0) return out;
+    const metadata = this.ctx.machine().metadata;
+    const here = [...out.values()].flatMap((e) => {
+      try {
+        return [{ name: e.unit, fleet: this.parse(e.unit, e.contents).fleet }];
+      } catch {
+        return [];
+      }
+    });
+    for (const g of this.globals.values.values()) {
+      if (out.has(g.unit)) continue;
+      try {
+        const fleet = this.parse(g.unit, g.contents).fleet;
+        if (!matchesMetadata(fleet.machineMetadata, metadata)) continue;
+        if (here.some((u) => conflictsWith(u, { name: g.unit, fleet }))) continue;
+        out.set(g.unit, g);
+      } catch {
+        /* not parseable: never reaches here (applyUnit drops it) */
+      }
+    }
+    return out;
+  }
+
+  reconcileSoon(): void {
+    if (this.reconcileQueued || !this.running) return;
+    this.reconcileQueued = true;
+    setImmediate(() => {
+      this.reconcileQueued = false;
+      this.reconcileNow();
+    });
+  }
+
+  private reconcileNow(): void {
+    if (!this.running || !this.schedule.synced || !this.globals.synced) return;
+    const entries = this.desired();
+    const desired = new Map<string, DesiredTask>();
+    for (const e of entries.values()) desired.set(e.unit, { unit: e.unit, hash: e.hash, desiredState: e.desiredState });
+    const current = new Map<string, CurrentTask>();
+    for (const t of this.tasks.values()) current.set(t.unit, { unit: t.unit, hash: t.entry.hash, target: t.currentTarget });
+    const actions = reconcile(desired, current);
+    const byUnit = new Map<string, TaskAction[]>();
+    for (const a of actions) {
+      if (this.busy.has(a.unit)) continue;
+      const list = byUnit.get(a.unit) ?? [];
+      list.push(a);
+      byUnit.set(a.unit, list);
+    }
+    for (const [unit, list] of byUnit) {
+      this.busy.add(unit);
+      const gen = this.generation;
+      void this.execute(list, entries.get(unit))
+        .catch((e) => this.log.error({ unit, err: describeError(e) }, "task action failed"))
+        .finally(() => {
+          if (gen !== this.generation) return;
+          this.busy.delete(unit);
+          this.reconcileSoon();
+        });
+    }
+  }
+
+  private async execute(actions: TaskAction[], entry: ScheduleEntry | undefined): Promise<void> {
+    const loadAndStart = actions.some((a) => a.type === "load") && actions.some((a) => a.type === "start");
+    for (const a of actions) {
+      this.log.info({ unit: a.unit, action: a.type, reason: a.reason }, `${a.type} ${a.unit}: ${a.reason}`);
+      const tm = this.tasks.get(a.unit);
+      switch (a.type) {
+        case "unload":
+          if (!tm) break;
+          await tm.remove();
+          this.tasks.delete(a.unit);
+          await this.journal?.unfollow(a.unit);
+          this.publisher?.remove(a.unit);
+          break;
+        case "load": {
+          if (!entry || tm) break;
+          const t = this.newTask(entry, loadAndStart ? "launched" : "loaded");
+          await this.journal?.follow(a.unit, logFileOf(this.ctx.config.stateDir, a.unit));
+          await t.start();
+          break;
+        }
+        case "start":
+          if (!loadAndStart) tm?.setTarget("launched");
+          break;
+        case "stop":
+          tm?.setTarget("loaded");
+          break;
+      }
+    }
+  }
+
+  private newTask(entry: ScheduleEntry, target: "loaded" | "launched", resume?: ConstructorParameters<typeof TaskManager>[0]["resume"]): TaskManager {
+    const tm = new TaskManager({
+      entry,
+      target,
+      machineId: this.ctx.machineId,
+      executor: this.executor!,
+      store: this.store!,
+      parse: this.parse,
+      report: (unit, status) => this.publisher?.update(unit, status),
+      log: this.log,
+      resume,
+      inspect: inspector(this.ctx.nc, this.ctx.names, this.ctx.machineId, "task"),
+    });
+    this.tasks.set(entry.unit, tm);
+    return tm;
+  }
+}

@@ -1,0 +1,130 @@
+// The agent's local store of assigned tasks (SwarmKit's worker + tasks.db, in LMDB).
+//
+//   <state-dir>/worker/            one LMDB environment, values msgpack (lmdb's default)
+//   ├─ db "task"     <unit> → StoredTask   { entry: ScheduleEntry, target, assigned }
+//   ├─ db "status"   <unit> → TaskStatus   { taskState, hash, pid, exitCode, signal, restarts,
+//   │                                        since, error }   written BEFORE it is reported
+//   ├─ db "run"      <unit> → RunInfo      { supervisorPid, startTime, mainPid, startedAt }
+//   │                                        the live workload, for adoption after a restart
+//   └─ db "journal"  <unit> → number       bytes of the task's log already sent to the journal
+//
+// `assigned` goes false the moment the agent decides to unload a task, before it stops it, so
+// an agent that dies mid-unload finishes the job at its next start (Init). The environment is
+// opened with noSync: a record survives the agent process dying (it is in the page cache the
+// moment the write commits), which is the failure this store exists for; a whole-host crash
+// also kills the workloads, and then the schedule is the truth again.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { open, type Database, type RootDatabase } from "lmdb";
+import type { DesiredState, ScheduleEntry, TaskState } from "../protocol/messages.js";
+import type { RunInfo } from "../exec/executor.js";
+
+export interface StoredTask {
+  entry: ScheduleEntry;
+  /** What the agent drives the task towards: loaded (ready) or launched (running). */
+  target: Exclude<DesiredState, "inactive">;
+  assigned: boolean;
+}
+
+export interface TaskStatus {
+  taskState: TaskState;
+  hash: string;
+  pid?: number;
+  exitCode?: number;
+  signal?: string;
+  restarts: number;
+  since: number;
+  error?: string;
+}
+
+export interface ResumedTask extends StoredTask {
+  status?: TaskStatus;
+  run?: RunInfo;
+  journalOffset?: number;
+}
+
+export class WorkerStore {
+  private root?: RootDatabase;
+  private tasks!: Database<StoredTask, string>;
+  private statuses!: Database<TaskStatus, string>;
+  private runs!: Database<RunInfo, string>;
+  private journal!: Database<number, string>;
+
+  constructor(private readonly stateDir: string) {}
+
+  get path(): string {
+    return join(this.stateDir, "worker");
+  }
+
+  open(): void {
+    if (this.root) return;
+    mkdirSync(this.path, { recursive: true });
+    this.root = open({ path: this.path, noSync: true, maxDbs: 8 });
+    this.tasks = this.root.openDB<StoredTask, string>({ name: "task" });
+    this.statuses = this.root.openDB<TaskStatus, string>({ name: "status" });
+    this.runs = this.root.openDB<RunInfo, string>({ name: "run" });
+    this.journal = this.root.openDB<number, string>({ name: "journal" });
+  }
+
+  async close(): Promise<void> {
+    const r = this.root;
+    this.root = undefined;
+    if (r) await r.close();
+  }
+
+  /**
+   * SwarmKit's Init: tasks no longer assigned are deleted (returned in `dropped` so the agent
+   * can kill what they left running); the others come back with their last status and run.
+   */
+  async init(): Promise<{ resume: ResumedTask[]; dropped: ResumedTask[] }> {
+    this.open();
+    const resume: ResumedTask[] = [];
+    const dropped: ResumedTask[] = [];
+    for (const { key, value } of this.tasks.getRange()) {
+      const t: ResumedTask = {
+        ...value,
+        status: this.statuses.get(key),
+        run: this.runs.get(key),
+        journalOffset: this.journal.get(key),
+      };
+      (value.assigned ? resume : dropped).push(t);
+    }
+    for (const t of dropped) await this.delete(t.entry.unit);
+    return { resume, dropped };
+  }
+
+  get(unit: string): ResumedTask | undefined {
+    const t = this.tasks.get(unit);
+    if (!t) return undefined;
+    return { ...t, status: this.statuses.get(unit), run: this.runs.get(unit), journalOffset: this.journal.get(unit) };
+  }
+
+  units(): string[] {
+    return [...this.tasks.getKeys()] as string[];
+  }
+
+  putTask(t: StoredTask): Promise<boolean> {
+    return this.tasks.put(t.entry.unit, t);
+  }
+
+  async setAssigned(unit: string, assigned: boolean): Promise<void> {
+    const t = this.tasks.get(unit);
+    if (t) await this.tasks.put(unit, { ...t, assigned });
+  }
+
+  putStatus(unit: string, s: TaskStatus): Promise<boolean> {
+    return this.statuses.put(unit, s);
+  }
+
+  putRun(unit: string, run: RunInfo | undefined): Promise<boolean> {
+    return run ? this.runs.put(unit, run) : this.runs.remove(unit);
+  }
+
+  putJournalOffset(unit: string, offset: number): Promise<boolean> {
+    return this.journal.put(unit, offset);
+  }
+
+  async delete(unit: string): Promise<void> {
+    await Promise.all([this.tasks.remove(unit), this.statuses.remove(unit), this.runs.remove(unit), this.journal.remove(unit)]);
+  }
+}

@@ -1,0 +1,51 @@
+// `flotilla journal [-n N] [-f] UNIT` (fleetctl journal): the unit's last N output lines, from
+// every machine that ran it; -f keeps printing new lines until interrupted.
+import type { CommandRegistrar } from "./main.js";
+import { ApiClient } from "./client.js";
+import { FlotillaError } from "../protocol/errors.js";
+import type { JournalReply } from "../api/journal.js";
+
+export const registerJournal: CommandRegistrar = (program, globals) => {
+  program
+    .command("journal")
+    .description("print the output (stdout and stderr) of a unit")
+    .argument("<unit>", "unit name, e.g. hello.service")
+    .option("-n, --lines <n>", "number of recent lines to print", "10")
+    .option("-f, --follow", "keep printing new lines as they are written")
+    .option("--output <mode>", "short (lines only) or json", "short")
+    .action(async (unitArg: string, o: { lines: string; follow?: boolean; output: string }) => {
+      const lines = Number(o.lines);
+      if (!Number.isInteger(lines) || lines < 1) {
+        throw new FlotillaError("bad_flag", `-n: "${o.lines}" is not a positive whole number`, { field: "lines", value: o.lines });
+      }
+      const unit = unitArg.includes(".") ? unitArg : `${unitArg}.service`;
+      const client = await ApiClient.connect(globals());
+      const print = (l: { machineId: string; time: number; line: string }) =>
+        process.stdout.write(o.output === "json" ? JSON.stringify(l) + "\n" : l.line + "\n");
+      try {
+        // Subscribe first so that nothing written while the request runs is missed.
+        const sub = o.follow ? client.nc.subscribe(client.names.journalUnitFilter(unit)) : undefined;
+        const reply = await client.request<JournalReply>("journal", { name: unit, lines });
+        for (const l of reply.lines) print(l);
+        if (!sub) return;
+        const dec = new TextDecoder();
+        const last = reply.lines.length ? reply.lines[reply.lines.length - 1]! : undefined;
+        let skipping = last !== undefined;
+        const stop = () => sub.unsubscribe();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+        for await (const m of sub) {
+          const parts = m.subject.split(".");
+          const l = { machineId: parts[parts.length - 1] ?? "", time: Date.now(), line: dec.decode(m.data) };
+          // Lines already printed by the request may arrive again on the subscription.
+          if (skipping && last && l.line === last.line && l.machineId === last.machineId) {
+            skipping = false;
+            continue;
+          }
+          print(l);
+        }
+      } finally {
+        await client.close();
+      }
+    });
+};

@@ -1,0 +1,420 @@
+// The default executor: a unit's ExecStart as a plain process on this host.
+//
+// How a task runs, and why it survives the agent:
+//   /bin/sh -c SUPERVISOR flotilla-supervise <runDir> argv...     (setsid: own session + group)
+//     └─ argv... (ExecStart, exec'd without a shell unless the line itself runs one)
+// The supervisor is a dozen lines of POSIX sh (about 1 MB of memory, no node per task). It
+// writes the workload's pid to <runDir>/pid, waits for it, and writes its exit status to
+// <runDir>/exit (tmp + rename, so a reader never sees half a file). It is started detached with
+// stdout/stderr on a file under <state-dir>/logs/ (never a pipe to the agent), so the agent can
+// die and the workload neither notices nor loses output. A restarted agent is no longer the
+// parent: it identifies the supervisor by pid + start time (/proc/<pid>/stat), polls it until
+// it is gone and reads the exit file. The status sh reports is 128+N for a signal N, so an
+// exit code above 128 is recorded as that signal (systemd shows it the same way).
+// Stop: ExecStop lines if any, then SIGTERM to the whole group, SIGKILL after TimeoutStopSec.
+// The supervisor traps TERM/INT/HUP (a handler, not an ignore, so the workload keeps default
+// dispositions) and keeps waiting, so the exit status is still recorded after a SIGTERM.
+import { spawn, type ChildProcess } from "node:child_process";
+import { constants as fsc, promises as fsp, openSync, closeSync, readFileSync } from "node:fs";
+import { join, isAbsolute, delimiter } from "node:path";
+import { constants as osc } from "node:os";
+import type { Logger } from "pino";
+import { escapeUnit } from "../protocol/names.js";
+import { describeError } from "../protocol/errors.js";
+import type { ExecCommand, ServiceOptions } from "../unit/types.js";
+import {
+  fatalError,
+  temporaryError,
+  type AdoptResult,
+  type Controller,
+  type Executor,
+  type ExitStatus,
+  type RunInfo,
+  type TaskSpec,
+} from "./executor.js";
+
+const SUPERVISOR = [
+  'd=$1; shift',
+  'trap : TERM INT HUP',
+  '"$@" & c=$!',
+  'echo $c > "$d/pid.tmp" && mv -f "$d/pid.tmp" "$d/pid"',
+  'while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || break; done',
+  'echo $s > "$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"',
+].join("\n");
+
+export interface ProcessExecutorOptions {
+  stateDir: string;
+  log: Logger;
+  /** How often an adopted (not our child) supervisor is checked for exit. */
+  pollMs?: number;
+}
+
+export function logFileOf(stateDir: string, unit: string): string {
+  return join(stateDir, "logs", `${escapeUnit(unit)}.log`);
+}
+
+export function runDirOf(stateDir: string, unit: string): string {
+  return join(stateDir, "run", escapeUnit(unit));
+}
+
+export class ProcessExecutor implements Executor {
+  constructor(private readonly o: ProcessExecutorOptions) {}
+  controller(task: TaskSpec): Controller {
+    return new ProcessController(task, this.o);
+  }
+}
+
+// ---- /proc helpers ----
+
+/** Start time (clock ticks since boot) and state letter of a pid, or undefined if gone. */
+export function procStat(pid: number): { startTime: number; state: string } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
+    return { state: rest[0]!, startTime: Number(rest[19]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive = exists, is not a zombie, and is the same process (start time) we started. */
+export function isAlive(pid: number, startTime: number): boolean {
+  const s = procStat(pid);
+  return s !== undefined && s.state !== "Z" && s.state !== "X" && s.startTime === startTime;
+}
+
+export function signalName(n: number): string | undefined {
+  for (const [name, num] of Object.entries(osc.signals)) if (num === n) return name;
+  return undefined;
+}
+
+function readExitFile(runDir: string): ExitStatus | undefined {
+  try {
+    const code = Number(readFileSync(join(runDir, "exit"), "utf8").trim());
+    if (!Number.isInteger(code)) return undefined;
+    if (code > 128) {
+      const sig = signalName(code - 128);
+      if (sig) return { signal: sig };
+    }
+    return { exitCode: code };
+  } catch {
+    return undefined;
+  }
+}
+
+/** systemd EnvironmentFile= syntax: KEY=VALUE lines, '#'/';' comments, optional quotes. */
+export function parseEnvironmentFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#") || line.startsWith(";")) continue;
+    const eq = line.indexOf("=");
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq).trim();
+    let value = line.slice(eq + 1).trim();
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
+    out[key] = value;
+  }
+  return out;
+}
+
+/** systemd's $VAR / ${VAR} expansion in command arguments (not for ':'-prefixed lines). */
+export function expandArgs(cmd: ExecCommand, env: Record<string, string>): string[] {
+  if (cmd.noEnvExpansion) return cmd.argv;
+  return cmd.argv.map((a, i) =>
+    i === 0 ? a : a.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, a1, a2) => env[(a1 ?? a2) as string] ?? ""),
+  );
+}
+
+async function resolveBinary(argv0: string, path: string, cwd: string): Promise<string | undefined> {
+  const candidates = argv0.includes("/")
+    ? [isAbsolute(argv0) ? argv0 : join(cwd, argv0)]
+    : path.split(delimiter).filter(Boolean).map((d) => join(d, argv0));
+  for (const c of candidates) {
+    try {
+      const st = await fsp.stat(c);
+      if (!st.isFile()) continue;
+      await fsp.access(c, fsc.X_OK);
+      return c;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+class ProcessController implements Controller {
+  private readonly runDir: string;
+  private readonly logFile: string;
+  private env: Record<string, string> = {};
+  private cwd = "/";
+  private run?: RunInfo;
+  private child?: ChildProcess;
+  private childExit?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private killedWith?: string;
+  private starting?: Promise<unknown>;
+  private closed = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly task: TaskSpec,
+    private readonly o: ProcessExecutorOptions,
+  ) {
+    this.runDir = runDirOf(o.stateDir, task.unit);
+    this.logFile = logFileOf(o.stateDir, task.unit);
+    this.log = o.log.child({ unit: task.unit });
+  }
+
+  private get service(): ServiceOptions {
+    return this.task.service;
+  }
+
+  async prepare(): Promise<void> {
+    const s = this.service;
+    if (s.execStart.length === 0 || s.execStart[0]!.argv.length === 0) {
+      throw fatalError(`${this.task.unit}: no ExecStart= line`, "ExecStart");
+    }
+    try {
+      await fsp.mkdir(this.runDir, { recursive: true });
+      await fsp.mkdir(join(this.o.stateDir, "logs"), { recursive: true });
+    } catch (e) {
+      throw temporaryError(`cannot create ${this.runDir}: ${describeError(e)}`, e);
+    }
+    const env: Record<string, string> = {};
+    for (const k of ["PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "SHELL"]) {
+      const v = process.env[k];
+      if (v !== undefined) env[k] = v;
+    }
+    env.PATH ??= "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+    for (const f of s.environmentFile) {
+      let text: string;
+      try {
+        text = await fsp.readFile(f.path, "utf8");
+      } catch (e) {
+        if (f.optional) continue;
+        throw fatalError(`EnvironmentFile=${f.path}: ${describeError(e)}`, "EnvironmentFile", f.path);
+      }
+      Object.assign(env, parseEnvironmentFile(text));
+    }
+    Object.assign(env, s.environment);
+    env.FLOTILLA_UNIT = this.task.unit;
+    env.FLOTILLA_MACHINE_ID = this.task.machineId;
+    this.env = env;
+    this.cwd = s.workingDirectory ?? "/";
+    try {
+      const st = await fsp.stat(this.cwd);
+      if (!st.isDirectory()) throw new Error("not a directory");
+    } catch (e) {
+      if (s.workingDirectoryOptional) {
+        this.cwd = this.env.HOME ?? "/";
+        return;
+      }
+      throw fatalError(`WorkingDirectory=${this.cwd}: ${describeError(e)}`, "WorkingDirectory", this.cwd);
+    }
+  }
+
+  /** Runs a short-lived helper command (ExecStartPre/ExecStop) to completion, bounded. */
+  private async runHelper(kind: string, cmd: ExecCommand, timeoutMs: number, extraEnv: Record<string, string> = {}): Promise<void> {
+    const bin = await resolveBinary(cmd.argv[0]!, this.env.PATH ?? "", this.cwd);
+    if (!bin) {
+      if (cmd.ignoreFailure) return;
+      throw fatalError(`${kind}=${cmd.raw}: ${cmd.argv[0]}: no such executable`, kind, cmd.argv[0]);
+    }
+    const fd = openSync(this.logFile, "a");
+    let child: ChildProcess;
+    try {
+      child = spawn(bin, expandArgs(cmd, this.env).slice(1), {
+        argv0: cmd.argv0 ?? cmd.argv[0],
+        cwd: this.cwd,
+        env: { ...this.env, ...extraEnv },
+        stdio: ["ignore", fd, fd],
+        detached: true,
+      });
+    } finally {
+      closeSync(fd);
+    }
+    const res = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; err?: Error }>((resolve) => {
+      const t = setTimeout(() => {
+        try {
+          process.kill(-child.pid!, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }, Number.isFinite(timeoutMs) ? timeoutMs : 2 ** 31 - 1);
+      child.once("error", (err) => {
+        clearTimeout(t);
+        resolve({ code: null, signal: null, err });
+      });
+      child.once("exit", (code, signal) => {
+        clearTimeout(t);
+        resolve({ code, signal });
+      });
+    });
+    if (res.err) throw fatalError(`${kind}=${cmd.raw}: ${res.err.message}`, kind, cmd.raw);
+    if ((res.code !== 0 || res.signal) && !cmd.ignoreFailure) {
+      const how = res.signal ? `was killed by ${res.signal}` : `exited with status ${res.code}`;
+      throw fatalError(`${kind}=${cmd.raw} ${how}`, kind, cmd.raw);
+    }
+  }
+
+  start(): Promise<RunInfo> {
+    const p = this.doStart();
+    this.starting = p.catch(() => undefined);
+    return p;
+  }
+
+  private async doStart(): Promise<RunInfo> {
+    const s = this.service;
+    for (const pre of s.execStartPre) await this.runHelper("ExecStartPre", pre, s.timeoutStopSecMs);
+    const main = s.execStart[0]!;
+    const bin = await resolveBinary(main.argv[0]!, this.env.PATH ?? "", this.cwd);
+    if (!bin) {
+      throw fatalError(`ExecStart=${main.raw}: ${main.argv[0]}: no such executable (not found or not executable)`, "ExecStart", main.argv[0]);
+    }
+    await fsp.rm(join(this.runDir, "pid"), { force: true });
+    await fsp.rm(join(this.runDir, "exit"), { force: true });
+    await fsp.mkdir(this.runDir, { recursive: true });
+    const fd = openSync(this.logFile, "a");
+    let child: ChildProcess;
+    try {
+      child = spawn("/bin/sh", ["-c", SUPERVISOR, "flotilla-supervise", this.runDir, bin, ...expandArgs(main, this.env).slice(1)], {
+        cwd: this.cwd,
+        env: this.env,
+        stdio: ["ignore", fd, fd],
+        detached: true,
+      });
+    } finally {
+      closeSync(fd);
+    }
+    child.unref();
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once("exit", (code, signal) => resolve({ code, signal }));
+      child.once("error", () => resolve({ code: null, signal: null }));
+    });
+    this.child = child;
+    this.childExit = exited;
+    const pid = child.pid;
+    if (pid === undefined) throw temporaryError(`ExecStart=${main.raw}: could not spawn /bin/sh`);
+    const stat = procStat(pid);
+    // The supervisor writes the workload's pid right after forking it.
+    let gone = false;
+    void exited.then(() => (gone = true));
+    let mainPid: number | undefined;
+    const deadline = Date.now() + 5000;
+    for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, 20)) {
+      try {
+        mainPid = Number(readFileSync(join(this.runDir, "pid"), "utf8").trim());
+        if (mainPid > 0) break;
+      } catch {
+        /* not yet */
+      }
+      if (gone) break;
+      await sleep(delay);
+    }
+    this.run = {
+      supervisorPid: pid,
+      startTime: stat?.startTime ?? -1,
+      mainPid: mainPid && mainPid > 0 ? mainPid : pid,
+      startedAt: Date.now(),
+    };
+    return this.run;
+  }
+
+  async adopt(run: RunInfo): Promise<AdoptResult> {
+    this.run = run;
+    if (isAlive(run.supervisorPid, run.startTime)) return { alive: true, run };
+    return { alive: false, exit: readExitFile(this.runDir) ?? { unknown: true } };
+  }
+
+  async wait(): Promise<ExitStatus> {
+    const run = this.run;
+    if (!run) throw fatalError(`${this.task.unit}: wait() before start()`);
+    if (this.childExit) {
+      const r = await this.childExit;
+      return readExitFile(this.runDir) ?? (r.signal ? { signal: r.signal } : this.killedWith ? { signal: this.killedWith } : { unknown: true });
+    }
+    const poll = this.o.pollMs ?? 250;
+    while (!this.closed && isAlive(run.supervisorPid, run.startTime)) await sleep(poll);
+    return readExitFile(this.runDir) ?? (this.killedWith ? { signal: this.killedWith } : { unknown: true });
+  }
+
+  private alive(): boolean {
+    const run = this.run;
+    if (!run) return false;
+    if (this.child) return this.child.exitCode === null && this.child.signalCode === null;
+    return isAlive(run.supervisorPid, run.startTime);
+  }
+
+  private async waitGone(ms: number): Promise<boolean> {
+    const deadline = Number.isFinite(ms) ? Date.now() + ms : Number.POSITIVE_INFINITY;
+    for (let d = 5; ; d = Math.min(d * 2, 100)) {
+      if (!this.alive()) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(Math.min(d, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  private signalGroup(sig: NodeJS.Signals): void {
+    const run = this.run;
+    if (!run || !this.alive()) return;
+    try {
+      process.kill(-run.supervisorPid, sig);
+    } catch (e) {
+      this.log.debug({ err: describeError(e), sig }, "signal to process group failed");
+    }
+  }
+
+  async shutdown(): Promise<ExitStatus> {
+    if (this.starting) await this.starting;
+    const s = this.service;
+    const timeout = s.timeoutStopSecMs;
+    if (this.alive() && this.run) {
+      for (const stop of s.execStop) {
+        try {
+          await this.runHelper("ExecStop", stop, timeout, { MAINPID: String(this.run.mainPid) });
+        } catch (e) {
+          this.log.warn({ err: describeError(e) }, "ExecStop failed; falling back to SIGTERM");
+        }
+      }
+      if (s.execStop.length === 0 || !(await this.waitGone(Math.min(timeout, 1000)))) {
+        this.signalGroup("SIGTERM");
+        // The supervisor survives SIGTERM: wait for the workload itself by pid file.
+        if (!(await this.waitGone(timeout))) {
+          this.log.warn({ timeoutMs: timeout }, "did not stop within TimeoutStopSec: SIGKILL");
+          this.killedWith = "SIGKILL";
+          this.signalGroup("SIGKILL");
+          await this.waitGone(5000);
+        }
+      }
+    }
+    if (!this.run) return {};
+    return this.wait();
+  }
+
+  async terminate(): Promise<void> {
+    this.killedWith = "SIGKILL";
+    this.signalGroup("SIGKILL");
+    await this.waitGone(5000);
+  }
+
+  async remove(): Promise<void> {
+    await fsp.rm(this.runDir, { recursive: true, force: true });
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/** For the agent's Init: kill what a task that is no longer assigned left running. */
+export function killStale(run: RunInfo): void {
+  if (!isAlive(run.supervisorPid, run.startTime)) return;
+  try {
+    process.kill(-run.supervisorPid, "SIGKILL");
+  } catch {
+    /* gone */
+  }
+}
