@@ -55,13 +55,14 @@ export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon>
   const child = spawnCli(daemonArgs(o, stateDir), o.env ?? {});
   const stop = (signal: NodeJS.Signals = "SIGTERM") => stopChild(child, signal);
   const nc = await connect({ servers: url });
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const died = () => new Error(`daemon exited (${child.exitCode ?? child.signalCode}) before registering:\n${child.output()}`);
   try {
     const names = new Names(o.prefix);
+    // check() retries on throw, so an exited child ends the wait by returning a marker instead.
     const machineId = await check(
       () => {
-        if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(`daemon exited (${child.exitCode ?? child.signalCode}) before registering:\n${child.output()}`);
-        }
+        if (exited()) return { dead: true as const };
         if (o.machineId) return o.machineId;
         try {
           return readFileSync(join(stateDir, "machine-id"), "utf8").trim();
@@ -72,14 +73,13 @@ export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon>
       o.timeoutMs ?? 20_000,
       "the daemon's machine ID",
     );
-    await check(
+    if (typeof machineId !== "string") throw died();
+    const registered = await check(
       async () => {
-        if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(`daemon exited (${child.exitCode ?? child.signalCode}) before registering:\n${child.output()}`);
-        }
+        if (exited()) return "dead";
         const kv = await new Kvm(nc).open(names.bucket("machines"));
         const e = await kv.get(keys.machine(machineId));
-        return e !== null && e.operation === "PUT" && e.value.length > 0;
+        return e !== null && e.operation === "PUT" && e.value.length > 0 ? "ok" : "";
       },
       o.timeoutMs ?? 20_000,
       `machine ${machineId} in ${names.bucket("machines")}`,
@@ -88,6 +88,7 @@ export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon>
       await stop("SIGKILL");
       throw new Error(`${(e as Error).message}\ndaemon output:\n${child.output()}`);
     });
+    if (registered === "dead") throw died();
     return { child, machineId, stateDir, url, stop, output: () => child.output() };
   } finally {
     await nc.close();
