@@ -1,0 +1,147 @@
+import { describe, expect, it } from "vitest";
+import {
+  conflictReason,
+  conflictsWith,
+  explainMetadata,
+  formatMetadata,
+  formatMissing,
+  globMatch,
+  isGlobal,
+  isValidGlob,
+  matchesMetadata,
+  parseUnitFile,
+  replaces,
+} from "../../src/unit/index.js";
+
+describe("machine metadata (values of one key OR'ed, keys AND'ed)", () => {
+  const machine = { region: "us-west", disk: "ssd", role: "web" };
+  it.each<[string, Record<string, string[]>, boolean]>([
+    ["nothing required", {}, true],
+    ["one matching pair", { region: ["us-west"] }, true],
+    ["one of several values", { region: ["us-east", "us-west"] }, true],
+    ["no listed value", { region: ["us-east", "eu"] }, false],
+    ["two keys, both match", { region: ["us-west"], disk: ["ssd"] }, true],
+    ["two keys, one fails", { region: ["us-west"], disk: ["hdd"] }, false],
+    ["a key the machine lacks", { gpu: ["yes"] }, false],
+    ["values are case-sensitive", { region: ["US-WEST"] }, false],
+    ["a key with no values is no requirement", { region: [] }, true],
+  ])("%s", (_what, required, ok) => {
+    expect(matchesMetadata(required, machine)).toBe(ok);
+    expect(explainMetadata(required, machine).length === 0).toBe(ok);
+  });
+
+  it("explains what a machine lacks, for messages like '3 machines lack region=eu'", () => {
+    const missing = explainMetadata({ region: ["eu", "us-east"], disk: ["ssd"], gpu: ["yes"] }, machine);
+    expect(missing).toEqual([
+      { key: "region", wanted: ["eu", "us-east"], have: "us-west" },
+      { key: "gpu", wanted: ["yes"] },
+    ]);
+    expect(missing.map(formatMissing)).toEqual(["region=eu|us-east", "gpu=yes"]);
+    expect(formatMetadata({ region: ["eu", "us"], disk: ["ssd"], none: [] })).toBe("region=eu|us,disk=ssd");
+  });
+
+  it("works on what the parser produced from repeated lines", () => {
+    const u = parseUnitFile("a", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=region=eu region=us\nMachineMetadata=disk=ssd\n");
+    expect(matchesMetadata(u.fleet.machineMetadata, { region: "us", disk: "ssd" })).toBe(true);
+    expect(matchesMetadata(u.fleet.machineMetadata, { region: "us", disk: "hdd" })).toBe(false);
+    expect(matchesMetadata(u.fleet.machineMetadata, { region: "ap", disk: "ssd" })).toBe(false);
+  });
+});
+
+describe("globMatch follows Go's path.Match", () => {
+  // From Go's path/match_test.go (the rules fleet's Conflicts= uses).
+  it.each<[string, string, boolean]>([
+    ["abc", "abc", true],
+    ["*", "abc", true],
+    ["*c", "abc", true],
+    ["a*", "a", true],
+    ["a*", "abc", true],
+    ["a*", "ab/c", false],
+    ["a*/b", "abc/b", true],
+    ["a*/b", "a/c/b", false],
+    ["a*b*c*d*e*/f", "axbxcxdxe/f", true],
+    ["a*b*c*d*e*/f", "axbxcxdxexxx/f", true],
+    ["a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false],
+    ["a*b*c*d*e*/f", "axbxcxdxexxx/fff", false],
+    ["a*b?c*x", "abxbbxdbxebxczzx", true],
+    ["a*b?c*x", "abxbbxdbxebxczzy", false],
+    ["ab[c]", "abc", true],
+    ["ab[b-d]", "abc", true],
+    ["ab[e-g]", "abc", false],
+    ["ab[^c]", "abc", false],
+    ["ab[^b-d]", "abc", false],
+    ["ab[^e-g]", "abc", true],
+    ["a\\*b", "a*b", true],
+    ["a\\*b", "ab", false],
+    ["a?b", "a☺b", true],
+    ["a[^a]b", "a☺b", true],
+    ["a???b", "a☺b", false],
+    ["a[^a][^a][^a]b", "a☺b", false],
+    ["[a-ζ]*", "α", true],
+    ["*[a-ζ]", "A", false],
+    ["a?b", "a/b", false],
+    ["a*b", "a/b", false],
+    ["[\\]a]", "]", true],
+    ["[\\-]", "-", true],
+    ["[x\\-]", "x", true],
+    ["[x\\-]", "-", true],
+    ["[x\\-]", "z", false],
+    ["[\\-x]", "x", true],
+    ["[\\-x]", "-", true],
+    ["[\\-x]", "a", false],
+    ["*x", "xxx", true],
+    // unit names
+    ["web@*.service", "web@1.service", true],
+    ["web@*.service", "web@.service", true],
+    ["web@*.service", "webapp@1.service", false],
+    ["web@?.service", "web@10.service", false],
+    ["*.service", "anything.service", true],
+  ])("%s vs %s -> %s", (pattern, name, ok) => {
+    expect(isValidGlob(pattern)).toBe(true);
+    expect(globMatch(pattern, name)).toBe(ok);
+  });
+
+  it.each(["[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[", ""])(
+    "a malformed pattern %j matches nothing and is reported invalid",
+    (pattern) => {
+      expect(isValidGlob(pattern)).toBe(false);
+      expect(globMatch(pattern, "a")).toBe(false);
+      expect(globMatch(pattern, "-")).toBe(false);
+    },
+  );
+});
+
+describe("unit relations", () => {
+  const unit = (name: string, x: string) => parseUnitFile(name, `[Service]\nExecStart=/bin/true\n[X-Fleet]\n${x}\n`);
+
+  it("a conflict holds when either side declares it, and never with itself", () => {
+    const web1 = unit("web@1", "Conflicts=web@*.service");
+    const web2 = unit("web@2", "Conflicts=web@*.service");
+    const db = unit("db", "Conflicts=backup.service");
+    const backup = unit("backup", "");
+    expect(conflictsWith(web1, web2)).toBe(true);
+    expect(conflictsWith(web1, web1)).toBe(false);
+    expect(conflictsWith(web1, db)).toBe(false);
+    expect(conflictsWith(db, backup)).toBe(true);
+    expect(conflictsWith(backup, db)).toBe(true);
+    expect(conflictReason(backup, db)).toBe("db.service conflicts with backup.service (Conflicts=backup.service)");
+    expect(conflictReason(web1, db)).toBeUndefined();
+  });
+
+  it("works on plain {name, fleet} records, as the engine keeps them", () => {
+    expect(conflictsWith({ name: "a.service", fleet: { conflicts: ["b*"] } }, { name: "b1.service", fleet: { conflicts: [] } })).toBe(true);
+  });
+
+  it("Replaces matches other units by glob, never the unit itself", () => {
+    const neu = unit("new", "Replaces=old*.service");
+    expect(replaces(neu, "old.service")).toBe(true);
+    expect(replaces(neu, "older.service")).toBe(true);
+    expect(replaces(neu, "new.service")).toBe(false);
+    expect(replaces(neu, "other.service")).toBe(false);
+  });
+
+  it("isGlobal reads Global=", () => {
+    expect(isGlobal(unit("g", "Global=true"))).toBe(true);
+    expect(isGlobal(unit("n", ""))).toBe(false);
+  });
+});
