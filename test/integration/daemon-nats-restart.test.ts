@@ -1,0 +1,61 @@
+// NATS goes away and comes back (same port, same store): the daemon keeps running, logs the
+// outage visibly, and its machine record returns by itself; the API answers again.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
+import { check } from "../helpers/check.js";
+import { runCli } from "../helpers/cli.js";
+import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
+import { Names } from "../../src/protocol/names.js";
+import { decode } from "../../src/protocol/codec.js";
+
+let server: NatsServer;
+let d: RunningDaemon | undefined;
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+});
+
+afterAll(async () => {
+  await d?.stop();
+  await server?.dispose();
+});
+
+describe("NATS restart", () => {
+  it("the machine record returns without restarting the daemon", async () => {
+    const prefix = uniquePrefix("restart");
+    d = await startDaemon({ server, prefix, machineId: "survivor", agentTtl: "1s" });
+    const pid = d.child.pid;
+
+    await server.stop();
+    // The daemon notices, says so, and keeps trying (no crash).
+    await check(() => /disconnected from NATS|heartbeat failed/.test(d!.output()), 10_000, "a visible outage log line");
+    await check(() => /stopping components/.test(d!.output()), 10_000, "the monitor stopping components");
+    expect(d.child.exitCode).toBeNull();
+
+    await server.restart();
+    const backAt = Date.now();
+
+    const nc = await connect({ servers: server.url });
+    try {
+      const kv = await new Kvm(nc).open(new Names(prefix).bucket("machines"));
+      await check(async () => {
+        const e = await kv.get("survivor");
+        // A fresh beat, not the record left in the store from before the outage.
+        return e !== null && e.operation === "PUT" && (decode(e.value) as { heartbeatAt: number }).heartbeatAt >= backAt;
+      }, 15_000, "a fresh machine record after the restart");
+      expect(d.child.pid).toBe(pid);
+      expect(d.child.exitCode).toBeNull();
+      // The monitor restarted the components: the API answers again.
+      await check(async () => {
+        const r = await runCli(["--nats", server.url, "--prefix", prefix, "list-machines", "-l"]);
+        return r.code === 0 && r.stdout.includes("survivor");
+      }, 15_000, "list-machines to answer again");
+      expect(d.output()).toMatch(/heartbeat recovered; restarting components/);
+    } finally {
+      await nc.close();
+    }
+    expect(await d.stop()).toBe(0);
+  });
+});
