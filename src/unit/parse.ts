@@ -333,10 +333,13 @@ function restart(e: IniEntry, warn: (line: number, m: string) => void): RestartP
   throw lineError(e.line, `Restart=${JSON.stringify(v)} is not supported: use no, on-failure or always`, "Restart", v);
 }
 
-function duration(
-  e: IniEntry,
-  o: { allowZero?: boolean; zeroIsInfinity?: boolean; allowInfinity?: boolean } = {},
-): number {
+/**
+ * The longest delay a Node timer holds (2^31-1 ms, about 24.8 days); a longer one fires at once.
+ * Durations are capped here so that "infinity" reaches the executor as a usable number.
+ */
+export const MAX_DURATION_MS = 2_147_483_647;
+
+function duration(e: IniEntry, o: { allowZero?: boolean; zeroIsInfinity?: boolean; allowInfinity?: boolean } = {}): number {
   let ms: number;
   try {
     ms = parseDuration(e.value, e.key, "s");
@@ -351,9 +354,9 @@ function duration(
   }
   if (ms === 0) {
     if (!o.allowZero) throw lineError(e.line, `${e.key}= must be more than 0`, e.key, e.value);
-    if (o.zeroIsInfinity) return Number.POSITIVE_INFINITY; // systemd: 0 disables the timeout
+    if (o.zeroIsInfinity) return MAX_DURATION_MS; // systemd: 0 disables the timeout
   }
-  return ms;
+  return Math.min(ms, MAX_DURATION_MS);
 }
 
 function count(e: IniEntry): number {

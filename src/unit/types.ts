@@ -28,7 +28,7 @@ export interface ServiceOptions {
   workingDirectoryOptional?: boolean;
   restart: RestartPolicy;
   restartSecMs: number; // default 100 ms (systemd)
-  timeoutStopSecMs: number; // default 90 s (systemd); flotilla default 10 s; Infinity = never SIGKILL (0 or "infinity")
+  timeoutStopSecMs: number; // default 90 s (systemd); flotilla default 10 s; "infinity" or 0 -> 2147483647 (the longest Node timer, ~24.8 days; every duration is capped there)
   startLimitBurst: number; // default 5
   startLimitIntervalMs: number; // default 10 s
 }
