@@ -2,12 +2,14 @@
 import type { CommandRegistrar } from "./main.js";
 import { registerDaemon } from "./daemon.js";
 import { registerUp } from "./up.js";
+import { registerUnits } from "./units.js";
 import { registerMachines } from "./machines.js";
 import { registerJournal } from "./journal.js";
 
 export const registrars: CommandRegistrar[] = [
   registerDaemon,
   registerUp,
+  registerUnits,
   registerMachines,
   registerJournal,
 ];

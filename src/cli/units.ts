@@ -1,0 +1,284 @@
+// fleetctl's unit verbs: submit|load|start [--replace] [--no-block] [--block-attempts N]
+// FILE|UNIT..., stop|unload|destroy|restart [--no-block] UNIT.... A FILE argument is read from
+// disk and sent with its name (the file's base name); a UNIT argument names a unit already in
+// the cluster (or an instance of a template there, or of a template file next to the path).
+// Blocking verbs then watch the states bucket until the cluster reports the requested state.
+import { readFile, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import type { Command } from "commander";
+import { Kvm } from "@nats-io/kv";
+import type { CommandRegistrar } from "./main.js";
+import { ApiClient, type GlobalOptions } from "./client.js";
+import { FlotillaError, describeError } from "../protocol/errors.js";
+import type { MachineRecord } from "../protocol/messages.js";
+import { MAX_UNIT_FILE_BYTES, instanceOf, normalizeUnitName, UNIT_TYPES } from "../unit/index.js";
+import type { UnitVerb } from "../unit/transitions.js";
+import { describeStates, goalReached, waitForUnit, type UnitStates, type WaitGoal } from "../unit/wait.js";
+import type { UnitVerbReply } from "../api/units.js";
+import { registerUnitListings } from "./unit-listings.js";
+
+/** fleetctl polls every 500 ms per attempt; we watch, and turn attempts into the same deadline. */
+export const BLOCK_ATTEMPT_MS = 500;
+export const DEFAULT_BLOCK_ATTEMPTS = 120;
+
+export interface UnitArg {
+  name: string;
+  contents?: string;
+  /** Where the contents came from, for messages. */
+  file?: string;
+}
+
+const SUFFIX_RE = new RegExp(`\\.(${UNIT_TYPES.join("|")})$`);
+
+async function isFile(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function readUnitFile(path: string): Promise<string> {
+  const st = await stat(path);
+  if (st.size > MAX_UNIT_FILE_BYTES) {
+    throw new FlotillaError(
+      "payload_too_large",
+      `${path} is ${st.size} bytes; a unit file may hold at most ${MAX_UNIT_FILE_BYTES} bytes (256 KiB)`,
+      { field: "file", value: path },
+    );
+  }
+  // Bytes that are not UTF-8 become U+FFFD, which the daemon's parser refuses naming the line.
+  return (await readFile(path)).toString("utf8");
+}
+
+/** A FILE (a path that exists) or a UNIT name; an instance may take its contents from a template file beside it. */
+export async function resolveUnitArg(arg: string, allowFiles: boolean): Promise<UnitArg> {
+  if (allowFiles && (await isFile(arg))) {
+    return { name: normalizeUnitName(basename(arg)), contents: await readUnitFile(arg), file: arg };
+  }
+  if (arg.includes("/")) {
+    if (allowFiles) {
+      const inst = instanceOf(normalizeUnitName(basename(arg)));
+      const tmpl = inst ? join(dirname(arg), inst.template) : undefined;
+      if (tmpl && (await isFile(tmpl))) {
+        return { name: normalizeUnitName(basename(arg)), contents: await readUnitFile(tmpl), file: tmpl };
+      }
+      throw new FlotillaError("bad_flag", `no such unit file: ${arg}`, { field: "file", value: arg });
+    }
+    throw new FlotillaError("invalid_unit_name", `${arg} is a path; give the unit's name (for example ${basename(arg)})`, {
+      field: "unit",
+      value: arg,
+    });
+  }
+  const name = normalizeUnitName(arg);
+  if (allowFiles && SUFFIX_RE.test(arg)) {
+    const inst = instanceOf(name);
+    if (inst && (await isFile(inst.template))) return { name, contents: await readUnitFile(inst.template), file: inst.template };
+  }
+  return { name };
+}
+
+function parseAttempts(v: string): number {
+  if (!/^\d+$/.test(v)) {
+    throw new FlotillaError("bad_flag", `--block-attempts wants a whole number (0 waits forever), not "${v}"`, {
+      field: "block-attempts",
+      value: v,
+    });
+  }
+  return Number(v);
+}
+
+interface VerbFlags {
+  replace?: boolean;
+  block: boolean;
+  blockAttempts: string;
+}
+
+const GOAL: Partial<Record<UnitVerb, WaitGoal>> = {
+  load: "loaded",
+  start: "launched",
+  stop: "stopped",
+  unload: "gone",
+  destroy: "gone",
+};
+
+const GOAL_WORDS: Record<WaitGoal, string> = {
+  loaded: "loaded",
+  launched: "launched",
+  stopped: "stopped",
+  gone: "unloaded",
+};
+
+export function machineLegend(id: string, ip: string | null | undefined, full = false): string {
+  const shown = full || id.length <= 8 ? id : `${id.slice(0, 8)}...`;
+  return ip ? `${shown}/${ip}` : shown;
+}
+
+/** Runs one verb against the API and prints fleetctl's lines; returns the reply. */
+async function callVerb(client: ApiClient, verb: UnitVerb, args: UnitArg[], replace: boolean): Promise<UnitVerbReply> {
+  const units = args.map((a) => (a.contents !== undefined ? { name: a.name, contents: a.contents } : { name: a.name }));
+  const body = replace ? { units, replace: true } : { units };
+  const reply = await client.request<UnitVerbReply>(verb, body);
+  for (const w of reply.warnings) process.stderr.write(`WARNING: ${w}\n`);
+  return reply;
+}
+
+interface Waiter {
+  client: ApiClient;
+  machines?: Map<string, MachineRecord>;
+}
+
+async function machinesOf(w: Waiter): Promise<Map<string, MachineRecord>> {
+  if (!w.machines) {
+    const list = await w.client.request<MachineRecord[]>("list-machines", {}).catch(() => [] as MachineRecord[]);
+    w.machines = new Map(list.map((m) => [m.id, m]));
+  }
+  return w.machines;
+}
+
+/** Where a unit is headed, for the "Waiting for ..." line. */
+async function whereTo(client: ApiClient, unit: string): Promise<string> {
+  try {
+    const st = await client.request<{ target: string | null; machines: { id: string; publicIp: string | null }[]; unplaced: string | null }>(
+      "status",
+      { name: unit },
+    );
+    if (st.target === "global") return ` on every matching machine (global)`;
+    const m = st.machines[0];
+    if (m) return ` on ${machineLegend(m.id, m.publicIp)}`;
+    if (st.unplaced) return ` (not placed yet: ${st.unplaced})`;
+    return " (waiting for the engine to place it)";
+  } catch {
+    return "";
+  }
+}
+
+/** Blocks until every unit reaches the goal; prints one line per unit; throws on timeout. */
+async function waitAll(client: ApiClient, units: string[], goal: WaitGoal, attempts: number): Promise<void> {
+  const kv = await new Kvm(client.nc).open(client.names.bucket("states"));
+  const timeoutMs = attempts === 0 ? 0 : attempts * BLOCK_ATTEMPT_MS;
+  const w: Waiter = { client };
+  const where = await Promise.all(units.map((u) => (goal === "loaded" || goal === "launched" ? whereTo(client, u) : Promise.resolve(""))));
+  units.forEach((u, i) => process.stdout.write(`Waiting for ${u} to be ${GOAL_WORDS[goal]}${where[i]}...\n`));
+  const results = await Promise.all(
+    units.map(async (u) => ({ unit: u, ...(await waitForUnit(kv, u, (s) => goalReached(goal, s), { timeoutMs })) })),
+  );
+  const machines = await machinesOf(w);
+  const failed: string[] = [];
+  for (const r of results) {
+    if (r.ok) {
+      process.stdout.write(`Unit ${r.unit} ${GOAL_WORDS[goal]}${reachedOn(goal, r.states, machines)}\n`);
+      continue;
+    }
+    const why = await timeoutReason(client, r.unit, r.states);
+    const line = `timed out after ${(timeoutMs / 1000).toFixed(1)} s waiting for ${r.unit} to be ${GOAL_WORDS[goal]}: ${why}`;
+    process.stderr.write(`${line}\n`);
+    failed.push(line);
+  }
+  if (failed.length === 1) throw new FlotillaError("timeout", failed[0]!);
+  if (failed.length > 1) throw new FlotillaError("timeout", `${failed.length} of ${units.length} units did not become ${GOAL_WORDS[goal]} in time`);
+}
+
+function reachedOn(goal: WaitGoal, states: UnitStates, machines: Map<string, MachineRecord>): string {
+  if (goal === "gone" || goal === "stopped") return "";
+  const on = [...states.values()]
+    .filter((s) => (goal === "launched" ? s.taskState === "running" : true))
+    .map((s) => machineLegend(s.machineId, machines.get(s.machineId)?.publicIp));
+  return on.length ? ` on ${on.join(", ")}` : "";
+}
+
+async function timeoutReason(client: ApiClient, unit: string, states: UnitStates): Promise<string> {
+  let why = describeStates(states);
+  try {
+    const st = await client.request<{ unplaced: string | null; target: string | null; unit: { desiredState: string } }>("status", { name: unit });
+    if (st.unplaced) why += `; not placed: ${st.unplaced}`;
+    else if (!st.target && st.unit.desiredState !== "inactive") why += "; no engine has placed it (is a daemon with the engine running?)";
+  } catch (e) {
+    if (!(e instanceof FlotillaError && e.code === "unknown_unit")) why += ` (status failed: ${describeError(e)})`;
+  }
+  return why;
+}
+
+async function withClient<T>(globals: () => GlobalOptions, fn: (c: ApiClient) => Promise<T>): Promise<T> {
+  const client = await ApiClient.connect(globals());
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function report(verb: UnitVerb, reply: UnitVerbReply, block: boolean): void {
+  for (const u of reply.units) {
+    if (verb === "destroy") {
+      process.stdout.write(u.changed ? `Destroyed ${u.name}\n` : `Unit ${u.name} was already gone\n`);
+    } else if (verb === "submit") {
+      process.stdout.write(`Unit ${u.name} ${u.changed ? "" : "already "}${u.record?.desiredState === "inactive" ? "inactive" : `submitted (${u.record?.desiredState})`}\n`);
+    } else if (!block) {
+      process.stdout.write(u.changed ? `Triggered unit ${u.name} ${verb}\n` : `Unit ${u.name} already ${u.record?.desiredState}\n`);
+    }
+  }
+}
+
+function addBlockFlags(cmd: Command): Command {
+  return cmd
+    .option("--no-block", "do not wait until the cluster reports the requested state")
+    .option(
+      "--block-attempts <n>",
+      `wait at most N x ${BLOCK_ATTEMPT_MS} ms for the requested state (0: forever)`,
+      String(DEFAULT_BLOCK_ATTEMPTS),
+    );
+}
+
+export const registerUnits: CommandRegistrar = (program, globals) => {
+  const creating: [UnitVerb, string][] = [
+    ["submit", "upload unit files into the cluster (desired state inactive); does not load or start them"],
+    ["load", "submit (when given files) and schedule units onto machines, ready to start (desired state loaded)"],
+    ["start", "submit and load (when needed) and start units (desired state launched)"],
+  ];
+  for (const [verb, description] of creating) {
+    let cmd = program
+      .command(`${verb} <unit-or-file...>`)
+      .description(description)
+      .option("--replace", "replace a unit in the cluster whose file differs from the given one");
+    if (verb !== "submit") cmd = addBlockFlags(cmd);
+    cmd.action(async (argv: string[], o: VerbFlags) => {
+      const attempts = verb === "submit" ? 0 : parseAttempts(o.blockAttempts);
+      const args = await Promise.all(argv.map((a) => resolveUnitArg(a, true)));
+      await withClient(globals, async (client) => {
+        const reply = await callVerb(client, verb, args, Boolean(o.replace));
+        const block = verb !== "submit" && o.block;
+        report(verb, reply, block);
+        if (block) await waitAll(client, reply.units.map((u) => u.name), GOAL[verb]!, attempts);
+      });
+    });
+  }
+
+  const byName: [UnitVerb, string][] = [
+    ["stop", "stop units; they stay loaded on their machines (desired state loaded)"],
+    ["unload", "unload units from their machines; they stay in the cluster (desired state inactive)"],
+    ["destroy", "stop, unload and remove units from the cluster"],
+    ["restart", "stop, then start units again"],
+  ];
+  for (const [verb, description] of byName) {
+    addBlockFlags(program.command(`${verb} <unit...>`).description(description)).action(async (argv: string[], o: VerbFlags) => {
+      const attempts = parseAttempts(o.blockAttempts);
+      const args = await Promise.all(argv.map((a) => resolveUnitArg(a, false)));
+      await withClient(globals, async (client) => {
+        if (verb === "restart" && o.block) {
+          // fleetctl's restart: stop, wait until stopped, start, wait until running.
+          const stopped = await callVerb(client, "stop", args, false);
+          await waitAll(client, stopped.units.map((u) => u.name), "stopped", attempts);
+          const started = await callVerb(client, "start", args, false);
+          await waitAll(client, started.units.map((u) => u.name), "launched", attempts);
+          return;
+        }
+        const reply = await callVerb(client, verb, args, false);
+        report(verb, reply, o.block);
+        if (o.block && verb !== "restart") await waitAll(client, reply.units.map((u) => u.name), GOAL[verb]!, attempts);
+      });
+    });
+  }
+
+  registerUnitListings(program, globals);
+};
