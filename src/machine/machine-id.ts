@@ -16,7 +16,7 @@ import { assertMachineId } from "../protocol/names.js";
 
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.FLOTILLA_STATE_DIR) return env.FLOTILLA_STATE_DIR;
-  const base = env.XDG_STATE_HOME || join(homedir(), ".local", "state");
+  const base = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
   return join(base, "flotilla");
 }
 

@@ -1,0 +1,105 @@
+// Daemon configuration: fleet.conf-style INI, FLOTILLA_* env and flags, flags > env > file >
+// defaults; every bad value is an error naming the key and the value.
+import { describe, expect, it } from "vitest";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig, parseCapacity, parseIni, parseMetadata } from "../../src/server/config.js";
+import { FlotillaError } from "../../src/protocol/errors.js";
+
+function file(text: string): string {
+  const p = join(mkdtempSync(join(tmpdir(), "flotilla-conf-")), "flotilla.conf");
+  writeFileSync(p, text);
+  return p;
+}
+
+function thrown(fn: () => unknown): FlotillaError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof FlotillaError) return e;
+    throw e;
+  }
+  throw new Error("did not throw");
+}
+
+describe("config", () => {
+  it("has fleet-like defaults", () => {
+    const { config } = loadConfig({ flags: {}, env: { HOME: "/home/u" } });
+    expect(config).toMatchObject({
+      natsUrl: "nats://127.0.0.1:4222",
+      prefix: "flotilla",
+      agentTtlMs: 10_000,
+      leaseTtlMs: 5000,
+      engineEnabled: true,
+      replicas: 1,
+      metadata: {},
+      stateDir: "/home/u/.local/state/flotilla",
+    });
+    expect(loadConfig({ flags: {}, env: { FLOTILLA_STATE_DIR: "/x" } }).config.stateDir).toBe("/x");
+  });
+
+  it("reads an INI file with or without a [daemon] section, comments and quotes", () => {
+    const p = file(`# fleet.conf style\nmetadata="region=us-west,az=1"\nagent_ttl=3s\n; comment\n[daemon]\nprefix = blue\ndisable_engine=true\n`);
+    const { config, warnings } = loadConfig({ flags: {}, env: {}, file: p });
+    expect(config.metadata).toEqual({ region: "us-west", az: "1" });
+    expect(config.agentTtlMs).toBe(3000);
+    expect(config.prefix).toBe("blue");
+    expect(config.engineEnabled).toBe(false);
+    expect(warnings).toEqual([]);
+  });
+
+  it("precedence is flags > env > file > defaults", () => {
+    const p = file("prefix=fromfile\nagent_ttl=3s\nmetadata=a=file\nnats_url=nats://file:4222\n");
+    const env = { FLOTILLA_PREFIX: "fromenv", FLOTILLA_AGENT_TTL: "4s", NATS_URL: "nats://env:4222" };
+    const { config, sources } = loadConfig({ flags: { prefix: "fromflag" }, env, file: p });
+    expect(config.prefix).toBe("fromflag");
+    expect(config.agentTtlMs).toBe(4000);
+    expect(config.metadata).toEqual({ a: "file" });
+    expect(config.natsUrl).toBe("nats://env:4222");
+    expect(sources).toMatchObject({ prefix: "flag", agent_ttl: "env", metadata: "file", nats_url: "env" });
+    // FLOTILLA_NATS_URL wins over NATS_URL.
+    expect(loadConfig({ flags: {}, env: { ...env, FLOTILLA_NATS_URL: "nats://f:1" } }).config.natsUrl).toBe("nats://f:1");
+  });
+
+  it("warns about unknown keys and sections instead of failing", () => {
+    const { warnings } = parseIni("agent_ttl=2s\nbogus_key=1\n[other]\nx=1\n", "f.conf");
+    expect(warnings[0]).toContain('f.conf:2: unknown config key "bogus_key"');
+    expect(warnings[1]).toContain("unknown section [other]");
+  });
+
+  it("an unreadable config file is a clear error naming the path", () => {
+    const e = thrown(() => loadConfig({ flags: {}, env: {}, file: "/nonexistent/flotilla.conf" }));
+    expect(e.code).toBe("bad_config");
+    expect(e.message).toContain("cannot read config file /nonexistent/flotilla.conf");
+  });
+
+  it("a line that is not key=value names the line", () => {
+    const e = thrown(() => parseIni("agent_ttl=2s\njust words\n", "f.conf"));
+    expect(e.message).toContain("f.conf:2");
+    expect(e.line).toBe(2);
+  });
+
+  it.each([["region"], ["=x"], ["a=b,,"], ["a=b,c"], ["bad key=1"]])("refuses metadata %s naming the bad pair", (m) => {
+    const e = thrown(() => parseMetadata(m));
+    expect(e.code).toBe("bad_flag");
+    expect(e.field).toBe("metadata");
+    expect(e.message).toMatch(/is not a key=value pair/);
+  });
+
+  it("parses metadata and capacity", () => {
+    expect(parseMetadata("region=us-west, az=1,empty=")).toEqual({ region: "us-west", az: "1", empty: "" });
+    expect(parseCapacity("cpu=2,memory=4G")).toEqual({ cpu: 2, memory: 4 * 1024 ** 3 });
+    expect(thrown(() => parseCapacity("cpu=lots")).message).toContain('cpu="lots"');
+    expect(thrown(() => parseCapacity("gpu=1")).message).toContain('unknown resource "gpu"');
+  });
+
+  it("refuses bad values naming the key", () => {
+    expect(thrown(() => loadConfig({ flags: { agent_ttl: "soon" }, env: {} })).field).toBe("agent_ttl");
+    expect(thrown(() => loadConfig({ flags: { agent_ttl: "5ms" }, env: {} })).message).toContain("too short");
+    expect(thrown(() => loadConfig({ flags: { replicas: "0" }, env: {} })).field).toBe("replicas");
+    expect(thrown(() => loadConfig({ flags: { prefix: "a.b" }, env: {} })).field).toBe("prefix");
+    expect(thrown(() => loadConfig({ flags: { machine_id: "has.dot" }, env: {} })).field).toBe("machine_id");
+    expect(thrown(() => loadConfig({ flags: {}, env: { FLOTILLA_DISABLE_ENGINE: "maybe" } })).field).toBe("disable_engine");
+  });
+});
