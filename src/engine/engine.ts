@@ -103,7 +103,7 @@ export class Engine implements Component {
         this.becomeLeader(snap.context.epoch);
       } else if (!now && wasLeading) {
         wasLeading = false;
-        this.stepDown(snap.context.lastError || (snap.status === "done" ? "resigned" : "lost the lease"));
+        if (this.leading) this.stepDown(snap.context.lastError || (snap.status === "done" ? "resigned" : "lost the lease"));
       }
     });
     actor.start();
@@ -113,19 +113,28 @@ export class Engine implements Component {
     const actor = this.lease;
     if (!actor) return;
     this.lease = undefined;
+    // Stop writing and let the batch in flight end before the lease is released, so that the
+    // next leader never reads a schedule we are still changing.
+    if (this.leading) this.stepDown("stopping");
+    await this.roundDone?.catch(() => undefined);
     actor.send({ type: "RESIGN" });
-    const done = new Promise<void>((resolve) => {
+    await new Promise<void>((resolve) => {
       if (actor.getSnapshot().status === "done") return resolve();
-      const sub = actor.subscribe({ complete: () => resolve(), error: () => resolve() });
-      setTimeout(() => {
+      const t = setTimeout(() => {
         sub.unsubscribe();
         resolve();
       }, 1000);
+      const sub = actor.subscribe({
+        next: (s) => {
+          if (s.status === "done") {
+            clearTimeout(t);
+            resolve();
+          }
+        },
+        error: () => resolve(),
+      });
     });
-    await done;
     actor.stop();
-    if (this.leading) this.stepDown("stopped");
-    await this.roundDone?.catch(() => undefined);
   }
 
   // ---- terms ----

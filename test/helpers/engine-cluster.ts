@@ -9,7 +9,8 @@ import { Names, keys } from "../../src/protocol/names.js";
 import { encode, decodeAs } from "../../src/protocol/codec.js";
 import { ScheduleEntry, UnplacedRecord, type Availability, type DesiredState, type MachineRecord, type UnitRecord } from "../../src/protocol/messages.js";
 import { Engine } from "../../src/engine/engine.js";
-import { createLogger } from "../../src/log.js";
+import { createLogger, type Logger } from "../../src/log.js";
+import pino from "pino";
 import { uniquePrefix } from "./nats-server.js";
 
 export interface ClusterOpts {
@@ -39,12 +40,12 @@ export class EngineCluster {
     return new EngineCluster(url, nc, names, buckets, o);
   }
 
-  async startEngine(machineId = `engine${this.engines.length + 1}`): Promise<Engine> {
+  async startEngine(machineId = `engine${this.engines.length + 1}`, log?: Logger): Promise<Engine> {
     const nc = await connectOnce({ url: this.url });
     const buckets = await ensureBuckets(nc, this.names, this.o);
     const engine = new Engine({
       buckets,
-      log: createLogger({ name: machineId }).child({ component: "engine", machineId }),
+      log: (log ?? createLogger({ name: machineId })).child({ component: "engine", machineId }),
       machineId,
       leaseTtlMs: this.o.leaseTtlMs,
       agentTtlMs: this.o.agentTtlMs,
@@ -196,4 +197,11 @@ export function unitFile(fleet: Record<string, string | string[]> = {}): string 
     for (const [k, v] of entries) for (const x of Array.isArray(v) ? v : [v]) lines.push(`${k}=${x}`);
   }
   return lines.join("\n") + "\n";
+}
+
+/** A logger that keeps its lines (JSON) for assertions. */
+export function capturingLogger(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const log = pino({ level: "info" }, { write: (s: string) => void lines.push(s) });
+  return { log, lines };
 }

@@ -1,0 +1,128 @@
+// Leadership against a real nats-server: several in-process engines on their own connections
+// (a killed engine's connection is closed without releasing its lease, as SIGKILL would),
+// lease TTL 1.5 s, agent TTL 2 s.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { NatsServer } from "../helpers/nats-server.js";
+import { check } from "../helpers/check.js";
+import { EngineCluster, capturingLogger, unitFile } from "../helpers/engine-cluster.js";
+import { keys, LEASE_KEY_ENGINE } from "../../src/protocol/names.js";
+import { decodeAs, encode } from "../../src/protocol/codec.js";
+import { LeaseRecord } from "../../src/protocol/messages.js";
+
+let server: NatsServer;
+let c: EngineCluster | undefined;
+beforeAll(async () => {
+  server = await NatsServer.start();
+});
+afterEach(async () => {
+  await c?.dispose();
+  c = undefined;
+});
+afterAll(async () => {
+  await server?.dispose();
+});
+
+describe("engine leadership", () => {
+  it("exactly one of three engines leads; when it is killed another leads and placements continue", async () => {
+    c = await EngineCluster.create(server.url);
+    const cl = c;
+    for (const m of ["m1", "m2", "m3"]) cl.addMachine(m);
+    for (let i = 0; i < 3; i++) await cl.startEngine();
+    const first = await check(() => cl.leader(), 10_000, "one leader");
+    for (let i = 0; i < 6; i++) await cl.putUnit(`a${i}.service`, unitFile());
+    await check(async () => (await cl.schedule()).size === 6, 10_000, "6 placed");
+    const firstEpoch = first.term;
+
+    const killedAt = Date.now();
+    await cl.killEngine(first);
+    for (let i = 0; i < 6; i++) await cl.putUnit(`b${i}.service`, unitFile());
+    const second = await check(() => cl.leader(), 10_000, "a new leader");
+    expect(second).not.toBe(first);
+    expect(second.term).toBeGreaterThan(firstEpoch);
+    await check(async () => (await cl.schedule()).size === 12, 10_000, "12 placed after failover");
+    // The lease TTL bounds the failover (1.5 s here), plus a candidate's retry and a round.
+    expect(second.stats.firstWriteAt - killedAt).toBeLessThan(1500 + 1500);
+    const e = await cl.entry((await cl.schedule()).get("b0.service")![0]!, "b0.service");
+    expect(e?.epoch).toBe(second.term);
+    // The lease record names the leader and its epoch.
+    const lease = decodeAs(LeaseRecord, (await cl.buckets.leases.get(keys.lease(LEASE_KEY_ENGINE)))!.value, "lease");
+    expect(lease).toMatchObject({ holder: second.holder, epoch: second.term });
+  });
+
+  it("a stopped leader hands over at once (releases its lease) and can start again", async () => {
+    c = await EngineCluster.create(server.url, { leaseTtlMs: 10_000 });
+    const cl = c;
+    cl.addMachine("m1");
+    const a = await cl.startEngine();
+    const b = await cl.startEngine();
+    const first = await check(() => cl.leader(), 10_000, "one leader");
+    const other = first === a ? b : a;
+    const t0 = Date.now();
+    await first.stop();
+    await check(() => other.isLeader, 5000, "the other engine leads");
+    expect(Date.now() - t0).toBeLessThan(3000); // far less than the 10 s TTL
+    await first.start();
+    await cl.putUnit("x.service", unitFile());
+    await check(async () => (await cl.schedule()).has("x.service"), 10_000, "placed");
+    expect(first.isLeader).toBe(false);
+  });
+
+  it("two engines never both write: no unit is ever on two machines under churn", async () => {
+    c = await EngineCluster.create(server.url);
+    const cl = c;
+    const violations = await cl.watchInvariant();
+    for (const m of ["m1", "m2", "m3", "m4"]) cl.addMachine(m);
+    for (let i = 0; i < 3; i++) await cl.startEngine();
+    await check(() => cl.leader(), 10_000, "one leader");
+    const units = Array.from({ length: 40 }, (_, i) => `u${i}.service`);
+    for (const u of units.slice(0, 20)) await cl.putUnit(u, unitFile());
+    // churn: kill leaders, drain/kill machines, add machines and units, start engines
+    for (let round = 0; round < 3; round++) {
+      const l = await check(() => cl.leader(), 10_000, "a leader");
+      await cl.killEngine(l);
+      await cl.startEngine();
+      for (const u of units.slice(20 + round * 5, 25 + round * 5)) await cl.putUnit(u, unitFile());
+      if (round === 0) cl.setAvailability("m1", "drain");
+      if (round === 1) cl.killMachine("m2");
+      if (round === 2) cl.addMachine("m5");
+      expect(violations()).toEqual([]);
+    }
+    for (const u of units.slice(35)) await cl.putUnit(u, unitFile());
+    await check(async () => {
+      const s = await cl.schedule();
+      return units.every((u) => s.get(u)?.length === 1 && !["m1", "m2"].includes(s.get(u)![0]!));
+    }, 20_000, "every unit placed once, none on drained m1 or dead m2");
+    expect(violations()).toEqual([]);
+    const leaders = cl.engines.filter((e) => e.engine.isLeader);
+    expect(leaders).toHaveLength(1);
+  });
+
+  it("skips a garbage value in any bucket with a log line, and keeps working", async () => {
+    c = await EngineCluster.create(server.url);
+    const cl = c;
+    const junk = new Uint8Array([0xc1, 0xff, 0x00, 0x13]);
+    // garbage lease first: the engine waits for it to expire (lease TTL), then leads
+    await cl.buckets.leases.put(keys.lease(LEASE_KEY_ENGINE), junk);
+    await cl.buckets.units.put(keys.unit("junk.service"), junk);
+    await cl.buckets.units.put(keys.unit("half.service"), encode({ name: "half.service" }));
+    await cl.buckets.machines.put(keys.machine("mjunk"), junk);
+    await cl.buckets.schedule.put(keys.schedule("m1", "junk.service"), junk);
+    await cl.buckets.schedule.put("nodot", encode({ hello: 1 }));
+    await cl.buckets.schedule.put(keys.unplaced("junk.service"), junk);
+    cl.addMachine("m1");
+    await cl.putUnit("good.service", unitFile());
+    const { log, lines } = capturingLogger();
+    const engine = await cl.startEngine("e1", log);
+    await check(() => engine.isLeader, 10_000, "leader once the garbage lease expired");
+    await check(async () => (await cl.schedule()).get("good.service")?.[0] === "m1", 10_000, "good placed");
+    const text = lines.join("");
+    expect(text).toContain("skipping an unreadable lease record");
+    expect(text).toContain("skipping a garbage value in units");
+    expect(text).toMatch(/units\/half\.service: field (hash|contents)/);
+    expect(text).toContain("skipping a garbage value in machines");
+    expect(text).toContain("skipping a garbage value in schedule");
+    expect(text).toContain("skipping a schedule key that names no machine and unit");
+    expect(text).toContain("skipping a garbage unplaced reason");
+    expect(engine.isLeader).toBe(true);
+  });
+});
