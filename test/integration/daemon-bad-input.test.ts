@@ -1,0 +1,73 @@
+// Bad input to `flotilla daemon` as a user meets it: a clear one-line error and exit code 2 for
+// bad flags, a warning for unknown config keys, a clear error for an unreadable config file,
+// and visible retry lines (no stack trace) while NATS is unreachable.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
+import { check } from "../helpers/check.js";
+import { runCli, spawnCli, stopChild } from "../helpers/cli.js";
+import { startDaemon } from "../helpers/daemon.js";
+import { portFree } from "../../src/cli/up.js";
+
+let server: NatsServer;
+const stateDir = () => mkdtempSync(join(tmpdir(), "flotilla-state-"));
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+});
+afterAll(async () => {
+  await server?.dispose();
+});
+
+describe("daemon bad input", () => {
+  it.each([["region"], ["=x"], ["a=b,,"]])("malformed --metadata %s exits 2 naming the pair", async (m) => {
+    const r = await runCli(["--nats", server.url, "daemon", "--state-dir", stateDir(), "--metadata", m]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^Error: metadata: ".*" in ".*" is not a key=value pair/m);
+    expect(r.stderr).toContain("[bad_flag]");
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("a bad --agent-ttl exits 2 naming the flag's key", async () => {
+    const r = await runCli(["--nats", server.url, "daemon", "--state-dir", stateDir(), "--agent-ttl", "soon"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('agent_ttl: "soon" is not a duration');
+  });
+
+  it("an unreadable config file is a clear error", async () => {
+    const r = await runCli(["--nats", server.url, "daemon", "--config", "/nonexistent/flotilla.conf", "--state-dir", stateDir()]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("cannot read config file /nonexistent/flotilla.conf");
+    expect(r.stderr).toContain("[bad_config]");
+  });
+
+  it("an unknown config key is warned about and the daemon runs with the rest of the file", async () => {
+    const dir = stateDir();
+    const conf = join(dir, "flotilla.conf");
+    writeFileSync(conf, "metadata=role=web\nmetadta=typo\n");
+    const prefix = uniquePrefix("conf");
+    const d = await startDaemon({ server, prefix, stateDir: dir, extraArgs: ["--config", conf, "--no-engine"] });
+    try {
+      expect(d.output()).toMatch(/unknown config key \\?"metadta\\?" ignored/);
+      const r = await runCli(["--nats", server.url, "--prefix", prefix, "list-machines"]);
+      expect(r.stdout).toContain("role=web");
+    } finally {
+      expect(await d.stop()).toBe(0);
+    }
+  });
+
+  it("unreachable NATS: visible retry lines, no stack trace, and SIGTERM still stops it", async () => {
+    let port = 0;
+    for (port = 39_000 + Math.floor(Math.random() * 1000); !(await portFree(port)); port++);
+    const child = spawnCli(["--nats", `nats://127.0.0.1:${port}`, "daemon", "--state-dir", stateDir()]);
+    try {
+      await check(() => (child.output().match(/cannot reach NATS at .*retrying in/g) ?? []).length >= 2, 15_000, "two retry lines");
+      expect(child.output()).not.toMatch(/\n\s+at /);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      expect(await stopChild(child, "SIGTERM")).toBe(0);
+    }
+  });
+});
