@@ -4,13 +4,34 @@
 // ('*' and '?' never cross '/', '[...]' classes with '^' negation and ranges, '\' escapes).
 import type { FleetOptions } from "./types.js";
 
+// fleet's comparison forms arrive as keys ending in an operator, because "ram>=1024" splits at
+// its '=' into key "ram>" and value "1024" (fleet's own representation, kept as is):
+// "key>=n", "key<=n" compare numbers; "key!=v" requires the machine's value to be none of the
+// listed ones (a machine without the key passes). Plain keys: the machine's value is one of them.
+function keySatisfied(key: string, wanted: string[], have: Record<string, string>): boolean {
+  const op = key.length > 1 ? key[key.length - 1] : undefined;
+  if (op === ">" || op === "<" || op === "!") {
+    const base = key.slice(0, -1);
+    const v = have[base];
+    if (op === "!") return v === undefined || !wanted.includes(v);
+    if (v === undefined || v.trim() === "") return false;
+    const n = Number(v);
+    if (!Number.isFinite(n)) return false;
+    return wanted.every((w) => {
+      const limit = Number(w);
+      return Number.isFinite(limit) && (op === ">" ? n >= limit : n <= limit);
+    });
+  }
+  const v = have[key];
+  return v !== undefined && wanted.includes(v);
+}
+
 /** True when a machine with metadata `have` satisfies every required key (any listed value). */
 export function matchesMetadata(required: Record<string, string[]>, have: Record<string, string>): boolean {
   for (const key of Object.keys(required)) {
     const wanted = required[key]!;
     if (wanted.length === 0) continue;
-    const v = have[key];
-    if (v === undefined || !wanted.includes(v)) return false;
+    if (!keySatisfied(key, wanted, have)) return false;
   }
   return true;
 }
@@ -28,18 +49,17 @@ export function explainMetadata(required: Record<string, string[]>, have: Record
   const out: MissingMetadata[] = [];
   for (const key of Object.keys(required)) {
     const wanted = required[key]!;
-    if (wanted.length === 0) continue;
-    const v = have[key];
-    if (v === undefined || !wanted.includes(v)) {
-      const m: MissingMetadata = { key, wanted: [...wanted] };
-      if (v !== undefined) m.have = v;
-      out.push(m);
-    }
+    if (wanted.length === 0 || keySatisfied(key, wanted, have)) continue;
+    const m: MissingMetadata = { key, wanted: [...wanted] };
+    const base = /[<>!]$/.test(key) && key.length > 1 ? key.slice(0, -1) : key;
+    const v = have[base];
+    if (v !== undefined) m.have = v;
+    out.push(m);
   }
   return out;
 }
 
-/** "region=eu" or "region=eu|us" (any of): how a missing requirement reads in a message. */
+/** "region=eu", "region=eu|us" (any of), "ram>=1024": how a missing requirement reads in a message. */
 export function formatMissing(m: MissingMetadata): string {
   return `${m.key}=${m.wanted.join("|")}`;
 }

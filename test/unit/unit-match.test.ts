@@ -40,6 +40,28 @@ describe("machine metadata (values of one key OR'ed, keys AND'ed)", () => {
     expect(formatMetadata({ region: ["eu", "us"], disk: ["ssd"], none: [] })).toBe("region=eu|us,disk=ssd");
   });
 
+  it.each<[string, Record<string, string>, boolean]>([
+    ["ram>=1024", { ram: "2048" }, true],
+    ["ram>=1024", { ram: "1024" }, true],
+    ["ram>=1024", { ram: "1023" }, false],
+    ["ram>=1024", { ram: "lots" }, false],
+    ["ram>=1024", {}, false],
+    ["ram<=4", { ram: "4" }, true],
+    ["ram<=4", { ram: "8" }, false],
+    ["region!=us-east", { region: "eu" }, true],
+    ["region!=us-east", { region: "us-east" }, false],
+    ["region!=us-east", {}, true],
+    ["region!=us-east region!=eu", { region: "eu" }, false],
+    ["cores>=2 cores<=8 region=eu", { cores: "4", region: "eu" }, true],
+    ["cores>=2 cores<=8 region=eu", { cores: "16", region: "eu" }, false],
+  ])("fleet's comparison form MachineMetadata=%s on %j -> %s", (line, have, ok) => {
+    const u = parseUnitFile("a", `[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=${line}\n`);
+    expect(matchesMetadata(u.fleet.machineMetadata, have)).toBe(ok);
+    const missing = explainMetadata(u.fleet.machineMetadata, have);
+    expect(missing.length === 0).toBe(ok);
+    if (!ok) expect(line).toContain(formatMissing(missing[0]!).split("|")[0]!);
+  });
+
   it("works on what the parser produced from repeated lines", () => {
     const u = parseUnitFile("a", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=region=eu region=us\nMachineMetadata=disk=ssd\n");
     expect(matchesMetadata(u.fleet.machineMetadata, { region: "us", disk: "ssd" })).toBe(true);
