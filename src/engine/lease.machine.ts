@@ -95,6 +95,7 @@ export const leaseMachine = setup({
     },
     candidate: {
       invoke: {
+        id: "acquire",
         src: "acquire",
         input: ({ context }) => ({ holder: context.holder, ttlMs: context.ttlMs }),
         onDone: [
@@ -113,6 +114,7 @@ export const leaseMachine = setup({
         },
         renewing: {
           invoke: {
+            id: "renew",
             src: "renew",
             input: ({ context }) => ({ holder: context.holder, ttlMs: context.ttlMs, epoch: context.epoch, revision: context.revision }),
             onDone: { target: "holding", actions: "noteRenewal" },
@@ -122,6 +124,7 @@ export const leaseMachine = setup({
         },
         releasing: {
           invoke: {
+            id: "release",
             src: "release",
             input: ({ context }) => ({ revision: context.revision }),
             onDone: "#lease.stopped",
