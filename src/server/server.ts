@@ -90,7 +90,7 @@ export class Daemon {
 
   constructor(
     readonly config: DaemonConfig,
-    rootLog: Logger,
+    private readonly rootLog: Logger,
   ) {
     this.names = new Names(config.prefix);
     this.log = rootLog.child({ component: "daemon" });
@@ -303,15 +303,15 @@ export class Daemon {
       this.api = new ApiService({
         nc: this.nc!,
         names: this.names,
-        handlers: buildHandlers({ ...ctx, log: log.child({ component: "api" }) }),
-        log: log.child({ component: "api" }),
+        handlers: buildHandlers({ ...ctx, log: this.rootLog.child({ component: "api", machineId: this.machineId }) }),
+        log: this.rootLog.child({ component: "api", machineId: this.machineId }),
         version: VERSION,
         machineId: this.machineId,
       });
     }
     if (this.components.length === 0) {
       for (const f of componentFactories) {
-        const component = f.create({ ...ctx, log: this.log.child({ component: f.name, machineId: this.machineId }) });
+        const component = f.create({ ...ctx, log: this.rootLog.child({ component: f.name, machineId: this.machineId }) });
         if (component) this.components.push({ name: f.name, component });
       }
     }
