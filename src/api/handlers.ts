@@ -4,6 +4,7 @@ import type { ApiHandlers } from "./service.js";
 import { machinesHandlers } from "./machines.js";
 import { unitHandlers } from "./units.js";
 import { journalHandlers } from "./journal.js";
+import { machineAvailabilityHandlers } from "./machine-availability.js";
 
 export type HandlerFactory = (ctx: ClusterContext) => ApiHandlers;
 
@@ -11,6 +12,7 @@ export const handlerFactories: HandlerFactory[] = [
   machinesHandlers,
   unitHandlers,
   journalHandlers,
+  machineAvailabilityHandlers,
 ];
 
 export function buildHandlers(ctx: ClusterContext): ApiHandlers {

@@ -5,11 +5,13 @@ import { registerUp } from "./up.js";
 import { registerUnits } from "./units.js";
 import { registerMachines } from "./machines.js";
 import { registerJournal } from "./journal.js";
+import { registerMachine } from "./machine.js";
 
 export const registrars: CommandRegistrar[] = [
   registerDaemon,
   registerUp,
   registerUnits,
   registerMachines,
+  registerMachine,
   registerJournal,
 ];
