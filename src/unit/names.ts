@@ -75,8 +75,12 @@ export interface UnitNameInfo {
   template?: string;
 }
 
-/** Splits a (normalized) unit name into its parts, as fleet's unit.NewUnitNameInfo. */
-export function unitNameInfo(fullName: string): UnitNameInfo {
+/**
+ * Splits a unit name into its parts, as fleet's unit.NewUnitNameInfo. A name without a known
+ * type is read as a .service (as normalizeUnitName would make it); nothing is validated here.
+ */
+export function unitNameInfo(unitName: string): UnitNameInfo {
+  const fullName = suffixOf(unitName) ? unitName : `${unitName}.service`;
   const dot = fullName.lastIndexOf(".");
   const name = dot < 0 ? fullName : fullName.slice(0, dot);
   const type = dot < 0 ? "" : fullName.slice(dot + 1);

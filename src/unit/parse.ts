@@ -239,7 +239,7 @@ function execCommand(e: IniEntry, words: { text: string; raw: string }[]): ExecC
   // systemd's privilege prefixes ('+', '!', '!!') and ':' (no $VAR expansion) are accepted.
   const m = /^[-@+!:]*/.exec(first.raw)!;
   const prefix = m[0];
-  for (const ch of new Set(prefix)) {
+  if (prefix.length > 1) for (const ch of new Set(prefix)) {
     if (prefix.split(ch).length > (ch === "!" ? 3 : 2)) {
       throw lineError(e.line, `${e.key}=: prefix "${ch}" given twice in "${prefix}"`, e.key, e.value);
     }
@@ -250,7 +250,8 @@ function execCommand(e: IniEntry, words: { text: string; raw: string }[]): ExecC
     throw lineError(e.line, `${e.key}=: no executable after the prefix "${prefix}"`, e.key, e.value);
   }
   const cmd: ExecCommand = {
-    raw: e.value.replace(/^\s*[-@+!:]*/, ""),
+    // One command's own words (a line may hold several, split on ";"), as written.
+    raw: words.map((w) => w.raw).join(" ").slice(prefix.length),
     argv: [path, ...rest],
     ignoreFailure: prefix.includes("-"),
   };

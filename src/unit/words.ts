@@ -60,7 +60,9 @@ function unescapeAt(s: string, i: number): [string, number] {
   throw new WordError(`unknown escape "\\${c}" (write "\\\\" for a backslash)`);
 }
 
-const WS = /[ \t\n\r]/;
+function isSpace(c: string | undefined): boolean {
+  return c === " " || c === "\t" || c === "\n" || c === "\r";
+}
 
 /** Splits a value into words. Throws WordError on an unterminated quote or a bad escape. */
 export function splitWords(value: string): Word[] {
@@ -68,11 +70,11 @@ export function splitWords(value: string): Word[] {
   let i = 0;
   const n = value.length;
   while (i < n) {
-    while (i < n && WS.test(value[i]!)) i++;
+    while (i < n && isSpace(value[i])) i++;
     if (i >= n) break;
     const start = i;
     let text = "";
-    while (i < n && !WS.test(value[i]!)) {
+    while (i < n && !isSpace(value[i])) {
       const c = value[i]!;
       if (c === "\\") {
         const [t, next] = unescapeAt(value, i);

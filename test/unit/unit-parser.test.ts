@@ -260,6 +260,7 @@ describe("[Service] exec lines", () => {
       [["/bin/a", "1"], false],
       [["/bin/b", "2"], true],
     ]);
+    expect(u.service.execStartPre.map((c) => c.raw)).toEqual(["/bin/a 1", "/bin/b 2"]);
     expect(u.service.execStart[0]!.argv).toEqual(["/bin/echo", ";", "done"]);
   });
 
@@ -508,6 +509,8 @@ describe("unit names and templates", () => {
     expect(instanceOf("foo@a@b.service")).toEqual({ template: "foo@.service", instance: "a@b", prefix: "foo" });
     expect(instanceOf("foo@.service")).toBeUndefined();
     expect(instanceOf("foo.service")).toBeUndefined();
+    expect(instanceOf("foo@2")).toEqual({ template: "foo@.service", instance: "2", prefix: "foo" });
+    expect(isTemplate("foo@")).toBe(true);
     expect(unitNameInfo("web@3.service")).toEqual({
       fullName: "web@3.service",
       name: "web@3",
