@@ -33,6 +33,7 @@ export {
   type UnitRef,
 } from "./match.js";
 export { splitWords } from "./words.js";
+export { parseEnvironmentFile, expandExecArgv, type EnvFileResult } from "./env.js";
 
 /**
  * Parses and validates a unit file. `name` is normalized first ("hello" -> "hello.service");
