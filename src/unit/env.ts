@@ -3,6 +3,7 @@
 // caller reads the file. Substitution follows systemd.service(5): "${FOO}" is replaced inside
 // any word; "$FOO" standing alone as a word becomes the value split at whitespace (zero or more
 // words); "$FOO" inside a longer word and anything else stays as written; "$$" is "$".
+import { dict } from "./ini.js";
 import type { ExecCommand } from "./types.js";
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -20,7 +21,7 @@ export interface EnvFileResult {
  * '\' continues the line; unquoted values lose surrounding whitespace.
  */
 export function parseEnvironmentFile(text: string): EnvFileResult {
-  const env: Record<string, string> = {};
+  const env = dict<string>();
   const skipped: { line: number; text: string }[] = [];
   const s = text.startsWith("\ufeff") ? text.slice(1) : text;
   let i = 0;
@@ -112,9 +113,13 @@ export function parseEnvironmentFile(text: string): EnvFileResult {
   return { env, skipped };
 }
 
+function own(rec: Record<string, string>, key: string): string | undefined {
+  return Object.hasOwn(rec, key) ? rec[key] : undefined;
+}
+
 function replaceBraced(word: string, env: Record<string, string>): string {
   return word.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name: string | undefined) =>
-    name === undefined ? "$" : (env[name] ?? ""),
+    name === undefined ? "$" : (own(env, name) ?? ""),
   );
 }
 
@@ -128,7 +133,7 @@ export function expandExecArgv(cmd: Pick<ExecCommand, "argv" | "noEnvExpansion">
   for (const word of cmd.argv.slice(1)) {
     const whole = /^\$([A-Za-z_][A-Za-z0-9_]*)$/.exec(word);
     if (whole) {
-      const v = env[whole[1]!];
+      const v = own(env, whole[1]!);
       if (v !== undefined) out.push(...v.split(/[ \t\n\r]+/).filter((w) => w !== ""));
       continue;
     }

@@ -4,7 +4,7 @@
 // space-separated (optionally quoted) values per line and accumulate over repeated lines.
 import { isValidMachineId } from "../protocol/names.js";
 import { parseSize } from "../util/measure.js";
-import { lineError, type IniEntry } from "./ini.js";
+import { dict, lineError, type IniEntry } from "./ini.js";
 import { isValidGlob } from "./match.js";
 import type { FleetOptions } from "./types.js";
 import { splitWords, WordError } from "./words.js";
@@ -41,7 +41,7 @@ function fleetWords(e: IniEntry, key: string): string[] {
 
 export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry, warn: (line: number, m: string) => void): void {
   let key = e.key;
-  const modern = DEPRECATED_FLEET[key];
+  const modern = Object.hasOwn(DEPRECATED_FLEET, key) ? DEPRECATED_FLEET[key] : undefined;
   if (modern) {
     warn(e.line, `${key}= is deprecated; write ${modern}=`);
     key = modern;
@@ -88,7 +88,7 @@ export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry,
     }
     case "MachineMetadata": {
       if (value === "") {
-        fleet.machineMetadata = {};
+        fleet.machineMetadata = dict<string[]>();
         delete lines.machineMetadata;
         return;
       }

@@ -22,6 +22,14 @@ export interface IniFile {
   sections: Map<string, number>;
 }
 
+/**
+ * A record without a prototype: keys come from user files, and "__proto__", "constructor" and
+ * friends must be plain keys there, not inherited properties or a prototype switch.
+ */
+export function dict<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 /** A content error pointing at one line: "line 7: ..." with `line` set for the API. */
 export function lineError(line: number, message: string, field?: string, value?: unknown): FlotillaError {
   return new FlotillaError("invalid_unit_file", `line ${line}: ${message}`, { field, value, line });

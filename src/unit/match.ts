@@ -4,6 +4,10 @@
 // ('*' and '?' never cross '/', '[...]' classes with '^' negation and ranges, '\' escapes).
 import type { FleetOptions } from "./types.js";
 
+function own(rec: Record<string, string>, key: string): string | undefined {
+  return Object.hasOwn(rec, key) ? rec[key] : undefined;
+}
+
 // fleet's comparison forms arrive as keys ending in an operator, because "ram>=1024" splits at
 // its '=' into key "ram>" and value "1024" (fleet's own representation, kept as is):
 // "key>=n", "key<=n" compare numbers; "key!=v" requires the machine's value to be none of the
@@ -12,7 +16,7 @@ function keySatisfied(key: string, wanted: string[], have: Record<string, string
   const op = key.length > 1 ? key[key.length - 1] : undefined;
   if (op === ">" || op === "<" || op === "!") {
     const base = key.slice(0, -1);
-    const v = have[base];
+    const v = own(have, base);
     if (op === "!") return v === undefined || !wanted.includes(v);
     if (v === undefined || v.trim() === "") return false;
     const n = Number(v);
@@ -22,7 +26,7 @@ function keySatisfied(key: string, wanted: string[], have: Record<string, string
       return Number.isFinite(limit) && (op === ">" ? n >= limit : n <= limit);
     });
   }
-  const v = have[key];
+  const v = own(have, key);
   return v !== undefined && wanted.includes(v);
 }
 
@@ -52,7 +56,7 @@ export function explainMetadata(required: Record<string, string[]>, have: Record
     if (wanted.length === 0 || keySatisfied(key, wanted, have)) continue;
     const m: MissingMetadata = { key, wanted: [...wanted] };
     const base = /[<>!]$/.test(key) && key.length > 1 ? key.slice(0, -1) : key;
-    const v = have[base];
+    const v = own(have, base);
     if (v !== undefined) m.have = v;
     out.push(m);
   }

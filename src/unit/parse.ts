@@ -6,7 +6,7 @@
 import { FlotillaError, isFlotillaError } from "../protocol/errors.js";
 import { parseDuration } from "../util/measure.js";
 import { fleetOption, type FleetLines } from "./fleet-options.js";
-import { lineError, readIni, type IniEntry } from "./ini.js";
+import { dict, lineError, readIni, type IniEntry } from "./ini.js";
 import { expandSpecifiers, normalizeUnitName, SpecifierError, unitNameInfo, type HostInfo } from "./names.js";
 import type { ExecCommand, FleetOptions, ParsedUnit, RestartPolicy, ServiceOptions, UnitWarning } from "./types.js";
 import { validateFleetOptions } from "./validate.js";
@@ -76,15 +76,15 @@ export function parseNormalized(name: string, contents: string, opts: ParseOptio
     }
   });
 
-  const sections: Record<string, Record<string, string[]>> = {};
-  for (const s of ini.sections.keys()) sections[s] = {};
+  const sections = dict<Record<string, string[]>>();
+  for (const s of ini.sections.keys()) sections[s] = dict<string[]>();
   for (const e of entries) (sections[e.section]![e.key] ??= []).push(e.value);
 
   const service: ServiceOptions = {
     execStart: [],
     execStartPre: [],
     execStop: [],
-    environment: {},
+    environment: dict<string>(),
     environmentFile: [],
     restart: DEFAULTS.restart,
     restartSecMs: DEFAULTS.restartSecMs,
@@ -92,7 +92,7 @@ export function parseNormalized(name: string, contents: string, opts: ParseOptio
     startLimitBurst: DEFAULTS.startLimitBurst,
     startLimitIntervalMs: DEFAULTS.startLimitIntervalMs,
   };
-  const fleet: FleetOptions = { machineOf: [], machineMetadata: {}, conflicts: [], global: false, replaces: [] };
+  const fleet: FleetOptions = { machineOf: [], machineMetadata: dict<string[]>(), conflicts: [], global: false, replaces: [] };
   const lines: FleetLines = {};
   let description: string | undefined;
   let sawTimeoutStop = false;
@@ -112,7 +112,7 @@ export function parseNormalized(name: string, contents: string, opts: ParseOptio
       else if (key === "StartLimitIntervalSec" || key === "StartLimitInterval") {
         service.startLimitIntervalMs = duration(e, { allowZero: true });
       } else if (key === "StartLimitBurst") service.startLimitBurst = count(e);
-      else if (IGNORED_UNIT_KEYS[key]) warn(line, `[Unit] ${key}= is ignored: ${IGNORED_UNIT_KEYS[key]}`);
+      else if (Object.hasOwn(IGNORED_UNIT_KEYS, key)) warn(line, `[Unit] ${key}= is ignored: ${IGNORED_UNIT_KEYS[key]}`);
       else warn(line, `unknown key ${key}= in [Unit] is ignored`);
     } else if (section === "Service") {
       switch (key) {
@@ -133,7 +133,7 @@ export function parseNormalized(name: string, contents: string, opts: ParseOptio
           else service.execStop.push(...execLines(e));
           break;
         case "Environment":
-          if (value === "") service.environment = {};
+          if (value === "") service.environment = dict<string>();
           else Object.assign(service.environment, environment(e));
           break;
         case "EnvironmentFile":
@@ -172,7 +172,7 @@ export function parseNormalized(name: string, contents: string, opts: ParseOptio
           }
           break;
         default:
-          if (IGNORED_SERVICE_KEYS[key]) warn(line, `[Service] ${key}= is ignored: ${IGNORED_SERVICE_KEYS[key]}`);
+          if (Object.hasOwn(IGNORED_SERVICE_KEYS, key)) warn(line, `[Service] ${key}= is ignored: ${IGNORED_SERVICE_KEYS[key]}`);
           else warn(line, `unknown key ${key}= in [Service] is ignored`);
       }
     } else if (section === "X-Fleet") {
@@ -276,7 +276,7 @@ function environment(e: IniEntry): Record<string, string> {
     if (err instanceof WordError) throw lineError(e.line, `Environment=: ${err.message}`, "Environment", e.value);
     throw err;
   }
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   for (const w of words) {
     const eq = w.text.indexOf("=");
     const k = eq < 0 ? w.text : w.text.slice(0, eq);
@@ -344,6 +344,8 @@ function duration(e: IniEntry, o: { allowZero?: boolean; zeroIsInfinity?: boolea
   let ms: number;
   try {
     ms = parseDuration(e.value, e.key, "s");
+    // parseDuration looks units up in a plain object: "5constructor" comes back as NaN.
+    if (Number.isNaN(ms)) throw new FlotillaError("bad_flag", "not a duration");
   } catch (err) {
     if (isFlotillaError(err)) {
       throw lineError(e.line, `${e.key}=: ${JSON.stringify(e.value)} is not a time span (examples: 10s, 500ms, 1min 30s, 2h)`, e.key, e.value);

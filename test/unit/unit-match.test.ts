@@ -24,6 +24,7 @@ describe("machine metadata (values of one key OR'ed, keys AND'ed)", () => {
     ["two keys, one fails", { region: ["us-west"], disk: ["hdd"] }, false],
     ["a key the machine lacks", { gpu: ["yes"] }, false],
     ["values are case-sensitive", { region: ["US-WEST"] }, false],
+    ["a key named like an object property", { constructor: ["x"] }, false],
     ["a key with no values is no requirement", { region: [] }, true],
   ])("%s", (_what, required, ok) => {
     expect(matchesMetadata(required, machine)).toBe(ok);

@@ -146,6 +146,27 @@ describe("INI structure", () => {
 });
 
 describe("bad input", () => {
+  it("treats keys such as __proto__ and constructor as plain keys, never as object internals", () => {
+    const u = parseUnitFile(
+      "a",
+      "[__proto__]\nx=1\n[Unit]\nconstructor=1\ntoString=2\n[Service]\nExecStart=/bin/true\nEnvironment=__proto__=p constructor=c\n__proto__=z\n[X-Fleet]\nMachineMetadata=__proto__=a constructor=b\nhasOwnProperty=1\n",
+    );
+    expect(u.service.environment.__proto__).toBe("p");
+    expect(u.service.environment.constructor).toBe("c");
+    expect(Object.keys(u.service.environment)).toEqual(["__proto__", "constructor"]);
+    expect(Object.keys(u.fleet.machineMetadata)).toEqual(["__proto__", "constructor"]);
+    expect(Object.keys(u.sections)).toEqual(["__proto__", "Unit", "Service", "X-Fleet"]);
+    expect(u.warnings.map((w) => w.message)).toEqual([
+      "unknown section [__proto__] is ignored",
+      "unknown key constructor= in [Unit] is ignored",
+      "unknown key toString= in [Unit] is ignored",
+      "unknown key __proto__= in [Service] is ignored",
+      expect.stringMatching(/^unknown key hasOwnProperty= in \[X-Fleet\] is ignored/),
+    ]);
+    expect(({} as Record<string, unknown>).x).toBeUndefined(); // Object.prototype untouched
+  });
+
+
   it("rejects a 1 MiB file before parsing it", () => {
     const big = RUN + "# " + "x".repeat(1024 * 1024) + "\n";
     const e = fileError(big);
@@ -405,6 +426,7 @@ describe("[Service] restart and timeouts", () => {
     ["StartLimitBurst=-1", /StartLimitBurst=: "-1" is not a whole number/],
     ["StartLimitBurst=2.5", /StartLimitBurst=: "2.5" is not a whole number/],
     ["StartLimitIntervalSec=often", /StartLimitIntervalSec=: "often" is not a time span/],
+    ["RestartSec=5constructor", /RestartSec=: "5constructor" is not a time span/],
   ])("rejects %s with its line", (line, msg) => {
     const e = fileError(`[Service]\nExecStart=/bin/true\n${line}\n`);
     expect(e.line).toBe(3);
