@@ -183,6 +183,10 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
       currentState: row.currentState,
       target: row.target,
       machines: row.machines.map((id) => ({ id, publicIp: machines.get(id)?.publicIp || null })),
+      /** IP of every machine named here (scheduled or reporting a state). */
+      machineIps: Object.fromEntries(
+        [...new Set([...row.machines, ...states.map((s) => s.machineId)])].map((id) => [id, machines.get(id)?.publicIp || null]),
+      ),
       unplaced: row.unplaced,
       states,
       lastError: lastError(states),

@@ -84,13 +84,14 @@ interface StatusReply {
   currentState: string;
   target: string | null;
   machines: { id: string; publicIp: string | null }[];
+  machineIps: Record<string, string | null>;
   unplaced: string | null;
   states: UnitStateRecord[];
   lastError: string | null;
 }
 
 export function formatStatus(s: StatusReply, full: boolean): string {
-  const ip = new Map(s.machines.map((m) => [m.id, m.publicIp]));
+  const ip = new Map(Object.entries(s.machineIps));
   const lines = [`● ${s.unit.name}${s.description ? ` - ${s.description}` : ""}`];
   lines.push(`   Desired: ${s.unit.desiredState} (version ${s.unit.version}, hash ${full ? s.unit.hash : s.unit.hash.slice(0, 7)}, updated ${new Date(s.unit.updatedAt).toISOString()})`);
   lines.push(`     State: ${s.global ? "-" : s.currentState}`);

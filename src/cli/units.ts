@@ -63,7 +63,7 @@ export async function resolveUnitArg(arg: string, allowFiles: boolean): Promise<
       if (tmpl && (await isFile(tmpl))) {
         return { name: normalizeUnitName(basename(arg)), contents: await readUnitFile(tmpl), file: tmpl };
       }
-      throw new FlotillaError("bad_flag", `no such unit file: ${arg}`, { field: "file", value: arg });
+      throw new FlotillaError("bad_request", `no such unit file: ${arg}`, { field: "file", value: arg });
     }
     throw new FlotillaError("invalid_unit_name", `${arg} is a path; give the unit's name (for example ${basename(arg)})`, {
       field: "unit",

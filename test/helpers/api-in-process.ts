@@ -5,7 +5,8 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { ApiService } from "../../src/api/service.js";
 import { buildHandlers } from "../../src/api/handlers.js";
 import { ensureBuckets, type Buckets } from "../../src/nats/buckets.js";
-import { Names } from "../../src/protocol/names.js";
+import { Names, keys } from "../../src/protocol/names.js";
+import { encode } from "../../src/protocol/codec.js";
 import { silentLogger } from "../../src/log.js";
 import type { ClusterContext, DaemonConfig } from "../../src/server/context.js";
 import type { MachineRecord } from "../../src/protocol/messages.js";
@@ -44,6 +45,8 @@ export async function startApiInProcess(nc: NatsConnection, prefix: string, url:
     session: "s",
     heartbeatAt: Date.now(),
   };
+  // What the machine's heart would publish, so listings can show the machine's IP.
+  await buckets.machines.put(keys.machine(machineId), encode(record));
   const ctx: ClusterContext = { nc, names, buckets, log: silentLogger, config, machineId, machine: () => record };
   const service = new ApiService({ nc, names, handlers: buildHandlers(ctx), log: silentLogger, version: "0.0.0-test", machineId });
   await service.start();
