@@ -1,0 +1,174 @@
+// npm run bench:heartbeat — 1,000 simulated machines in one process, each a real `heart` actor
+// (the daemon's statechart and its KV put) at TTL 10s against a real nats-server; reports
+// puts/s, CPU% and RSS of this process and of nats-server, list-machines latency through a real
+// daemon's API with 1,000 machines listed (target < 200 ms), and a lone daemon's idle RSS
+// (target < 80 MB). Bounded in time; stops everything it started, by PID.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { createActor, fromPromise, type Actor } from "xstate";
+import { NatsServer, uniquePrefix } from "../test/helpers/nats-server.js";
+import { check } from "../test/helpers/check.js";
+import { BIN, ROOT } from "../test/helpers/cli.js";
+import { ensureBuckets } from "../src/nats/buckets.js";
+import { Names } from "../src/protocol/names.js";
+import { heartMachine } from "../src/machine/heart.machine.js";
+import { kvBeat } from "../src/server/server.js";
+import type { MachineRecord } from "../src/protocol/messages.js";
+
+const MACHINES = Number(process.env.BENCH_MACHINES ?? 1000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
+const TTL_MS = 10_000;
+const REQUESTS = 20;
+
+const children: ChildProcess[] = [];
+let server: NatsServer | undefined;
+
+function procStat(pid: number): { cpuMs: number; rssKb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(f[11]) + Number(f[12]); // utime + stime
+  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return { cpuMs: (ticks * 1000) / 100, rssKb: Number(rss?.[1] ?? 0) };
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function spawnDaemon(url: string, prefix: string, extra: string[] = []): ChildProcess {
+  const stateDir = mkdtempSync(join(tmpdir(), "flotilla-bench-"));
+  const c = spawn(process.execPath, [BIN, "--nats", url, "--prefix", prefix, "daemon", "--state-dir", stateDir, "--agent-ttl", "10s", ...extra], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, LOG_LEVEL: "warn" },
+  });
+  let out = "";
+  c.stdout?.on("data", (d) => (out += String(d)));
+  c.stderr?.on("data", (d) => (out += String(d)));
+  (c as ChildProcess & { out: () => string }).out = () => out;
+  children.push(c);
+  c.once("exit", () => rmSync(stateDir, { recursive: true, force: true }));
+  return c;
+}
+
+async function stopAll(): Promise<void> {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise((r) => c.once("exit", r));
+      c.kill("SIGTERM");
+      const t = setTimeout(() => c.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(t);
+    }
+  }
+  await server?.dispose();
+}
+
+async function main(): Promise<void> {
+  console.log(`building dist/ for the daemon...`);
+  execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.json")], { stdio: "inherit" });
+  server = await NatsServer.start();
+  const nc = await connect({ servers: server.url });
+  const prefix = uniquePrefix("bench");
+  const names = new Names(prefix);
+  const buckets = await ensureBuckets(nc, names, { agentTtlMs: TTL_MS, leaseTtlMs: 5000 });
+  console.log(`nats-server ${server.url} (pid ${server.pid}); ${MACHINES} machines, TTL ${TTL_MS / 1000}s, ${SECONDS}s run`);
+
+  let oks = 0;
+  let fails = 0;
+  const hearts: Actor<typeof heartMachine>[] = [];
+  const started = Date.now();
+  for (let i = 0; i < MACHINES; i++) {
+    const id = `sim${String(i).padStart(5, "0")}${"0".repeat(24)}`.slice(0, 32);
+    const rec: Omit<MachineRecord, "heartbeatAt"> = {
+      id,
+      hostname: `sim-${i}`,
+      publicIp: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+      metadata: { region: ["us-west", "us-east", "eu"][i % 3]!, rack: String(i % 40) },
+      capacity: { cpu: 8, memory: 32 * 1024 ** 3 },
+      availability: "active",
+      version: "bench",
+      startedAt: started,
+      session: `s${i}`,
+    };
+    const heart = createActor(heartMachine.provide({ actors: { beat: fromPromise(kvBeat(buckets, TTL_MS, () => rec)) } }), {
+      input: { ttlMs: TTL_MS },
+    });
+    heart.on("heart.ok", () => oks++);
+    heart.on("heart.failed", () => fails++);
+    hearts.push(heart);
+  }
+  // Real machines do not start in the same millisecond: spread the first beats over TTL/2.
+  const spread = TTL_MS / 2 / MACHINES;
+  for (let i = 0; i < MACHINES; i++) {
+    setTimeout(() => hearts[i]!.start(), i * spread);
+  }
+  await check(() => oks >= MACHINES, 30_000, `${MACHINES} first beats`, 100);
+  console.log(`all ${MACHINES} machines registered in ${Date.now() - started} ms`);
+
+  // A real daemon serves list-machines for this prefix.
+  const apiDaemon = spawnDaemon(server.url, prefix, ["--no-engine"]);
+  await check(async () => {
+    const m = await nc.request(names.apiSubject("list-machines"), "", { timeout: 5000 });
+    return (JSON.parse(new TextDecoder().decode(m.data)) as unknown[]).length > MACHINES;
+  }, 30_000, "the daemon's API", 200);
+
+  // Steady state: count puts and CPU over the measured window.
+  const okAt0 = oks;
+  const cpu0 = process.cpuUsage();
+  const nats0 = procStat(server.pid!);
+  const t0 = Date.now();
+  let maxRss = 0;
+  const sampler = setInterval(() => (maxRss = Math.max(maxRss, process.memoryUsage().rss)), 500);
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  clearInterval(sampler);
+  const wall = Date.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const nats1 = procStat(server.pid!);
+  const puts = oks - okAt0;
+  console.log(`heartbeat puts/s: ${(puts / (wall / 1000)).toFixed(1)} (${puts} puts in ${(wall / 1000).toFixed(1)} s; expected ${(MACHINES / (TTL_MS / 2000)).toFixed(0)}/s; failed beats: ${fails})`);
+  console.log(`bench process CPU: ${(((cpu.user + cpu.system) / 1000 / wall) * 100).toFixed(1)}% of one core; RSS ${(process.memoryUsage().rss / 1048576).toFixed(1)} MB (max ${(maxRss / 1048576).toFixed(1)} MB)`);
+  console.log(`nats-server CPU: ${(((nats1.cpuMs - nats0.cpuMs) / wall) * 100).toFixed(1)}% of one core; RSS ${(nats1.rssKb / 1024).toFixed(1)} MB`);
+
+  const lat: number[] = [];
+  let count = 0;
+  for (let i = 0; i < REQUESTS; i++) {
+    const s = performance.now();
+    const m = await nc.request(names.apiSubject("list-machines"), "", { timeout: 10_000 });
+    lat.push(performance.now() - s);
+    count = (JSON.parse(new TextDecoder().decode(m.data)) as unknown[]).length;
+  }
+  lat.sort((a, b) => a - b);
+  console.log(`list-machines with ${count} machines via ${names.apiSubject("list-machines")}: p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms over ${REQUESTS} requests (target < 200 ms)`);
+  const apiRss = procStat(apiDaemon.pid!).rssKb;
+
+  for (const h of hearts) h.stop();
+
+  // A lone daemon (engine and agent on, nothing to do) on its own prefix.
+  const lonePrefix = uniquePrefix("lone");
+  const lone = spawnDaemon(server.url, lonePrefix);
+  await check(async () => {
+    const m = await nc.request(new Names(lonePrefix).apiSubject("list-machines"), "", { timeout: 2000 });
+    return (JSON.parse(new TextDecoder().decode(m.data)) as unknown[]).length === 1;
+  }, 30_000, "the lone daemon", 200);
+  await new Promise((r) => setTimeout(r, 5000)); // let it settle (JIT, GC) before reading RSS
+  const loneRss = procStat(lone.pid!).rssKb;
+  console.log(`lone daemon idle RSS: ${(loneRss / 1024).toFixed(1)} MB (target < 80 MB); API daemon after serving 1,000 machines: ${(apiRss / 1024).toFixed(1)} MB`);
+  await nc.close();
+}
+
+const hardStop = setTimeout(() => {
+  console.error("benchmark exceeded its time bound; stopping");
+  void stopAll().then(() => process.exit(1));
+}, (SECONDS + 150) * 1000);
+process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
+
+main()
+  .then(stopAll, async (e) => {
+    console.error(`benchmark failed: ${e instanceof Error ? e.message : String(e)}`);
+    await stopAll();
+    process.exitCode = 1;
+  })
+  .finally(() => clearTimeout(hardStop));
