@@ -54,8 +54,9 @@ export function normalizeUnitName(name: string): string {
   if (full.length > 255) throw nameError(name, "longer than 255 characters");
   if (full.startsWith("@")) throw nameError(name, `a name cannot start with "@"`);
   if (full.startsWith(".")) throw nameError(name, `a name cannot start with "."`);
+  if (name.endsWith(".")) throw nameError(name, `a name cannot end with "."`);
   const stem = full.slice(0, full.lastIndexOf("."));
-  if (stem === "" || stem.endsWith(".")) throw nameError(name, "the part before the unit type is empty");
+  if (stem === "" || stem.endsWith(".")) throw nameError(name, `the part before ".${full.slice(stem.length + 1)}" is empty or ends with "."`);
   if (!isValidUnitName(full)) throw nameError(name, "not a valid unit name");
   return full;
 }

@@ -507,6 +507,9 @@ describe("unit names and templates", () => {
     ["@x.service", /cannot start with "@"/],
     [".service", /cannot start with "."/],
     ["a$.service", /"\$" is not allowed/],
+    ["foo.", /a name cannot end with "."/],
+    ["a..service", /the part before ".service" is empty or ends with "."/],
+    ["é", /"é" is not allowed/],
     ["x".repeat(300), /longer than 255 characters/],
   ])("rejects %j", (name, msg) => {
     const e = failure(() => normalizeUnitName(name));
