@@ -7,7 +7,7 @@ import { FlotillaError, isFlotillaError } from "../protocol/errors.js";
 import { parseDuration } from "../util/measure.js";
 import { fleetOption, type FleetLines } from "./fleet-options.js";
 import { dict, lineError, readIni, type IniEntry } from "./ini.js";
-import { expandSpecifiers, normalizeUnitName, SpecifierError, unitNameInfo, type HostInfo } from "./names.js";
+import { expandSpecifiers, isTemplate, normalizeUnitName, SpecifierError, unitNameInfo, type HostInfo } from "./names.js";
 import type { ExecCommand, FleetOptions, ParsedUnit, RestartPolicy, ServiceOptions, UnitWarning } from "./types.js";
 import { validateFleetOptions } from "./validate.js";
 import { splitWords, WordError } from "./words.js";
@@ -105,7 +105,7 @@ export function parseNormalized(name: string, contents: string, opts: ParseOptio
     }
   }
 
-  for (const e of entries) {
+  const apply = (e: IniEntry): void => {
     const { section, key, value, line } = e;
     if (section === "Unit") {
       if (key === "Description") description = value === "" ? undefined : value;
@@ -178,7 +178,21 @@ export function parseNormalized(name: string, contents: string, opts: ParseOptio
     } else if (section === "X-Fleet") {
       fleetOption(fleet, lines, e, warn);
     }
-  }
+  };
+
+  // A template is submitted with an empty %i, so "MachineMetadata=host=%i" or "RestartSec=%i"
+  // cannot be valid there; each instance is parsed (and checked) with its own %i. In a
+  // template, a value that a specifier made invalid is reported as a warning and skipped.
+  const template = isTemplate(name);
+  entries.forEach((e, i) => {
+    try {
+      apply(e);
+    } catch (err) {
+      const raw = ini.entries[i]!.value;
+      if (!template || raw === e.value || !isFlotillaError(err) || err.code !== "invalid_unit_file") throw err;
+      warn(e.line, `${err.message.replace(/^line \d+: /, "")} (ignored in the template, where %i is empty; checked again in each instance)`);
+    }
+  });
 
   const info = unitNameInfo(name);
   if (service.execStart.length > 1) {

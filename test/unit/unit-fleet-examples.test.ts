@@ -87,6 +87,12 @@ describe("fleet's examples and functional fixtures parse", () => {
     expect(u.service.execStart[0]!.argv[0]).toMatch(/^\/usr\/bin\/|^\/bin\//);
   });
 
+  it.each(Object.keys(fixtures).filter((f) => f.endsWith("@.service")))("the template %s itself can be submitted", (file) => {
+    const t = parseUnitFile(file, fixtures[file]!);
+    expect(t.template).toBe(file);
+    expect(t.instance).toBeUndefined();
+  });
+
   it("hello.service: the quoted bash loop becomes exactly three arguments", () => {
     expect(parse("hello.service").service.execStart[0]!.argv).toEqual([
       "/bin/bash",

@@ -560,6 +560,37 @@ describe("unit names and templates", () => {
   });
 });
 
+describe("templates with instance-dependent values", () => {
+  const tpl = "[Service]\nExecStart=/bin/sleep 1\nRestartSec=%i\n[X-Fleet]\nMachineMetadata=hostname=%i\nMachineID=%i\n";
+
+  it("accepts the template, warning about values that need an instance", () => {
+    const t = parseUnitFile("pinned@.service", tpl);
+    expect(t.fleet.machineMetadata).toEqual({});
+    expect(t.fleet.machineId).toBeUndefined();
+    expect(t.service.restartSecMs).toBe(100);
+    expect(t.warnings).toEqual([
+      { line: 3, message: 'RestartSec=: "" is not a time span (examples: 10s, 500ms, 1min 30s, 2h) (ignored in the template, where %i is empty; checked again in each instance)' },
+      { line: 5, message: 'MachineMetadata=: "hostname=" is not key=value (ignored in the template, where %i is empty; checked again in each instance)' },
+    ]);
+  });
+
+  it("checks each instance with its own %i", () => {
+    const i = parseUnitFile("pinned@7.service", tpl);
+    expect(i.service.restartSecMs).toBe(7000);
+    expect(i.fleet).toMatchObject({ machineId: "7", machineMetadata: { hostname: ["7"] } });
+    expect(i.warnings).toEqual([]);
+    const e = failure(() => parseUnitFile("pinned@soon.service", tpl));
+    expect(e.message).toBe('line 3: RestartSec=: "soon" is not a time span (examples: 10s, 500ms, 1min 30s, 2h)');
+  });
+
+  it("still rejects a template whose error does not come from a specifier", () => {
+    const e = failure(() => parseUnitFile("t@.service", "[Service]\nExecStart=/bin/true\nRestart=sometimes\n"));
+    expect(e.line).toBe(3);
+    const e2 = failure(() => parseUnitFile("t@.service", "[Service]\nExecStart=/bin/true\nRestartSec=never\n"));
+    expect(e2.line).toBe(3);
+  });
+});
+
 describe("hash and cache", () => {
   it("hashes contents with sha1; listings show 7 hex", () => {
     expect(unitHash("")).toBe("da39a3ee5e6b4b0d3255bfef95601890afd80709");
