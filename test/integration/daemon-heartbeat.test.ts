@@ -99,4 +99,22 @@ describe("daemon heartbeat", () => {
     expect(Date.now() - t0).toBeLessThan(15_000); // far less than the 30 s TTL
     expect(await b.stop()).toBe(0);
   });
+
+  it("publishes its statecharts' transitions on <prefix>.inspect.<machineId>.<actor>", async () => {
+    const prefix = uniquePrefix("inspect");
+    const names = new Names(prefix);
+    const seen: { actor: string; value: unknown; event: string }[] = [];
+    const sub = nc.subscribe(names.inspectAll(), {
+      callback: (_e, m) => seen.push({ ...JSON.parse(new TextDecoder().decode(m.data)), subject: m.subject }),
+    });
+    await nc.flush();
+    const d = await start({ server, prefix, machineId: "inspected", agentTtl: "1s", extraArgs: ["--no-engine"] });
+    await check(() => seen.some((x) => x.actor === "heart" && x.value === "waiting"), 5000, "a heart transition");
+    expect(seen.some((x) => x.actor === "heart" && x.value === "beating")).toBe(true);
+    expect(seen.some((x) => x.actor === "monitor" && x.value === "healthy")).toBe(true);
+    expect(seen.some((x) => x.actor === "machine")).toBe(true);
+    expect((seen.find((x) => x.actor === "heart") as unknown as { subject: string }).subject).toBe(names.inspectSubject("inspected", "heart"));
+    sub.unsubscribe();
+    await d.stop();
+  });
 });
