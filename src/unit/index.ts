@@ -5,7 +5,8 @@ import { parseUnit, type ParseOptions } from "./parse.js";
 import type { ParsedUnit } from "./types.js";
 
 export type { ParsedUnit, ServiceOptions, FleetOptions, ExecCommand, UnitWarning, RestartPolicy } from "./types.js";
-export { DEFAULTS, MAX_DURATION_MS, type ParseOptions } from "./parse.js";
+export { DEFAULTS, type ParseOptions } from "./parse.js";
+export { MAX_DURATION_MS } from "./service-options.js";
 export { MAX_UNIT_FILE_BYTES } from "./ini.js";
 export {
   normalizeUnitName,
