@@ -13,7 +13,7 @@ import { ensureBuckets, type Buckets } from "../nats/buckets.js";
 import { Names, keys } from "../protocol/names.js";
 import { encode, decodeAs } from "../protocol/codec.js";
 import { Availability, MachineRecord } from "../protocol/messages.js";
-import { FlotillaError, describeError } from "../protocol/errors.js";
+import { FlotillaError, describeError, isWrongLastSequence } from "../protocol/errors.js";
 import { ApiService } from "../api/service.js";
 import { buildHandlers } from "../api/handlers.js";
 import { VERSION } from "../version.js";
@@ -133,8 +133,7 @@ export class Daemon {
     }
     this.buckets = buckets;
 
-    await this.checkDuplicate(buckets, log);
-    writeDaemonStamp(c.stateDir, { session: this.session, pid: process.pid });
+    const seen = await this.checkDuplicate(buckets, log);
 
     const facts = detectHost();
     this.machine = createActor(
@@ -170,8 +169,12 @@ export class Daemon {
       await put();
       this.lastBeatAt = Date.now();
     };
-    // The first beat is awaited: when start() returns, the machine is listed.
-    await this.beatOnce();
+    // The first beat is a compare-and-set against what the duplicate check read, so two daemons
+    // started at once with one ID cannot both win; it is awaited: once start() returns, the
+    // machine is listed.
+    await this.claim(buckets, seen);
+    writeDaemonStamp(c.stateDir, { session: this.session, pid: process.pid });
+    this.lastBeatAt = Date.now();
     log.info({ availability, metadata: c.metadata }, "machine registered");
 
     this.heart = createActor(heartMachine.provide({ actors: { beat: fromPromise(() => this.beatOnce!()) } }), {
@@ -212,8 +215,29 @@ export class Daemon {
     log.info({ prefix: c.prefix, agentTtlMs: c.agentTtlMs, engine: c.engineEnabled }, "daemon started");
   }
 
+  private duplicateError(detail: string): FlotillaError {
+    return new FlotillaError(
+      "duplicate_machine_id",
+      `machine ID ${this.machineId} is already in use by a live daemon${detail}. ` +
+        `Stop that daemon, or give this one another --machine-id or --state-dir.`,
+      { field: "machine_id", value: this.machineId },
+    );
+  }
+
+  private async claim(buckets: Buckets, seen: { revision: number }): Promise<void> {
+    const key = keys.machine(this.machineId);
+    const value = encode({ ...this.machine!.getSnapshot().context.record, heartbeatAt: Date.now() });
+    try {
+      if (seen.revision === 0) await buckets.machines.create(key, value);
+      else await buckets.machines.update(key, value, seen.revision);
+    } catch (e) {
+      if (isWrongLastSequence(e)) throw this.duplicateError(" (another daemon registered it at the same moment)");
+      throw e;
+    }
+  }
+
   /** fleet's duplicate machine-ID check; see decideOwnership for the rule. */
-  private async checkDuplicate(buckets: Buckets, log: Logger): Promise<void> {
+  private async checkDuplicate(buckets: Buckets, log: Logger): Promise<{ revision: number }> {
     const key = keys.machine(this.machineId);
     const entry = await buckets.machines.get(key);
     let existing: MachineRecord | undefined;
@@ -233,14 +257,10 @@ export class Daemon {
     });
     if (!d.take) {
       const host = existing?.hostname ? ` on host ${existing.hostname}` : "";
-      throw new FlotillaError(
-        "duplicate_machine_id",
-        `machine ID ${this.machineId} is already in use by a live daemon${host} (last heartbeat ${d.ageMs} ms ago). ` +
-          `Stop that daemon, or give this one another --machine-id or --state-dir.`,
-        { field: "machine_id", value: this.machineId },
-      );
+      throw this.duplicateError(`${host} (last heartbeat ${d.ageMs} ms ago)`);
     }
     if (d.reason === "own-previous") log.info("taking over the machine record of this state dir's previous daemon (its process is gone)");
+    return { revision: entry && entry.operation === "PUT" ? entry.revision : 0 };
   }
 
   private async onAvailability(msg: Msg, log: Logger): Promise<void> {

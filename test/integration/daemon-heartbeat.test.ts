@@ -117,4 +117,18 @@ describe("daemon heartbeat", () => {
     sub.unsubscribe();
     await d.stop();
   });
+
+  it("two daemons started at the same moment with one machine ID: exactly one wins", async () => {
+    const prefix = uniquePrefix("race");
+    const results = await Promise.allSettled([
+      startDaemon({ server, prefix, machineId: "contested", extraArgs: ["--no-engine"] }),
+      startDaemon({ server, prefix, machineId: "contested", extraArgs: ["--no-engine"] }),
+    ]);
+    const won = results.filter((r): r is PromiseFulfilledResult<RunningDaemon> => r.status === "fulfilled").map((r) => r.value);
+    running.push(...won);
+    // Both may see the record appear (the loser checks the bucket too), but only one lives on.
+    await check(() => won.filter((d) => d.child.exitCode === null).length === 1, 10_000, "one daemon left");
+    const all = [...won.map((d) => d.output()), ...results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason))];
+    expect(all.join("\n")).toContain("machine ID contested is already in use");
+  });
 });
