@@ -132,6 +132,11 @@ async function main(): Promise<void> {
   console.log(`bench process CPU: ${(((cpu.user + cpu.system) / 1000 / wall) * 100).toFixed(1)}% of one core; RSS ${(process.memoryUsage().rss / 1048576).toFixed(1)} MB (max ${(maxRss / 1048576).toFixed(1)} MB)`);
   console.log(`nats-server CPU: ${(((nats1.cpuMs - nats0.cpuMs) / wall) * 100).toFixed(1)}% of one core; RSS ${(nats1.rssKb / 1024).toFixed(1)} MB`);
 
+  // The first requests warm the daemon's JIT; report the first one, measure after three.
+  const cold = performance.now();
+  await nc.request(names.apiSubject("list-machines"), "", { timeout: 10_000 });
+  const coldMs = performance.now() - cold;
+  for (let i = 0; i < 2; i++) await nc.request(names.apiSubject("list-machines"), "", { timeout: 10_000 });
   const lat: number[] = [];
   let count = 0;
   for (let i = 0; i < REQUESTS; i++) {
@@ -141,7 +146,7 @@ async function main(): Promise<void> {
     count = (JSON.parse(new TextDecoder().decode(m.data)) as unknown[]).length;
   }
   lat.sort((a, b) => a - b);
-  console.log(`list-machines with ${count} machines via ${names.apiSubject("list-machines")}: p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms over ${REQUESTS} requests (target < 200 ms)`);
+  console.log(`list-machines with ${count} machines via ${names.apiSubject("list-machines")}: p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms over ${REQUESTS} requests after 3 warm-up (first request ${coldMs.toFixed(1)} ms) (target < 200 ms)`);
   const apiRss = procStat(apiDaemon.pid!).rssKb;
 
   for (const h of hearts) h.stop();
