@@ -92,6 +92,8 @@ export async function runDaemon(program: Command, cmd: Command): Promise<number>
       await stopped;
       return 0;
     }
+    // A component that failed half-way must not keep a failed daemon alive.
+    setTimeout(() => process.exit(process.exitCode ?? 1), 1000).unref();
     throw e;
   }
   process.stdout.write(`flotilla daemon: machine ${daemon.machineId} is up (prefix ${config.prefix}, NATS ${config.natsUrl})\n`);

@@ -104,7 +104,8 @@ export class Daemon {
     try {
       await this.startInner(signal);
     } catch (e) {
-      await this.abandon();
+      // Whatever got started (actors, components, the record) goes away with us.
+      await this.stop().catch(() => undefined);
       throw e;
     }
   }

@@ -54,7 +54,10 @@ export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon>
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "flotilla-state-"));
   const child = spawnCli(daemonArgs(o, stateDir), o.env ?? {});
   const stop = (signal: NodeJS.Signals = "SIGTERM") => stopChild(child, signal);
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url }).catch(async (e) => {
+    await stop("SIGKILL");
+    throw e;
+  });
   const exited = () => child.exitCode !== null || child.signalCode !== null;
   const died = () => new Error(`daemon exited (${child.exitCode ?? child.signalCode}) before registering:\n${child.output()}`);
   try {
@@ -90,6 +93,9 @@ export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon>
     });
     if (registered === "dead") throw died();
     return { child, machineId, stateDir, url, stop, output: () => child.output() };
+  } catch (e) {
+    await stop("SIGKILL");
+    throw e;
   } finally {
     await nc.close();
   }

@@ -21,11 +21,13 @@ let b: RunningDaemon;
 beforeAll(async () => {
   server = await NatsServer.start();
   nc = await connect({ servers: server.url });
-  [a, b] = await Promise.all([
+  const started = await Promise.allSettled([
     startDaemon({ server, prefix, metadata: "region=us-west,az=1", extraArgs: ["--public-ip", "10.0.0.1", "--no-engine"] }),
     startDaemon({ server, prefix, machineId: "beta-machine", metadata: { region: "eu" }, extraArgs: ["--public-ip", "10.0.0.2", "--no-engine"] }),
   ]);
-  running.push(a, b);
+  for (const r of started) if (r.status === "fulfilled") running.push(r.value);
+  for (const r of started) if (r.status === "rejected") throw r.reason;
+  [a, b] = running;
 });
 
 afterAll(async () => {
@@ -39,7 +41,7 @@ const cli = (...args: string[]) => runCli(["--nats", server.url, "--prefix", pre
 describe("list-machines", () => {
   it("lists both machines with IP and metadata, short IDs by default", async () => {
     const r = await cli("list-machines");
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split("\n");
     expect(lines[0]).toMatch(/^MACHINE\s+IP\s+METADATA$/);
     expect(lines).toHaveLength(3);
@@ -53,11 +55,12 @@ describe("list-machines", () => {
 
   it("-l shows full IDs, --no-legend drops the header, --fields picks columns", async () => {
     const r = await cli("list-machines", "-l", "--no-legend");
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(a.machineId);
     expect(r.stdout).toContain("beta-machine");
     expect(r.stdout).not.toContain("MACHINE");
     const f = await cli("list-machines", "--fields", "machine,availability", "-l");
+    expect(f.code, f.stderr).toBe(0);
     expect(f.stdout.split("\n")[0]).toMatch(/^MACHINE\s+AVAILABILITY$/);
     expect(f.stdout).toMatch(/beta-machine\s+active/);
     const bad = await cli("list-machines", "--fields", "nope");
@@ -67,7 +70,7 @@ describe("list-machines", () => {
 
   it("--json prints the machine records", async () => {
     const r = await cli("list-machines", "--json");
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const rows = JSON.parse(r.stdout) as { id: string; publicIp: string; metadata: Record<string, string>; capacity: { cpu: number } }[];
     expect(rows.map((x) => x.id).sort()).toEqual([a.machineId, "beta-machine"].sort());
     const rb = rows.find((x) => x.id === "beta-machine")!;
@@ -104,7 +107,7 @@ describe("list-machines", () => {
     await kv.put("garbage-1", new TextEncoder().encode("this is not msgpack {"));
     await kv.put("garbage-2", new TextEncoder().encode(JSON.stringify({ id: 42 })));
     const r = await cli("list-machines", "--json");
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const ids = (JSON.parse(r.stdout) as { id: string }[]).map((x) => x.id);
     expect(ids.sort()).toEqual([a.machineId, "beta-machine"].sort());
     // Both daemons still serve (nothing crashed).
