@@ -10,6 +10,7 @@
 // the views are dropped, an in-flight batch stops at its next window.
 import { randomBytes } from "node:crypto";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { createActor, type Actor } from "xstate";
 import type { Logger } from "pino";
 import { decodeAs } from "../protocol/codec.js";
@@ -28,6 +29,8 @@ import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit, type Placement }
 
 export interface EngineOptions {
   buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
+  /** For the fast acknowledged publishes of schedule entries; without it, kv.put. */
+  nc?: NatsConnection;
   log: Logger;
   machineId: string;
   leaseTtlMs: number;
@@ -78,7 +81,7 @@ export class Engine implements Component {
   constructor(private readonly o: EngineOptions) {
     this.holder = `${o.machineId}/${randomBytes(4).toString("hex")}`;
     this.log = o.log;
-    this.writer = new ScheduleWriter(o.buckets.schedule, o.log);
+    this.writer = new ScheduleWriter(o.buckets.schedule, o.log, o.nc);
     this.liveness = new Liveness(o.agentTtlMs);
   }
 
@@ -135,6 +138,7 @@ export class Engine implements Component {
       });
     });
     actor.stop();
+    this.writer.close();
   }
 
   // ---- terms ----
@@ -414,6 +418,7 @@ export function toEngineUnit(name: string, rec: UnitRecord): EngineUnit {
 export function createEngine(ctx: ClusterContext): Engine {
   return new Engine({
     buckets: ctx.buckets,
+    nc: ctx.nc,
     log: ctx.log.child({ component: "engine", machineId: ctx.machineId }),
     machineId: ctx.machineId,
     leaseTtlMs: ctx.config.leaseTtlMs,

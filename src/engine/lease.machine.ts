@@ -37,10 +37,17 @@ export interface LeaseContext {
 
 export type LeaseEvent = { type: "RESIGN" };
 
-/** Renew every TTL/3; a renewal that takes TTL/3 is a failure; candidates retry often. */
+/**
+ * Renew every TTL/3; a renewal unanswered after TTL/2 is a failure, so a leader gives up at the
+ * latest 5/6 TTL after its last good renewal, before the lease can expire and someone else win
+ * it. Candidates retry often (TTL/10, 50–500 ms): failover is the TTL plus at most this.
+ */
 export function leaseTimings(ttlMs: number): { renewEvery: number; renewTimeout: number; retry: number } {
-  const third = Math.max(1, Math.floor(ttlMs / 3));
-  return { renewEvery: third, renewTimeout: third, retry: Math.min(500, Math.max(50, Math.floor(ttlMs / 10))) };
+  return {
+    renewEvery: Math.max(1, Math.floor(ttlMs / 3)),
+    renewTimeout: Math.max(1, Math.floor(ttlMs / 2)),
+    retry: Math.min(500, Math.max(50, Math.floor(ttlMs / 10))),
+  };
 }
 
 export const leaseMachine = setup({

@@ -45,7 +45,7 @@ export async function acquireLease(kv: KV, holder: string, ttlMs: number, log: L
 
 export async function renewLease(kv: KV, i: { holder: string; ttlMs: number; epoch: number; revision: number }): Promise<{ revision: number }> {
   const record: LeaseRecord = { holder: i.holder, epoch: i.epoch, expiresAt: Date.now() + i.ttlMs };
-  const revision = await kv.update(LEASE_KEY, encode(record), i.revision, Math.max(100, Math.floor(i.ttlMs / 3)));
+  const revision = await kv.update(LEASE_KEY, encode(record), i.revision, Math.max(100, Math.floor(i.ttlMs / 2)));
   return { revision };
 }
 

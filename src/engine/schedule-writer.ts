@@ -17,6 +17,8 @@
 // (stops writing) when a renewal fails, which is always before its lease can expire, so the
 // window for a late write is at most one in-flight window of puts.
 import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { AckPublisher } from "./ack-publisher.js";
 import type { Logger } from "pino";
 import { encode } from "../protocol/codec.js";
 import { keys } from "../protocol/names.js";
@@ -24,7 +26,8 @@ import { describeError } from "../protocol/errors.js";
 import type { ScheduleEntry, UnplacedRecord } from "../protocol/messages.js";
 import type { Action, EngineUnit, Placement } from "./model.js";
 
-export const WINDOW = 4096;
+/** Writes in flight at once; the guard is re-checked between windows. */
+export const WINDOW = 2048;
 
 export interface WriteContext {
   epoch: number;
@@ -46,10 +49,27 @@ export interface WriteResult {
 }
 
 export class ScheduleWriter {
+  private readonly fast?: { pub: AckPublisher; subject: (key: string) => string };
+
+  /** With a connection, puts go out as acknowledged core publishes (ack-publisher.ts). */
   constructor(
     private readonly kv: KV,
     private readonly log: Logger,
-  ) {}
+    nc?: NatsConnection,
+  ) {
+    const subjectForKey = (kv as unknown as { subjectForKey?: (k: string, edit?: boolean) => string }).subjectForKey;
+    if (nc && typeof subjectForKey === "function") {
+      this.fast = { pub: new AckPublisher(nc), subject: (k) => subjectForKey.call(kv, k, true) };
+    }
+  }
+
+  private put(key: string, value: Uint8Array): Promise<number> {
+    return this.fast ? this.fast.pub.publish(this.fast.subject(key), value) : this.kv.put(key, value);
+  }
+
+  close(): void {
+    this.fast?.pub.close();
+  }
 
   async execute(actions: Action[], ctx: WriteContext): Promise<WriteResult> {
     const res: WriteResult = { deleted: [], put: [], unplacedSet: [], unplacedCleared: [], failures: 0 };
@@ -99,7 +119,7 @@ export class ScheduleWriter {
           scheduledAt: now,
         };
         const key = keys.schedule(a.machineId, a.unit);
-        pending.push(this.kv.put(key, encode(entry)));
+        pending.push(this.put(key, encode(entry)));
         meta.push({ key, action: a, placement: { unit: u.name, machineId: a.machineId, hash: u.hash, desiredState: u.desiredState } });
       }
       const out = await Promise.allSettled(pending);
@@ -128,7 +148,7 @@ export class ScheduleWriter {
           res.unplacedCleared.push({ unit: a.unit, key });
         } else {
           const rec: UnplacedRecord = { unit: a.unit, reason: a.reason, epoch: ctx.epoch, at: now };
-          const revision = await this.kv.put(key, encode(rec));
+          const revision = await this.put(key, encode(rec));
           res.unplacedSet.push({ unit: a.unit, reason: a.reason, key, revision });
           this.log.info({ unit: a.unit, reason: a.reason }, "cannot place unit");
         }

@@ -45,6 +45,7 @@ export class EngineCluster {
     const buckets = await ensureBuckets(nc, this.names, this.o);
     const engine = new Engine({
       buckets,
+      nc,
       log: (log ?? createLogger({ name: machineId })).child({ component: "engine", machineId }),
       machineId,
       leaseTtlMs: this.o.leaseTtlMs,

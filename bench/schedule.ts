@@ -1,0 +1,230 @@
+// npm run bench:schedule — the engine against a real nats-server of its own, with simulated
+// machines (records put straight into `machines` and refreshed every agent TTL/2) and units
+// written straight into `units` (pipelined). Prints:
+//   1. placements/s, 10,000 units onto 100 machines and 100,000 onto 1,000: from the first unit
+//      submitted to the last schedule entry written (acknowledged by JetStream);
+//   2. leader failover, lease TTL 5 s: two engines on separate connections; the leader is killed
+//      (its connection closed, nothing released, as SIGKILL) → the new leader's first write;
+//   3. machine loss, agent TTL 5 s: a machine's heartbeats stop → all its units rescheduled.
+// Bounded in time (BENCH_TIMEOUT_MS, default 10 min); stops everything it started.
+import { createHash } from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { NatsServer, uniquePrefix } from "../test/helpers/nats-server.js";
+import { connectOnce } from "../src/nats/connection.js";
+import { ensureBuckets, type Buckets } from "../src/nats/buckets.js";
+import { Names, keys } from "../src/protocol/names.js";
+import { encode } from "../src/protocol/codec.js";
+import type { MachineRecord, UnitRecord } from "../src/protocol/messages.js";
+import { Engine } from "../src/engine/engine.js";
+import { createLogger } from "../src/log.js";
+
+const WINDOW = 4096;
+const log = createLogger({ level: process.env.LOG_LEVEL ?? "warn", name: "bench" });
+const started: { engines: Engine[]; ncs: NatsConnection[]; timers: NodeJS.Timeout[]; children: ChildProcess[] } = {
+  engines: [],
+  ncs: [],
+  timers: [],
+  children: [],
+};
+
+async function pipelined<T>(items: T[], f: (t: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += WINDOW) await Promise.all(items.slice(i, i + WINDOW).map(f));
+}
+
+function machineRecord(id: string): MachineRecord {
+  return {
+    id,
+    hostname: id,
+    publicIp: "",
+    metadata: {},
+    capacity: { cpu: 64, memory: 256 * 2 ** 30 },
+    availability: "active",
+    version: "bench",
+    startedAt: Date.now(),
+    session: id,
+    heartbeatAt: Date.now(),
+  };
+}
+
+const CONTENTS = "[Unit]\nDescription=bench\n\n[Service]\nExecStart=/bin/sleep 600\n";
+const HASH = createHash("sha1").update(CONTENTS).digest("hex");
+function unitRecord(name: string): UnitRecord {
+  const now = Date.now();
+  return { name, contents: CONTENTS, hash: HASH, desiredState: "launched", version: 1, createdAt: now, updatedAt: now };
+}
+
+interface Sim {
+  names: Names;
+  nc: NatsConnection;
+  buckets: Buckets;
+  machineIds: string[];
+  /** Date.now() of each machine's last acknowledged heartbeat. */
+  lastBeat: Map<string, number>;
+  stopBeats(id: string): void;
+}
+
+async function simulate(url: string, machines: number, ttl: { agentTtlMs: number; leaseTtlMs: number }): Promise<Sim> {
+  const names = new Names(uniquePrefix("bench"));
+  const nc = await connectOnce({ url });
+  started.ncs.push(nc);
+  const buckets = await ensureBuckets(nc, names, ttl);
+  const machineIds = Array.from({ length: machines }, (_, i) => `m${String(i).padStart(5, "0")}`);
+  const records = new Map(machineIds.map((id) => [id, machineRecord(id)]));
+  const lastBeat = new Map<string, number>();
+  const stopped = new Set<string>();
+  const beat = () =>
+    pipelined(
+      machineIds.filter((id) => !stopped.has(id)),
+      async (id) => {
+        await buckets.machines.put(keys.machine(id), encode({ ...records.get(id)!, heartbeatAt: Date.now() }));
+        lastBeat.set(id, Date.now());
+      },
+    ).catch(() => undefined);
+  await beat();
+  const t = setInterval(beat, ttl.agentTtlMs / 2);
+  started.timers.push(t);
+  return { names, nc, buckets, machineIds, lastBeat, stopBeats: (id) => stopped.add(id) };
+}
+
+async function engineFor(url: string, sim: Sim, id: string, ttl: { agentTtlMs: number; leaseTtlMs: number }): Promise<{ engine: Engine; nc: NatsConnection }> {
+  const nc = await connectOnce({ url });
+  started.ncs.push(nc);
+  const buckets = await ensureBuckets(nc, sim.names, ttl);
+  const engine = new Engine({ buckets, nc, log: log.child({ component: "engine", machineId: id }), machineId: id, ...ttl, reconcileIntervalMs: 2000 });
+  started.engines.push(engine);
+  await engine.start();
+  return { engine, nc };
+}
+
+async function until<T>(f: () => T | undefined | false, timeoutMs: number, what: string, everyMs = 2): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function placementRun(url: string, units: number, machines: number): Promise<void> {
+  const ttl = { agentTtlMs: 30_000, leaseTtlMs: 5000 };
+  const sim = await simulate(url, machines, ttl);
+  const { engine } = await engineFor(url, sim, "bench-engine", ttl);
+  await until(() => engine.isLeader, 15_000, "leader");
+  // Let the new leader load its (empty) views before the clock starts.
+  await until(() => engine.stats.rounds > 0, 15_000, "first round");
+  // The submitter runs in its own process, as a client would, so that it does not share the
+  // engine's event loop; it stamps its first publish with Date.now().
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./submit-units.mjs", import.meta.url)), url, sim.names.bucket("units"), String(units), "u"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  started.children.push(child);
+  let out = "";
+  child.stdout!.on("data", (d) => (out += String(d)));
+  const t0 = await until(() => Number(/start (\d+)/.exec(out)?.[1]) || undefined, 30_000, "the submitter's first publish");
+  const tLastWall = await until(() => (engine.stats.scheduled >= units ? Date.now() : undefined), 300_000, `${units} placements`, 1);
+  const submittedAt = await until(() => Number(/done (\d+)/.exec(out)?.[1]) || undefined, 60_000, "the submitter's last ack");
+  const tLast = tLastWall;
+  const secs = (tLast - t0) / 1000;
+  const rate = Math.round(units / secs);
+  console.log(
+    `placement: ${units.toLocaleString("en-US")} units onto ${machines.toLocaleString("en-US")} machines: ` +
+      `${secs.toFixed(2)} s from first submit to last schedule entry written = ${rate.toLocaleString("en-US")} placements/s ` +
+      `(submit alone ${((submittedAt - t0) / 1000).toFixed(2)} s; ${engine.stats.rounds} rounds) ${rate >= 10_000 ? "PASS" : "MISS"} (target >= 10,000/s)`,
+  );
+  await engine.stop();
+}
+
+async function failoverRun(url: string): Promise<void> {
+  const ttl = { agentTtlMs: 5000, leaseTtlMs: 5000 };
+  const sim = await simulate(url, 100, ttl);
+  const a = await engineFor(url, sim, "engine-a", ttl);
+  const b = await engineFor(url, sim, "engine-b", ttl);
+  const leader = await until(() => (a.engine.isLeader ? a : b.engine.isLeader ? b : undefined), 15_000, "a leader");
+  const other = leader === a ? b : a;
+  const names = Array.from({ length: 1000 }, (_, i) => `f${i}.service`);
+  await pipelined(names, (n) => sim.buckets.units.put(keys.unit(n), encode(unitRecord(n))));
+  await until(() => leader.engine.stats.scheduled >= names.length, 60_000, "1,000 placed");
+  // Renewals happen every TTL/3; kill right after one for the worst case, as a SIGKILL might.
+  const killedAt = Date.now();
+  await leader.nc.close();
+  await leader.engine.stop().catch(() => undefined);
+  // Work for the new leader: one new unit.
+  await sim.buckets.units.put(keys.unit("after-failover.service"), encode(unitRecord("after-failover.service")));
+  await until(() => other.engine.stats.firstWriteAt > 0 && other.engine.stats.firstWriteAt, 20_000, "the new leader's first write", 5);
+  const s = (other.engine.stats.firstWriteAt - killedAt) / 1000;
+  console.log(`failover: leader killed → new leader's first write: ${s.toFixed(2)} s (lease TTL 5 s) ${s <= 6 ? "PASS" : "MISS"} (target <= 6 s)`);
+  await other.engine.stop();
+}
+
+async function machineLossRun(url: string): Promise<void> {
+  const ttl = { agentTtlMs: 5000, leaseTtlMs: 5000 };
+  const sim = await simulate(url, 100, ttl);
+  const { engine } = await engineFor(url, sim, "engine-loss", ttl);
+  await until(() => engine.isLeader, 15_000, "leader");
+  const names = Array.from({ length: 1000 }, (_, i) => `l${i}.service`);
+  await pipelined(names, (n) => sim.buckets.units.put(keys.unit(n), encode(unitRecord(n))));
+  await until(() => engine.stats.scheduled >= names.length, 60_000, "1,000 placed");
+  // Which units sit on the victim, and watch for each of them to land elsewhere.
+  const victim = sim.machineIds[37]!;
+  const mine = new Set<string>();
+  for await (const k of await sim.buckets.schedule.keys(keys.scheduleOfMachine(victim))) mine.add(keys.parseSchedule(k)!.unit);
+  const w = await sim.buckets.schedule.watch({ include: "updates" });
+  const pending = new Set(mine);
+  let doneAt = 0;
+  void (async () => {
+    for await (const e of w) {
+      const p = keys.parseSchedule(e.key);
+      if (!p || e.operation !== "PUT" || p.machineId === victim) continue;
+      if (pending.delete(p.unit) && pending.size === 0) doneAt = Date.now();
+    }
+  })();
+  sim.stopBeats(victim);
+  const lastBeat = sim.lastBeat.get(victim)!;
+  await until(() => doneAt || undefined, 30_000, "units of the lost machine rescheduled", 5);
+  w.stop();
+  const s = (doneAt - lastBeat) / 1000;
+  console.log(
+    `machine loss: last heartbeat → all ${mine.size} of its units rescheduled: ${s.toFixed(2)} s (agent TTL 5 s) ${s <= 6 ? "PASS" : "MISS"} (target <= 6 s)`,
+  );
+  await engine.stop();
+}
+
+async function main(): Promise<void> {
+  const budget = Number(process.env.BENCH_TIMEOUT_MS ?? 600_000);
+  const guard = setTimeout(() => {
+    console.error(`bench: over its ${budget} ms budget; stopping`);
+    void cleanup().finally(() => process.exit(2));
+  }, budget);
+  server = await NatsServer.start();
+  const only = process.env.BENCH_ONLY?.split(",");
+  const want = (n: string) => !only || only.includes(n);
+  try {
+    if (want("10k")) await placementRun(server.url, 10_000, 100);
+    if (want("100k")) await placementRun(server.url, 100_000, 1000);
+    if (want("failover")) await failoverRun(server.url);
+    if (want("loss")) await machineLossRun(server.url);
+  } finally {
+    clearTimeout(guard);
+    await cleanup();
+  }
+}
+
+let server: NatsServer | undefined;
+async function cleanup(): Promise<void> {
+  for (const t of started.timers) clearInterval(t);
+  for (const c of started.children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, "SIGKILL");
+  for (const e of started.engines) await e.stop().catch(() => undefined);
+  for (const nc of started.ncs) await nc.close().catch(() => undefined);
+  await server?.dispose();
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,52 @@
+// The bench's unit submitter, in its own process as real clients are: writes N unit records
+// straight into the units bucket as JetStream publishes with acknowledgements gathered on one
+// inbox (the same technique as src/engine/ack-publisher.ts). Prints "start <ms>" just before
+// the first publish and "done <ms>" once every write is acknowledged (Date.now() clocks).
+// Usage: node bench/submit-units.mjs URL BUCKET COUNT PREFIX
+import { createHash } from "node:crypto";
+import { connect } from "@nats-io/transport-node";
+import { createInbox } from "@nats-io/nats-core";
+import { Packr } from "msgpackr";
+
+const [url, bucket, countText, prefix] = process.argv.slice(2);
+const count = Number(countText);
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+const contents = "[Unit]\nDescription=bench\n\n[Service]\nExecStart=/bin/sleep 600\n";
+const hash = createHash("sha1").update(contents).digest("hex");
+const nc = await connect({ servers: url });
+const inbox = createInbox();
+let acked = 0;
+let failed = 0;
+const WINDOW = 2048;
+let inFlight = 0;
+let wake;
+const done = new Promise((resolve) => {
+  nc.subscribe(`${inbox}.*`, {
+    callback: (_err, msg) => {
+      inFlight--;
+      const ack = msg.data.length ? JSON.parse(new TextDecoder().decode(msg.data)) : {};
+      if (typeof ack.seq === "number") acked++;
+      else failed++;
+      if (wake && inFlight < WINDOW / 2) {
+        const w = wake;
+        wake = undefined;
+        w();
+      }
+      if (acked + failed === count) resolve();
+    },
+  });
+});
+await nc.flush();
+process.stdout.write(`start ${Date.now()}\n`);
+for (let i = 0; i < count; i++) {
+  if (inFlight >= WINDOW) await new Promise((r) => (wake = r));
+  const name = `${prefix}${i}.service`;
+  const now = Date.now();
+  inFlight++;
+  nc.publish(`$KV.${bucket}.${name}`, packr.pack({ name, contents, hash, desiredState: "launched", version: 1, createdAt: now, updatedAt: now }), {
+    reply: `${inbox}.${i}`,
+  });
+}
+await done;
+process.stdout.write(`done ${Date.now()} ${failed}\n`);
+await nc.close();
