@@ -126,12 +126,7 @@ export class Daemon {
     void this.watchStatus(nc, log);
     if (signal?.aborted) throw new FlotillaError("timeout", "stopped while starting");
 
-    let buckets: Buckets;
-    try {
-      buckets = await ensureBuckets(nc, this.names, { agentTtlMs: c.agentTtlMs, leaseTtlMs: c.leaseTtlMs, replicas: c.replicas });
-    } catch (e) {
-      throw new FlotillaError("nats_unavailable", `cannot create the flotilla buckets (is JetStream enabled on the NATS server?): ${describeError(e)}`, { cause: e });
-    }
+    const buckets = await this.ensureBucketsWithRetry(nc, log, signal);
     this.buckets = buckets;
 
     const seen = await this.checkDuplicate(buckets, log);
@@ -214,6 +209,32 @@ export class Daemon {
 
     await this.startComponents(log);
     log.info({ prefix: c.prefix, agentTtlMs: c.agentTtlMs, engine: c.engineEnabled }, "daemon started");
+  }
+
+  /**
+   * JetStream may answer slowly right after a server (re)start or under load: a timeout is
+   * retried with a visible line, like an unreachable server; JetStream being off is fatal.
+   */
+  private async ensureBucketsWithRetry(nc: NatsConnection, log: Logger, signal?: AbortSignal): Promise<Buckets> {
+    const c = this.config;
+    let delay = 250;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ensureBuckets(nc, this.names, { agentTtlMs: c.agentTtlMs, leaseTtlMs: c.leaseTtlMs, replicas: c.replicas });
+      } catch (e) {
+        const text = describeError(e);
+        if (/not enabled|jetstream.*disabled/i.test(text) || attempt >= 10 || signal?.aborted) {
+          throw new FlotillaError(
+            "nats_unavailable",
+            `cannot create the flotilla buckets (is JetStream enabled on the NATS server? nats-server -js, or jetstream {} in its config): ${text}`,
+            { cause: e },
+          );
+        }
+        log.warn(`JetStream did not answer while creating the buckets: ${text} (attempt ${attempt}, retrying in ${delay} ms)`);
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
   }
 
   private duplicateError(detail: string): FlotillaError {

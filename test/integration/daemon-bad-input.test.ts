@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
+import { spawn } from "node:child_process";
+import { NatsServer, natsServerBin, uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
 import { runCli, spawnCli, stopChild } from "../helpers/cli.js";
 import { startDaemon } from "../helpers/daemon.js";
@@ -68,6 +69,23 @@ describe("daemon bad input", () => {
       expect(child.exitCode).toBeNull();
     } finally {
       expect(await stopChild(child, "SIGTERM")).toBe(0);
+    }
+  });
+
+  it("a NATS server without JetStream is a clear error, not a retry loop", async () => {
+    let port = 0;
+    for (port = 41_000 + Math.floor(Math.random() * 1000); !(await portFree(port)); port++);
+    const plain = spawn(natsServerBin(), ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+    try {
+      await check(() => portFree(port).then((free) => !free), 10_000, "plain nats-server");
+      const r = await runCli(["--nats", `nats://127.0.0.1:${port}`, "daemon", "--state-dir", stateDir()]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("is JetStream enabled on the NATS server?");
+      expect(r.stderr).toContain("[nats_unavailable]");
+    } finally {
+      const exited = new Promise((res) => plain.once("exit", res));
+      plain.kill("SIGTERM");
+      await exited;
     }
   });
 });
