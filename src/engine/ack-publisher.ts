@@ -4,7 +4,7 @@
 // a core publish whose reply subject is our own inbox costs a few microseconds, and JetStream
 // still answers each one with its PubAck (stream sequence = KV revision) or an error. One
 // sweep per second fails the publishes left unanswered past the timeout.
-import { createInbox, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { createInbox, headers, Empty, type NatsConnection, type Subscription, type MsgHdrs } from "@nats-io/nats-core";
 
 interface Pending {
   resolve: (seq: number) => void;
@@ -56,13 +56,20 @@ export class AckPublisher {
     this.sweep.unref();
   }
 
-  publish(subject: string, data: Uint8Array): Promise<number> {
+  /** A KV delete: an empty message marked KV-Operation: DEL (what kv.delete() publishes). */
+  publishDelete(subject: string): Promise<number> {
+    const h = headers();
+    h.set("KV-Operation", "DEL");
+    return this.publish(subject, Empty, h);
+  }
+
+  publish(subject: string, data: Uint8Array, hdrs?: MsgHdrs): Promise<number> {
     this.open();
     const id = ++this.next;
     return new Promise<number>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, at: Date.now() });
       try {
-        this.nc.publish(subject, data, { reply: `${this.inbox}.${id}` });
+        this.nc.publish(subject, data, hdrs ? { reply: `${this.inbox}.${id}`, headers: hdrs } : { reply: `${this.inbox}.${id}` });
       } catch (e) {
         this.pending.delete(id);
         reject(e instanceof Error ? e : new Error(String(e)));

@@ -1,8 +1,10 @@
 // The engine component (fleet's engine): every engine-enabled daemon stands for the lease; only
-// the leader reconciles. The leader keeps in-memory views fed by watches on `units`,
-// `schedule` and `machines` (no full re-read per round), runs the pure reconciler on watch
-// events (debounced) and on a timer (reconcileIntervalMs, plus the moment a machine's silence
-// reaches the agent TTL), and executes the actions through the guarded, pipelined writer.
+// the leader reconciles. The leader keeps in-memory views fed by watches on `units` and
+// `machines` and by a replay of `schedule` plus its own acknowledged writes (no full re-read
+// per round; a write by anyone else shows as a gap in the schedule's stream sequence and
+// triggers a replay), runs the pure reconciler on watch events (debounced) and on a timer
+// (reconcileIntervalMs, plus the moment a machine's silence reaches the agent TTL), and
+// executes the actions through the guarded, pipelined writer.
 //
 // On becoming leader it opens the watches and waits until each has replayed its bucket before
 // the first round: deciding on half a schedule could place a unit twice. Every known machine
@@ -69,6 +71,11 @@ export class Engine implements Component {
   private unplaced = new Map<string, string>();
   private machines = new Map<string, MachineRecord>();
   private liveness: Liveness;
+  /** We publish schedule writes with acknowledgements, so we know every revision we wrote. */
+  private readonly trackSeq: boolean;
+  /** The schedule stream's sequence our view accounts for (trackSeq). */
+  private scheduleSeq = 0;
+  private graced = false;
   /** Keys we wrote: watch echoes older than our write are ignored ("del": until the delete's echo). */
   private floor = new Map<string, number | "del">();
   // round scheduling
@@ -83,6 +90,7 @@ export class Engine implements Component {
     this.log = o.log;
     this.writer = new ScheduleWriter(o.buckets.schedule, o.log, o.nc);
     this.liveness = new Liveness(o.agentTtlMs);
+    this.trackSeq = o.nc !== undefined;
   }
 
   get isLeader(): boolean {
@@ -150,6 +158,7 @@ export class Engine implements Component {
     const gen = ++this.gen;
     this.log.info({ epoch, holder: this.holder }, "elected engine leader");
     this.ready = { units: false, schedule: false, machines: false };
+    this.graced = false;
     void this.openWatches(gen).catch((e) => {
       this.log.error({ err: describeError(e) }, "cannot watch the cluster state; resigning the lease");
       this.lease?.send({ type: "RESIGN" });
@@ -173,47 +182,98 @@ export class Engine implements Component {
   }
 
   private async openWatches(gen: number): Promise<void> {
-    const b = this.o.buckets;
-    const specs: [keyof Engine["ready"], KV, (e: KvWatchEntry) => boolean][] = [
-      ["units", b.units, (e) => this.onUnit(e)],
-      ["schedule", b.schedule, (e) => this.onSchedule(e)],
-      ["machines", b.machines, (e) => this.onMachine(e)],
-    ];
-    for (const [name, kv, handle] of specs) {
-      const empty = (await kv.status()).values === 0;
-      if (gen !== this.gen) return;
-      const w = await kv.watch();
-      if (gen !== this.gen) {
-        w.stop();
-        return;
-      }
-      this.watches.push(w);
-      if (empty) this.markReady(name, gen);
-      // The machines bucket loses keys by TTL: its replay may be empty although status said not.
-      if (name === "machines" && !empty) {
-        setTimeout(() => this.markReady("machines", gen), Math.max(200, Math.floor(this.o.agentTtlMs / 2))).unref();
-      }
-      void (async () => {
-        for await (const e of w) {
-          if (gen !== this.gen) break;
-          let kick = false;
-          try {
-            kick = handle(e);
-          } catch (err) {
-            this.log.warn({ bucket: name, key: e.key, err: describeError(err) }, "skipping a watch entry");
-          }
-          if (e.isUpdate && !this.ready[name]) this.markReady(name, gen);
-          else if (kick && this.allReady()) this.kick();
-        }
-      })().catch((err) => this.log.warn({ bucket: name, err: describeError(err) }, "watch ended"));
+    for (const name of ["units", "schedule", "machines"] as const) await this.openWatch(name, gen);
+  }
+
+  /**
+   * Replays a bucket into its view, then follows it. The schedule is special when we publish
+   * with acknowledgements (trackSeq): we are its only writer, so after the replay its watch is
+   * closed (no echo of our own 100,000 writes) and the view follows our acknowledged writes;
+   * any write of someone else shows as a gap in the stream sequence (checked after each batch
+   * and before each round) and makes us replay the schedule again.
+   */
+  private async openWatch(name: keyof Engine["ready"], gen: number): Promise<void> {
+    const kv = this.o.buckets[name];
+    const handle = (e: KvWatchEntry): boolean =>
+      name === "units" ? this.onUnit(e) : name === "schedule" ? this.onSchedule(e) : this.onMachine(e);
+    const st = await kv.status();
+    if (gen !== this.gen) return;
+    const empty = st.values === 0;
+    const w = await kv.watch();
+    if (gen !== this.gen) {
+      w.stop();
+      return;
     }
+    this.watches.push(w);
+    const follow = !(name === "schedule" && this.trackSeq);
+    let maxRev = st.streamInfo.state.last_seq;
+    const replayed = () => {
+      if (name === "schedule") this.scheduleSeq = maxRev;
+      if (!follow) w.stop();
+      this.markReady(name, gen);
+    };
+    if (empty) replayed();
+    // The machines bucket loses keys by TTL: its replay may be empty although status said not.
+    if (name === "machines" && !empty) {
+      setTimeout(() => this.markReady("machines", gen), Math.max(200, Math.floor(this.o.agentTtlMs / 2))).unref();
+    }
+    void (async () => {
+      for await (const e of w) {
+        if (gen !== this.gen) break;
+        if (e.revision > maxRev) maxRev = e.revision;
+        let kick = false;
+        try {
+          kick = handle(e);
+        } catch (err) {
+          this.log.warn({ bucket: name, key: e.key, err: describeError(err) }, "skipping a watch entry");
+        }
+        if (e.isUpdate && !this.ready[name]) replayed();
+        else if (kick && this.allReady()) this.kick();
+      }
+    })().catch((err) => this.log.warn({ bucket: name, err: describeError(err) }, "watch ended"));
+  }
+
+  /** Someone else wrote into the schedule: forget our view of it and replay it. */
+  private resyncSchedule(why: string): void {
+    this.log.warn({ why }, "the schedule changed behind our back; reloading it");
+    this.ready.schedule = false;
+    this.placements = new Map();
+    this.unplaced = new Map();
+    this.floor = new Map();
+    const gen = this.gen;
+    void this.openWatch("schedule", gen).catch((e) => {
+      this.log.error({ err: describeError(e) }, "cannot reload the schedule; resigning the lease");
+      this.lease?.send({ type: "RESIGN" });
+    });
+  }
+
+  /** Checks that our acknowledged writes are the only ones since scheduleSeq; false: resync. */
+  private accountWrites(revisions: number[], failures: number): boolean {
+    if (!this.trackSeq) return true;
+    if (failures > 0) {
+      this.resyncSchedule(`${failures} write(s) failed and may or may not have landed`);
+      return false;
+    }
+    revisions.sort((a, b) => a - b);
+    let expected = this.scheduleSeq + 1;
+    for (const r of revisions) {
+      if (r !== expected) {
+        this.resyncSchedule(`stream sequence ${expected} is not ours`);
+        return false;
+      }
+      expected++;
+    }
+    this.scheduleSeq = expected - 1;
+    return true;
   }
 
   private markReady(name: keyof Engine["ready"], gen: number): void {
     if (gen !== this.gen || this.ready[name]) return;
     this.ready[name] = true;
     if (this.allReady()) {
-      this.liveness.graceAll(Date.now());
+      // One full TTL of grace for every known machine, once per term (not on a reload).
+      if (!this.graced) this.liveness.graceAll(Date.now());
+      this.graced = true;
       this.log.info(
         { units: this.units.size, placements: this.placements.size, machines: this.machines.size },
         "cluster state loaded; reconciling",
@@ -340,6 +400,14 @@ export class Engine implements Component {
     let progress = false;
     try {
       const t0 = performance.now();
+      if (this.trackSeq) {
+        const last = (await this.o.buckets.schedule.status()).streamInfo.state.last_seq;
+        if (gen !== this.gen || !this.ready.schedule) return;
+        if (last !== this.scheduleSeq) {
+          this.resyncSchedule(`stream at ${last}, our view at ${this.scheduleSeq}`);
+          return;
+        }
+      }
       const now = Date.now();
       const live = new Map<string, EngineMachine>();
       for (const [id, r] of this.machines) {
@@ -359,7 +427,11 @@ export class Engine implements Component {
             return typeof l === "object" && l.holder === this.holder && l.epoch === this.epoch;
           },
         });
-        if (gen === this.gen) progress = this.apply(res);
+        if (gen === this.gen) {
+          progress = this.apply(res);
+          const revs = [...res.put, ...res.deleted, ...res.unplacedSet, ...res.unplacedCleared].map((x) => x.revision);
+          if (!this.accountWrites(revs, res.failures)) progress = false;
+        }
         if (res.aborted) this.log.warn({ why: res.aborted }, "schedule batch stopped");
       }
       this.stats.lastRoundMs = performance.now() - t0;
@@ -380,21 +452,23 @@ export class Engine implements Component {
   }
 
   private apply(res: WriteResult): boolean {
+    // Without a schedule watch (trackSeq) there are no echoes to hold back.
+    const floor = this.trackSeq ? undefined : this.floor;
     for (const d of res.deleted) {
       this.placements.delete(d.key);
-      this.floor.set(d.key, "del");
+      floor?.set(d.key, "del");
     }
     for (const p of res.put) {
       this.placements.set(p.key, p.placement);
-      this.floor.set(p.key, p.revision);
+      floor?.set(p.key, p.revision);
     }
     for (const u of res.unplacedSet) {
       this.unplaced.set(u.unit, u.reason);
-      this.floor.set(u.key, u.revision);
+      floor?.set(u.key, u.revision);
     }
     for (const u of res.unplacedCleared) {
       this.unplaced.delete(u.unit);
-      this.floor.set(u.key, "del");
+      floor?.set(u.key, "del");
     }
     this.stats.scheduled += res.put.length;
     this.stats.unscheduled += res.deleted.length;
@@ -407,7 +481,7 @@ export class Engine implements Component {
 export function toEngineUnit(name: string, rec: UnitRecord): EngineUnit {
   const base = { name, hash: rec.hash, desiredState: rec.desiredState, contents: rec.contents };
   // Most units have no [X-Fleet] section; skip the parse for them (the API validated the file).
-  if (!/^\s*\[X-Fleet\]/m.test(rec.contents)) return { ...base, fleet: NO_FLEET_OPTIONS };
+  if (!rec.contents.includes("[X-Fleet]") || !/^\s*\[X-Fleet\]/m.test(rec.contents)) return { ...base, fleet: NO_FLEET_OPTIONS };
   try {
     return { ...base, fleet: parseUnitFileCached(name, rec.contents, rec.hash).fleet };
   } catch (e) {

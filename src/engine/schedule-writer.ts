@@ -11,6 +11,9 @@
 //   3. check the lease again; then the puts (schedule, update) in windows of WINDOW, checking
 //      between windows that we still lead; a step-down stops the batch at once;
 //   4. unplaced reasons (puts and deletes of keys.unplaced(unit)).
+// Writes go out as core publishes whose JetStream acknowledgements come back on one inbox
+// (ack-publisher.ts), so each write's revision is known: the engine uses them to tell its own
+// writes from anyone else's (engine.ts, accountWrites).
 // Entries carry the term's epoch. Agents do not drop entries of older epochs: a new leader
 // adopts the schedule as it stands instead of rewriting every entry. The guard above is what
 // stops a deposed leader: it re-checks the lease before each window, and a leader steps down
@@ -40,10 +43,11 @@ export interface WriteContext {
 
 /** What the engine's in-memory view must learn from a batch (acknowledged writes only). */
 export interface WriteResult {
-  deleted: { key: string }[];
+  /** revision 0: unknown (kv.delete() does not say). */
+  deleted: { key: string; revision: number }[];
   put: { key: string; revision: number; placement: Placement }[];
   unplacedSet: { unit: string; reason: string; key: string; revision: number }[];
-  unplacedCleared: { unit: string; key: string }[];
+  unplacedCleared: { unit: string; key: string; revision: number }[];
   aborted?: string;
   failures: number;
 }
@@ -67,6 +71,11 @@ export class ScheduleWriter {
     return this.fast ? this.fast.pub.publish(this.fast.subject(key), value) : this.kv.put(key, value);
   }
 
+  /** Resolves with the delete marker's revision when known (fast path), else 0. */
+  private del(key: string): Promise<number> {
+    return this.fast ? this.fast.pub.publishDelete(this.fast.subject(key)) : this.kv.delete(key).then(() => 0);
+  }
+
   close(): void {
     this.fast?.pub.close();
   }
@@ -83,11 +92,11 @@ export class ScheduleWriter {
     for (let i = 0; i < dels.length; i += WINDOW) {
       if (!ctx.leading()) return abort(res, "stepped down");
       const window = dels.slice(i, i + WINDOW);
-      const out = await Promise.allSettled(window.map((a) => this.kv.delete(keys.schedule(a.machineId, a.unit))));
+      const out = await Promise.allSettled(window.map((a) => this.del(keys.schedule(a.machineId, a.unit))));
       out.forEach((r, j) => {
         const a = window[j]!;
         if (r.status === "fulfilled") {
-          res.deleted.push({ key: keys.schedule(a.machineId, a.unit) });
+          res.deleted.push({ key: keys.schedule(a.machineId, a.unit), revision: r.value });
           this.log.info({ unit: a.unit, machine: a.machineId, reason: a.reason }, "unscheduled");
         } else {
           res.failures++;
@@ -144,8 +153,8 @@ export class ScheduleWriter {
       reasons.map(async (a) => {
         const key = keys.unplaced(a.unit);
         if (a.type === "clear-unplaced") {
-          await this.kv.delete(key);
-          res.unplacedCleared.push({ unit: a.unit, key });
+          const revision = await this.del(key);
+          res.unplacedCleared.push({ unit: a.unit, key, revision });
         } else {
           const rec: UnplacedRecord = { unit: a.unit, reason: a.reason, epoch: ctx.epoch, at: now };
           const revision = await this.put(key, encode(rec));

@@ -51,6 +51,22 @@ async function where(b: Buckets, unit: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Machines on which the agent reports a state for this unit (states bucket). */
+async function runningOn(b: Buckets, unit: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of await b.states.keys(keys.statesOfUnit(unit))) {
+    const p = keys.parseState(k);
+    if (p) out.push(p.machineId);
+  }
+  return out.sort();
+}
+
+async function putGlobal(b: Buckets, name: string, extra = ""): Promise<void> {
+  const contents = `[Service]\nExecStart=/bin/sleep 30\n\n[X-Fleet]\nGlobal=true\n${extra}`;
+  const rec: UnitRecord = { name, contents, hash: unitHash(contents), desiredState: "launched", version: 1, createdAt: Date.now(), updatedAt: Date.now() };
+  await b.units.put(keys.unit(name), encode(rec));
+}
+
 async function holder(b: Buckets): Promise<string | undefined> {
   const e = await b.leases.get(keys.lease(LEASE_KEY_ENGINE));
   return e?.operation === "PUT" ? decodeAs(LeaseRecord, e.value, "lease").holder : undefined;
@@ -123,5 +139,20 @@ describe("engine in daemons", () => {
     expect(JSON.parse(new TextDecoder().decode(bad.data))).toEqual({
       error: { code: "bad_request", field: "availability", message: 'availability "off" is not one of active, pause, drain' },
     });
+  });
+
+  it("global units run on every machine (the agents run them; the engine writes no entry); a conflicting second global never runs", async () => {
+    const prefix = uniquePrefix("eg");
+    for (const id of ["g1", "g2"]) daemons.push(await startDaemon({ server, prefix, machineId: id, leaseTtl: "1500ms", agentTtl: "2s" }));
+    const b = await openBuckets(nc, new Names(prefix));
+    await putGlobal(b, "everywhere.service", "Conflicts=other-global.service\n");
+    await check(async () => (await runningOn(b, "everywhere.service")).join() === "g1,g2", 20_000, "the global unit on both machines");
+    await putGlobal(b, "other-global.service");
+    await putUnit(b, "plain.service");
+    await check(async () => (await where(b, "plain.service")).length === 1, 15_000, "a plain unit placed beside the globals");
+    // give the agents time to (wrongly) start the conflicting global: a plain unit was placed since
+    await check(async () => (await runningOn(b, "plain.service")).length === 1, 20_000, "plain runs");
+    expect(await runningOn(b, "other-global.service")).toEqual([]);
+    expect(await where(b, "everywhere.service")).toEqual([]);
   });
 });

@@ -125,4 +125,23 @@ describe("engine leadership", () => {
     expect(text).toContain("skipping a garbage unplaced reason");
     expect(engine.isLeader).toBe(true);
   });
+
+  it("notices a write into the schedule that is not its own, and repairs it", async () => {
+    c = await EngineCluster.create(server.url);
+    const cl = c;
+    cl.addMachine("m1");
+    cl.addMachine("m2");
+    const { log, lines } = capturingLogger();
+    await cl.startEngine("e1", log);
+    await check(() => cl.leader(), 10_000, "leader");
+    await cl.putUnit("x.service", unitFile({ MachineID: "m1" }));
+    const first = await check(async () => (await cl.entry("m1", "x.service")) ?? undefined, 10_000, "x on m1");
+    // a stray copy on m2, as a hand edit or a deposed leader's late write would leave it
+    await cl.buckets.schedule.put(keys.schedule("m2", "x.service"), encode({ ...first, machineId: "m2" }));
+    await check(async () => {
+      const s = await cl.schedule();
+      return s.get("x.service")?.join() === "m1";
+    }, 10_000, "the stray copy removed");
+    expect(lines.join("")).toContain("the schedule changed behind our back; reloading it");
+  });
 });
