@@ -1,7 +1,7 @@
 // What list-unit-files, list-units and status answer, built from snapshots of the units,
 // schedule, states and machines buckets. The row builders are pure (tested with tables); the
 // reads skip a garbage value with a log line and go on.
-import type { KV } from "@nats-io/kv";
+import { listKeys, type BucketRef } from "../nats/kv-keys.js";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { decodeAs } from "../protocol/codec.js";
@@ -20,20 +20,17 @@ import { getMany } from "../unit/store.js";
 
 /** Every decodable value of a bucket (optionally under a key filter); garbage is logged and skipped. */
 export async function readAll<S extends z.ZodType>(
-  kv: KV,
+  b: BucketRef,
   schema: S,
   log: Logger,
-  label: string,
   filter = ">",
 ): Promise<{ key: string; value: z.infer<S> }[]> {
-  const names: string[] = [];
-  for await (const k of await kv.keys(filter)) names.push(k);
-  const entries = await getMany(kv, names);
+  const entries = await getMany(b.kv, await listKeys(b.nc, b.name, filter));
   const out: { key: string; value: z.infer<S> }[] = [];
   for (const e of entries) {
     if (!e || e.operation !== "PUT") continue;
     try {
-      out.push({ key: e.key, value: decodeAs(schema, e.value, `${label}/${e.key}`) });
+      out.push({ key: e.key, value: decodeAs(schema, e.value, `${b.name}/${e.key}`) });
     } catch (err) {
       log.warn({ key: e.key, err: describeError(err) }, "skipping a bucket value that does not decode");
     }
@@ -52,12 +49,10 @@ export interface ClusterSnapshot {
   machines: Map<string, MachineRecord>;
 }
 
-export async function readSchedule(kv: KV, log: Logger, filter = ">"): Promise<Pick<ClusterSnapshot, "schedule" | "unplaced">> {
+export async function readSchedule(b: BucketRef, log: Logger, filter = ">"): Promise<Pick<ClusterSnapshot, "schedule" | "unplaced">> {
   const schedule = new Map<string, string[]>();
   const unplaced = new Map<string, string>();
-  const names: string[] = [];
-  for await (const k of await kv.keys(filter)) names.push(k);
-  const entries = await getMany(kv, names);
+  const entries = await getMany(b.kv, await listKeys(b.nc, b.name, filter));
   for (const e of entries) {
     if (!e || e.operation !== "PUT") continue;
     try {
@@ -77,9 +72,9 @@ export async function readSchedule(kv: KV, log: Logger, filter = ">"): Promise<P
   return { schedule, unplaced };
 }
 
-export async function readStates(kv: KV, log: Logger, filter = ">"): Promise<Map<string, UnitStateRecord[]>> {
+export async function readStates(b: BucketRef, log: Logger, filter = ">"): Promise<Map<string, UnitStateRecord[]>> {
   const out = new Map<string, UnitStateRecord[]>();
-  for (const { key, value } of await readAll(kv, UnitStateRecord, log, "states", filter)) {
+  for (const { key, value } of await readAll(b, UnitStateRecord, log, filter)) {
     const k = keys.parseState(key);
     if (!k) continue;
     out.set(k.unit, [...(out.get(k.unit) ?? []), value].sort((a, b) => a.machineId.localeCompare(b.machineId)));
@@ -87,8 +82,8 @@ export async function readStates(kv: KV, log: Logger, filter = ">"): Promise<Map
   return out;
 }
 
-export async function readMachines(kv: KV, log: Logger): Promise<Map<string, MachineRecord>> {
-  return new Map((await readAll(kv, MachineRecord, log, "machines")).map(({ value }) => [value.id, value]));
+export async function readMachines(b: BucketRef, log: Logger): Promise<Map<string, MachineRecord>> {
+  return new Map((await readAll(b, MachineRecord, log)).map(({ value }) => [value.id, value]));
 }
 
 // ---- pure views ----

@@ -7,7 +7,8 @@
 import { z } from "zod";
 import { FlotillaError } from "../protocol/errors.js";
 import type { UnitRecord } from "../protocol/messages.js";
-import { keys } from "../protocol/names.js";
+import { keys, type BucketRole } from "../protocol/names.js";
+import { listKeys, type BucketRef } from "../nats/kv-keys.js";
 import type { ClusterContext } from "../server/context.js";
 import { UnitStore, type UnitOutcome } from "../unit/store.js";
 import { CREATING_VERBS, UNIT_VERBS, type UnitVerb } from "../unit/transitions.js";
@@ -95,7 +96,8 @@ const EX_NAME = `{"name":"hello.service"}`;
 
 export function unitHandlers(ctx: ClusterContext): ApiHandlers {
   const log = ctx.log.child({ component: "api-units" });
-  const store = new UnitStore(ctx.buckets.units, { log });
+  const ref = (role: BucketRole): BucketRef => ({ kv: ctx.buckets[role], nc: ctx.nc, name: ctx.names.bucket(role) });
+  const store = new UnitStore(ctx.buckets.units, { log, listKeys: () => listKeys(ctx.nc, ctx.names.bucket("units")) });
   const h: ApiHandlers = {};
 
   for (const verb of UNIT_VERBS) {
@@ -110,7 +112,7 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
         const outcomes = await store.restart(
           req.units.map((u) => u.name),
           async (name) => {
-            await waitForUnit(ctx.buckets.states, name, (s) => goalReached("stopped", s), {
+            await waitForUnit(ref("states"), name, (s) => goalReached("stopped", s), {
               timeoutMs: RESTART_STOP_WAIT_MS,
               log,
             });
@@ -130,9 +132,9 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
     parseRequest(EmptyBody, body, "list-unit-files", "{}");
     const [units, sched, states, machines] = await Promise.all([
       store.list(),
-      readSchedule(ctx.buckets.schedule, log),
-      readStates(ctx.buckets.states, log),
-      readMachines(ctx.buckets.machines, log),
+      readSchedule(ref("schedule"), log),
+      readStates(ref("states"), log),
+      readMachines(ref("machines"), log),
     ]);
     const snap = { ...sched, states, machines };
     return units.map((u) => unitFileRow(u, snap, unitInfo(u, log)));
@@ -141,8 +143,8 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
   h["list-units"] = async (body) => {
     parseRequest(EmptyBody, body, "list-units", "{}");
     const [states, machines] = await Promise.all([
-      readStates(ctx.buckets.states, log),
-      readMachines(ctx.buckets.machines, log),
+      readStates(ref("states"), log),
+      readMachines(ref("machines"), log),
     ]);
     return unitRows(states, machines);
   };
@@ -169,9 +171,9 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
   h.status = async (body) => {
     const r = await getUnit(body, "status");
     const [sched, statesByUnit, machines] = await Promise.all([
-      readSchedule(ctx.buckets.schedule, log),
-      readStates(ctx.buckets.states, log, keys.statesOfUnit(r.name)),
-      readMachines(ctx.buckets.machines, log),
+      readSchedule(ref("schedule"), log),
+      readStates(ref("states"), log, keys.statesOfUnit(r.name)),
+      readMachines(ref("machines"), log),
     ]);
     const states = statesByUnit.get(r.name) ?? [];
     const info = unitInfo(r, log);

@@ -154,29 +154,30 @@ async function whereTo(client: ApiClient, unit: string): Promise<string> {
 }
 
 /** Blocks until every unit reaches the goal; prints one line per unit; throws on timeout. */
-async function waitAll(client: ApiClient, units: string[], goal: WaitGoal, attempts: number): Promise<void> {
-  const kv = await new Kvm(client.nc).open(client.names.bucket("states"));
+async function waitAll(client: ApiClient, units: string[], goal: WaitGoal, attempts: number, word = GOAL_WORDS[goal]): Promise<void> {
+  const name = client.names.bucket("states");
+  const states = { kv: await new Kvm(client.nc).open(name), nc: client.nc, name };
   const timeoutMs = attempts === 0 ? 0 : attempts * BLOCK_ATTEMPT_MS;
   const w: Waiter = { client };
   const where = await Promise.all(units.map((u) => (goal === "loaded" || goal === "launched" ? whereTo(client, u) : Promise.resolve(""))));
-  units.forEach((u, i) => process.stdout.write(`Waiting for ${u} to be ${GOAL_WORDS[goal]}${where[i]}...\n`));
+  units.forEach((u, i) => process.stdout.write(`Waiting for ${u} to be ${word}${where[i]}...\n`));
   const results = await Promise.all(
-    units.map(async (u) => ({ unit: u, ...(await waitForUnit(kv, u, (s) => goalReached(goal, s), { timeoutMs })) })),
+    units.map(async (u) => ({ unit: u, ...(await waitForUnit(states, u, (s) => goalReached(goal, s), { timeoutMs })) })),
   );
   const machines = await machinesOf(w);
   const failed: string[] = [];
   for (const r of results) {
     if (r.ok) {
-      process.stdout.write(`Unit ${r.unit} ${GOAL_WORDS[goal]}${reachedOn(goal, r.states, machines)}\n`);
+      process.stdout.write(`Unit ${r.unit} ${word}${reachedOn(goal, r.states, machines)}\n`);
       continue;
     }
     const why = await timeoutReason(client, r.unit, r.states);
-    const line = `timed out after ${(timeoutMs / 1000).toFixed(1)} s waiting for ${r.unit} to be ${GOAL_WORDS[goal]}: ${why}`;
-    process.stderr.write(`${line}\n`);
+    const line = `timed out after ${(timeoutMs / 1000).toFixed(1)} s waiting for ${r.unit} to be ${word}: ${why}`;
     failed.push(line);
   }
   if (failed.length === 1) throw new FlotillaError("timeout", failed[0]!);
-  if (failed.length > 1) throw new FlotillaError("timeout", `${failed.length} of ${units.length} units did not become ${GOAL_WORDS[goal]} in time`);
+  for (const line of failed) process.stderr.write(`${line}\n`);
+  if (failed.length > 1) throw new FlotillaError("timeout", `${failed.length} of ${units.length} units did not become ${word} in time`);
 }
 
 function reachedOn(goal: WaitGoal, states: UnitStates, machines: Map<string, MachineRecord>): string {
@@ -275,7 +276,10 @@ export const registerUnits: CommandRegistrar = (program, globals) => {
         }
         const reply = await callVerb(client, verb, args, false);
         report(verb, reply, o.block);
-        if (o.block && verb !== "restart") await waitAll(client, reply.units.map((u) => u.name), GOAL[verb]!, attempts);
+        if (o.block && verb !== "restart") {
+          const word = verb === "destroy" ? "removed from every machine" : undefined;
+          await waitAll(client, reply.units.map((u) => u.name), GOAL[verb]!, attempts, word);
+        }
       });
     });
   }

@@ -49,6 +49,8 @@ export interface UnitStoreOptions {
   now?: () => number;
   /** Attempts of one compare-and-set before giving up with `conflict`. */
   maxAttempts?: number;
+  /** Lists keys without a consumer (see nats/kv-keys.ts); default kv.keys(). */
+  listKeys?: () => Promise<string[]>;
 }
 
 interface Slot {
@@ -79,6 +81,7 @@ export class UnitStore {
   private readonly files: UnitFiles;
   private readonly now: () => number;
   private readonly maxAttempts: number;
+  private readonly listKeys: () => Promise<string[]>;
 
   constructor(
     private readonly kv: KV,
@@ -88,6 +91,13 @@ export class UnitStore {
     this.files = o.files ?? defaultUnitFiles;
     this.now = o.now ?? Date.now;
     this.maxAttempts = o.maxAttempts ?? 500;
+    this.listKeys =
+      o.listKeys ??
+      (async () => {
+        const out: string[] = [];
+        for await (const k of await kv.keys()) out.push(k);
+        return out;
+      });
   }
 
   // ---- reads ----
@@ -114,8 +124,7 @@ export class UnitStore {
 
   /** Every decodable unit record, sorted by name; garbage values are logged and skipped. */
   async list(): Promise<UnitRecord[]> {
-    const names: string[] = [];
-    for await (const k of await this.kv.keys()) names.push(k);
+    const names = await this.listKeys();
     const entries = await getMany(this.kv, names);
     const out: UnitRecord[] = [];
     for (let i = 0; i < names.length; i++) {

@@ -3,7 +3,7 @@
 // fills in what already exists; entries are merged by revision, so nothing between the two is
 // lost. nats-server 2.9 removes TTL-expired keys without telling watchers, so a slow resync
 // (every resyncMs) drops states that vanished that way: waits for "gone" still end.
-import type { KV } from "@nats-io/kv";
+import { listKeys, type BucketRef } from "../nats/kv-keys.js";
 import type { Logger } from "pino";
 import { decodeAs } from "../protocol/codec.js";
 import { describeError } from "../protocol/errors.js";
@@ -70,12 +70,13 @@ interface Held {
  * `ok` says which, `states` is the last thing seen.
  */
 export async function waitForUnit(
-  kv: KV,
+  states: BucketRef,
   unit: string,
   reached: (states: UnitStates) => boolean,
   o: WaitOptions,
 ): Promise<{ ok: boolean; states: UnitStates }> {
   const log = o.log ?? silentLogger;
+  const kv = states.kv;
   const held = new Map<string, Held>();
   const filter = keys.statesOfUnit(unit);
 
@@ -102,7 +103,7 @@ export async function waitForUnit(
   const snapshot = async (): Promise<void> => {
     const before = (await kv.status()).streamInfo.state.last_seq;
     const listed = new Set<string>();
-    for await (const k of await kv.keys(filter)) listed.add(k);
+    for (const k of await listKeys(states.nc, states.name, filter)) listed.add(k);
     const entries = await getMany(kv, [...listed]);
     const seen = new Set<string>();
     for (const e of entries) {
@@ -160,7 +161,11 @@ export async function waitForUnit(
       }
       dirty = false;
       if (Date.now() >= nextResync) {
-        await snapshot().catch((e: unknown) => log.debug({ err: describeError(e) }, "states resync failed"));
+        // Bounded: a slow resync must not carry the wait past its deadline.
+        const left = Math.max(0, Math.min(deadline - Date.now(), resyncMs));
+        await Promise.race([snapshot(), new Promise((r) => setTimeout(r, left).unref?.())]).catch((e: unknown) =>
+          log.debug({ err: describeError(e) }, "states resync failed"),
+        );
         nextResync = Date.now() + resyncMs;
       }
       if (check()) return { ok: true, states: current() };

@@ -161,7 +161,7 @@ describe("unit verbs over raw NATS requests", () => {
     expect(lf.body.map((r: any) => r.unit)).toEqual(["a.service", "b.service", "c.service", "g.service"]);
     const [a, b, c, g] = lf.body;
     expect(a).toMatchObject({ desiredState: "inactive", currentState: "inactive", target: null, unplaced: null, description: "Hello" });
-    expect(b).toMatchObject({ desiredState: "launched", currentState: "launched", target: "m-test", targetIp: null, global: false });
+    expect(b).toMatchObject({ desiredState: "launched", currentState: "launched", target: "m-test", targetIp: "10.0.0.1", global: false });
     expect(c).toMatchObject({ desiredState: "launched", target: null, unplaced: "2 machines lack region=eu" });
     expect(g).toMatchObject({ desiredState: "loaded", target: "global", global: true, description: "" });
     expect(a.hash).toBe(b.hash);

@@ -131,6 +131,6 @@ describe("blocking verbs watch the states bucket", () => {
     const d = await destroy;
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toContain("Destroyed svc.service");
-    expect(d.stdout).toContain("Unit svc.service unloaded");
+    expect(d.stdout).toContain("Unit svc.service removed from every machine");
   });
 });
