@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
+import { check } from "../helpers/check.js";
 import { startApiInProcess, type InProcessApi } from "../helpers/api-in-process.js";
 import { connectOnce } from "../../src/nats/connection.js";
 import { encode } from "../../src/protocol/codec.js";
@@ -98,6 +99,21 @@ describe("unit verbs over raw NATS requests", () => {
     expect(await api.buckets.units.get(keys.unit("hello.service")).then((e) => e?.operation)).toBe("DEL");
     const lf = await req("list-unit-files", "");
     expect(lf.body).toEqual([]);
+  });
+
+  it("restart of a running unit writes stop, waits for the task to stop, then writes start", async () => {
+    await req("start", json({ units: [{ name: "r.service", contents: HELLO }] }));
+    await putState("r.service", "running");
+    let replied = false;
+    const pending = req("restart", json({ units: [{ name: "r" }] })).then((r) => {
+      replied = true;
+      return r;
+    });
+    await check(async () => (await req("status", json({ name: "r" }))).body.unit.desiredState === "loaded", 5000, "the stop half");
+    expect(replied).toBe(false);
+    await putState("r.service", "shutdown");
+    const r = await pending;
+    expect(r.body.units[0]).toMatchObject({ name: "r.service", changed: true, record: { desiredState: "launched", version: 3 } });
   });
 
   it("start creates from contents, a name without suffix gets .service, cat returns exactly the file", async () => {
