@@ -103,7 +103,7 @@ describe("unit verbs over raw NATS requests", () => {
 
   it("restart of a running unit writes stop, waits for the task to stop, then writes start", async () => {
     await req("start", json({ units: [{ name: "r.service", contents: HELLO }] }));
-    await putState("r.service", "running");
+    await putState("r.service", "m-test", "running");
     let replied = false;
     const pending = req("restart", json({ units: [{ name: "r" }] })).then((r) => {
       replied = true;
@@ -111,7 +111,7 @@ describe("unit verbs over raw NATS requests", () => {
     });
     await check(async () => (await req("status", json({ name: "r" }))).body.unit.desiredState === "loaded", 5000, "the stop half");
     expect(replied).toBe(false);
-    await putState("r.service", "shutdown");
+    await putState("r.service", "m-test", "shutdown");
     const r = await pending;
     expect(r.body.units[0]).toMatchObject({ name: "r.service", changed: true, record: { desiredState: "launched", version: 3 } });
   });
