@@ -83,7 +83,7 @@ describe("blocking verbs watch the states bucket", () => {
 
     const t0 = Date.now();
     const to = await c.cli("start", "--block-attempts", "2", c.file("never.service", "[Service]\nExecStart=/bin/true\n"));
-    expect(to.code).toBe(1);
+    expect(to.code, to.stderr).toBe(1);
     expect(to.stdout).toContain("Waiting for never.service to be launched");
     expect(to.stderr).toMatch(
       /Error: timed out after 1\.0 s waiting for never\.service to be launched: no machine reports it; no engine has placed it.*\[timeout\]/,

@@ -36,7 +36,8 @@ describe("listings through the CLI", () => {
     const c = await cluster();
     const order = [...range(20)].sort(() => Math.random() - 0.5);
     const files = order.map((i) => c.file(`u${String(i).padStart(2, "0")}.service`, `[Unit]\nDescription=unit ${i}\n[Service]\nExecStart=/bin/true\n`));
-    expect((await c.cli("submit", ...files)).code).toBe(0);
+    const sub = await c.cli("submit", ...files);
+    expect(sub.code, sub.stderr).toBe(0);
     const t = await c.cli("list-unit-files");
     const lines = t.stdout.trim().split("\n");
     expect(lines[0]!.split(/\s+/)).toEqual(["UNIT", "HASH", "DSTATE", "STATE", "TARGET"]);
@@ -51,7 +52,7 @@ describe("listings through the CLI", () => {
 
     const replaced = c.file("u07.service", "[Unit]\nDescription=replaced\n[Service]\nExecStart=/bin/false\n");
     const noReplace = await c.cli("submit", replaced);
-    expect(noReplace.code).toBe(0);
+    expect(noReplace.code, noReplace.stderr).toBe(0);
     expect(noReplace.stderr).toMatch(/WARNING: unit u07\.service in the cluster differs.*--replace/);
     expect((await c.cli("cat", "u07.service")).stdout).toBe("[Unit]\nDescription=unit 7\n[Service]\nExecStart=/bin/true\n");
     const r = await c.cli("submit", "--replace", replaced);
@@ -74,7 +75,7 @@ describe("listings through the CLI", () => {
     const lj = JSON.parse((await c.cli("list-units", "--json")).stdout);
     expect(lj[0]).toMatchObject({ unit: "web.service", machine: "m-test", pid: 321, taskState: "running" });
     const s = await c.cli("status", "web");
-    expect(s.code).toBe(0);
+    expect(s.code, s.stderr).toBe(0);
     expect(s.stdout).toContain("● web.service - Web");
     expect(s.stdout).toContain("Desired: launched");
     expect(s.stdout).toMatch(/m-test\/10\.0\.0\.1: loaded active running \(task running\).*pid 321/);

@@ -49,7 +49,7 @@ describe("the fleetctl cycle through the CLI", () => {
       expect(st.code, st.stderr).toBe(0);
 
       const list = await c.cli("list-unit-files", "--no-legend", "--fields", "unit,dstate");
-      expect(list.code).toBe(0);
+      expect(list.code, list.stderr).toBe(0);
       expect(list.stdout.trim().split("\n").map((r) => r.split(/\s+/).join(" "))).toEqual([
         ...range(3).map((i) => `hello@${i}.service launched`),
         ...[4, 5, 6].map((i) => `hello@${i}.service loaded`),
