@@ -155,7 +155,13 @@ export class Agent implements Component {
           this.log.debug({ which, count: w.values.size }, "watch synced");
           this.reconcileSoon();
         };
-        if (info && info.num_pending === 0) synced();
+        let pending = info?.num_pending;
+        if (pending === undefined) {
+          // Fallback when the consumer info is not reachable: an empty slice has no keys.
+          pending = 0;
+          for await (const _ of await kv.keys(which === "schedule" ? keys.scheduleOfMachine(this.ctx.machineId) : ">")) pending++;
+        }
+        if (pending === 0) synced();
         delay = 250;
         for await (const e of iter) {
           if (which === "schedule") this.applySchedule(w.values, e);

@@ -172,8 +172,10 @@ export class TaskManager {
         }),
         adopt: fromPromise(async ({ input }: { input: RunInfo }) => {
           if (!ctrl) throw fatalError(`${unit}: invalid unit file: ${parseError}`, "contents");
-          await ctrl.prepare().catch(() => undefined);
-          return ctrl.adopt(input);
+          // adopt() first: from this moment a STOP can reach the workload it names.
+          const adopted = ctrl.adopt(input);
+          await ctrl.prepare().catch(() => undefined); // ExecStop needs the environment
+          return adopted;
         }),
         wait: fromPromise(() => ctrl!.wait()),
         shutdown: fromPromise(async () => (ctrl ? ctrl.shutdown() : {})),
