@@ -50,6 +50,7 @@ export const heartMachine = setup({
   states: {
     beating: {
       invoke: {
+        id: "beat",
         src: "beat",
         onDone: { target: "waiting", actions: ["recordSuccess", "emitOk"] },
         onError: {

@@ -77,6 +77,7 @@ export const machineMachine = setup({
     },
     refreshing: {
       invoke: {
+        id: "detect",
         src: "detect",
         onDone: [
           {

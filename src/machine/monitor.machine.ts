@@ -37,13 +37,13 @@ export const monitorMachine = setup({
       },
     },
     stopping: {
-      invoke: { src: "stopComponents", onDone: "waitingForBeat", onError: "waitingForBeat" },
+      invoke: { id: "stopComponents", src: "stopComponents", onDone: "waitingForBeat", onError: "waitingForBeat" },
     },
     waitingForBeat: {
       on: { BEAT_OK: "restarting" },
     },
     restarting: {
-      invoke: { src: "startComponents", onDone: "healthy", onError: "stopping" },
+      invoke: { id: "startComponents", src: "startComponents", onDone: "healthy", onError: "stopping" },
     },
   },
 });
