@@ -136,20 +136,30 @@ async function machinesOf(w: Waiter): Promise<Map<string, MachineRecord>> {
   return w.machines;
 }
 
-/** Where a unit is headed, for the "Waiting for ..." line. */
-async function whereTo(client: ApiClient, unit: string): Promise<string> {
-  try {
-    const st = await client.request<{ target: string | null; machines: { id: string; publicIp: string | null }[]; unplaced: string | null }>(
-      "status",
-      { name: unit },
-    );
-    if (st.target === "global") return ` on every matching machine (global)`;
-    const m = st.machines[0];
-    if (m) return ` on ${machineLegend(m.id, m.publicIp)}`;
-    if (st.unplaced) return ` (not placed yet: ${st.unplaced})`;
+/** Where each unit is headed, for the "Waiting for ..." lines: one status per unit, or one listing for many. */
+async function whereTo(client: ApiClient, units: string[]): Promise<string[]> {
+  type Where = { target: string | null; targetIp: string | null; unplaced: string | null };
+  const phrase = (w: Where | undefined): string => {
+    if (!w) return "";
+    if (w.target === "global") return " on every matching machine (global)";
+    if (w.target) return ` on ${machineLegend(w.target, w.targetIp)}`;
+    if (w.unplaced) return ` (not placed yet: ${w.unplaced})`;
     return " (waiting for the engine to place it)";
+  };
+  try {
+    if (units.length > 3) {
+      const rows = await client.request<(Where & { unit: string })[]>("list-unit-files", {});
+      const by = new Map(rows.map((r) => [r.unit, r]));
+      return units.map((u) => phrase(by.get(u)));
+    }
+    return await Promise.all(
+      units.map(async (u) => {
+        const st = await client.request<Where & { machineIps: Record<string, string | null> }>("status", { name: u });
+        return phrase({ ...st, targetIp: st.target ? (st.machineIps[st.target] ?? null) : null });
+      }),
+    );
   } catch {
-    return "";
+    return units.map(() => "");
   }
 }
 
@@ -159,7 +169,7 @@ async function waitAll(client: ApiClient, units: string[], goal: WaitGoal, attem
   const states = { kv: await new Kvm(client.nc).open(name), nc: client.nc, name };
   const timeoutMs = attempts === 0 ? 0 : attempts * BLOCK_ATTEMPT_MS;
   const w: Waiter = { client };
-  const where = await Promise.all(units.map((u) => (goal === "loaded" || goal === "launched" ? whereTo(client, u) : Promise.resolve(""))));
+  const where = goal === "loaded" || goal === "launched" ? await whereTo(client, units) : units.map(() => "");
   units.forEach((u, i) => process.stdout.write(`Waiting for ${u} to be ${word}${where[i]}...\n`));
   const results = await Promise.all(
     units.map(async (u) => ({ unit: u, ...(await waitForUnit(states, u, (s) => goalReached(goal, s), { timeoutMs })) })),

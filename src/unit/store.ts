@@ -160,16 +160,21 @@ export class UnitStore {
    */
   async restart(names: string[], between?: (name: string) => Promise<void>): Promise<UnitOutcome[]> {
     const planned = await this.check("restart", names.map((name) => ({ name })), false);
-    const out: UnitOutcome[] = [];
+    const stopped: UnitOutcome[] = [];
     for (const p of planned) {
-      const stopped = await this.write(p.name, (cur) => {
-        if (!cur) return decide("stop", cur, { name: p.name, replace: false });
-        if (cur.desiredState === "inactive") throw restartInactive(p.name);
-        return decide("stop", cur, { name: p.name, replace: false });
-      });
-      if (stopped.changed && between) await between(p.name);
+      stopped.push(
+        await this.write(p.name, (cur) => {
+          if (cur?.desiredState === "inactive") throw restartInactive(p.name);
+          return decide("stop", cur, { name: p.name, replace: false });
+        }),
+      );
+    }
+    // Wait for all the stops at once: one bound for the request, not one per unit.
+    if (between) await Promise.all(stopped.filter((o) => o.changed).map((o) => between(o.name)));
+    const out: UnitOutcome[] = [];
+    for (const [i, p] of planned.entries()) {
       const started = await this.write(p.name, (cur) => decide("start", cur, { name: p.name, replace: false }));
-      out.push({ ...started, changed: stopped.changed || started.changed });
+      out.push({ ...started, changed: stopped[i]!.changed || started.changed });
     }
     return out;
   }
