@@ -1,7 +1,31 @@
 // Tests that spawn daemons and the CLI run the compiled code (bin/flotilla.js -> dist/), as a
-// user would; build it once before any test file runs so it is never stale.
+// user would. Build it before any test file runs, but only when a source is newer than the last
+// build, and into a fresh directory renamed into place: a rebuild never half-writes dist/ under
+// another run's daemons.
 import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
 
 export default function setup(): void {
-  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], { stdio: "inherit" });
+  const stamp = join("dist", "cli", "run.js");
+  const sources = Math.max(newestMtime("src"), statSync("tsconfig.json").mtimeMs);
+  if (existsSync(stamp) && statSync(stamp).mtimeMs >= sources) return;
+  const tmp = `dist.build-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json", "--outDir", tmp], {
+    stdio: "inherit",
+  });
+  const old = `dist.old-${process.pid}`;
+  if (existsSync("dist")) renameSync("dist", old);
+  renameSync(tmp, "dist");
+  rmSync(old, { recursive: true, force: true });
 }
