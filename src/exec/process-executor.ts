@@ -3,9 +3,10 @@
 // How a task runs, and why it survives the agent:
 //   /bin/sh -c SUPERVISOR flotilla-supervise <runDir> argv...     (setsid: own session + group)
 //     └─ argv... (ExecStart, exec'd without a shell unless the line itself runs one)
-// The supervisor is a dozen lines of POSIX sh (about 1 MB of memory, no node per task). It
-// writes the workload's pid to <runDir>/pid, waits for it, and writes its exit status to
-// <runDir>/exit (tmp + rename, so a reader never sees half a file). It is started detached with
+// The supervisor is six lines of POSIX sh (about 1 MB of memory, no node per task, only
+// builtins so it costs no extra exec). It writes the workload's pid to <runDir>/pid, waits for
+// it, and writes its exit status to <runDir>/exit (read only once the supervisor is gone; a
+// half-written pid file reads as "not yet"). It is started detached with
 // stdout/stderr on a file under <state-dir>/logs/ (never a pipe to the agent), so the agent can
 // die and the workload neither notices nor loses output. A restarted agent is no longer the
 // parent: it identifies the supervisor by pid + start time (/proc/<pid>/stat), polls it until
@@ -37,9 +38,9 @@ const SUPERVISOR = [
   'd=$1; shift',
   'trap : TERM INT HUP',
   '"$@" & c=$!',
-  'echo $c > "$d/pid.tmp" && mv -f "$d/pid.tmp" "$d/pid"',
+  'echo $c > "$d/pid"',
   'while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || break; done',
-  'echo $s > "$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"',
+  'echo $s > "$d/exit"',
 ].join("\n");
 
 export interface ProcessExecutorOptions {
@@ -304,10 +305,12 @@ class ProcessController implements Controller {
     void exited.then(() => (gone = true));
     let mainPid: number | undefined;
     const deadline = Date.now() + 5000;
-    for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, 20)) {
+    for (let i = 0; Date.now() < deadline; i++) {
+      const delay = i < 8 ? 1 : Math.min(2 ** (i - 7), 20);
       try {
-        mainPid = Number(readFileSync(join(this.runDir, "pid"), "utf8").trim());
-        if (mainPid > 0) break;
+        const text = readFileSync(join(this.runDir, "pid"), "utf8");
+        mainPid = text.endsWith("\n") ? Number(text.trim()) : undefined;
+        if (mainPid && mainPid > 0) break;
       } catch {
         /* not yet */
       }
