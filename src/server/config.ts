@@ -3,6 +3,7 @@
 // flags > environment > file > defaults. Unknown file keys are warned about, never fatal; a file
 // that cannot be read and a value that does not parse are clear errors naming the key.
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { FlotillaError, describeError } from "../protocol/errors.js";
 import { DEFAULT_PREFIX, assertMachineId, validatePrefix } from "../protocol/names.js";
 import { DEFAULT_NATS_URL } from "../nats/connection.js";
@@ -146,6 +147,11 @@ function parsePositiveInt(v: string, field: string): number {
   return n;
 }
 
+function ip(v: string, field: string): string {
+  if (isIP(v) === 0) throw new FlotillaError("bad_flag", `${field}: "${v}" is not an IPv4 or IPv6 address`, { field, value: v });
+  return v;
+}
+
 function ttl(v: string, field: string): number {
   const ms = parseDuration(v, field);
   if (!Number.isFinite(ms) || ms < 100) {
@@ -182,7 +188,7 @@ export function loadConfig(o: { flags: RawConfig; env?: NodeJS.ProcessEnv; file?
     natsUrl: m.nats_url || DEFAULT_NATS_URL,
     prefix: validatePrefix(m.prefix || DEFAULT_PREFIX),
     machineId: m.machine_id ? assertMachineId(m.machine_id, "machine_id") : undefined,
-    publicIp: m.public_ip || undefined,
+    publicIp: m.public_ip ? ip(m.public_ip, "public_ip") : undefined,
     metadata: parseMetadata(m.metadata ?? "", "metadata"),
     capacity: m.capacity ? parseCapacity(m.capacity, "capacity") : undefined,
     stateDir: m.state_dir || defaultStateDir(env),

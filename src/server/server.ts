@@ -208,7 +208,7 @@ export class Daemon {
     });
 
     await this.startComponents(log);
-    log.info({ prefix: c.prefix, agentTtlMs: c.agentTtlMs, engine: c.engineEnabled }, "daemon started");
+    log.info({ prefix: c.prefix, agentTtlMs: c.agentTtlMs, engine: c.engineEnabled, stateDir: c.stateDir }, "daemon started");
   }
 
   /**

@@ -98,6 +98,7 @@ describe("config", () => {
     expect(thrown(() => loadConfig({ flags: { agent_ttl: "soon" }, env: {} })).field).toBe("agent_ttl");
     expect(thrown(() => loadConfig({ flags: { agent_ttl: "5ms" }, env: {} })).message).toContain("too short");
     expect(thrown(() => loadConfig({ flags: { replicas: "0" }, env: {} })).field).toBe("replicas");
+    expect(thrown(() => loadConfig({ flags: { public_ip: "10.0.0" }, env: {} })).message).toContain('public_ip: "10.0.0" is not an IPv4');
     expect(thrown(() => loadConfig({ flags: { prefix: "a.b" }, env: {} })).field).toBe("prefix");
     expect(thrown(() => loadConfig({ flags: { machine_id: "has.dot" }, env: {} })).field).toBe("machine_id");
     expect(thrown(() => loadConfig({ flags: {}, env: { FLOTILLA_DISABLE_ENGINE: "maybe" } })).field).toBe("disable_engine");
