@@ -35,13 +35,25 @@ function byName<T extends { unit: string; machineId: string }>(a: T, b: T): numb
 export function reconcile(input: ReconcileInput): Action[] {
   const { units, machines, unplaced } = input;
   const state = new ClusterState(units, machines.values());
-  const unschedule: Action[] = [];
+  const unschedule: (Action & { machineId: string })[] = [];
   const updates: Action[] = [];
   const schedule: Action[] = [];
   const reasons: Action[] = [];
 
-  // 1. entries that cannot stand at all
-  const placements = [...input.placements].sort(byName);
+  // 1. entries that cannot stand at all. Name order matters only for duplicates (the first
+  // machine by ID keeps the unit) and for units that name each other (who goes first): sort
+  // only then, not 100,000 entries every round.
+  const all = [...input.placements];
+  let dup = false;
+  const seen = new Set<string>();
+  for (const p of all) {
+    if (seen.has(p.unit)) {
+      dup = true;
+      break;
+    }
+    seen.add(p.unit);
+  }
+  const placements = dup || state.hasRelations() ? all.sort(byName) : all;
   const kept: Placement[] = [];
   for (const p of placements) {
     const u = units.get(p.unit);
@@ -143,7 +155,7 @@ export function reconcile(input: ReconcileInput): Action[] {
     });
   }
 
-  return [...unschedule, ...updates, ...schedule, ...reasons];
+  return [...unschedule.sort(byName), ...updates, ...schedule, ...reasons];
 }
 
 function dropFor(actions: Action[], unit: string): void {

@@ -88,6 +88,16 @@ export class ClusterState {
     }
   }
 
+  /** Whether any unit declares Conflicts, Replaces or MachineOf (placement order then matters). */
+  hasRelations(): boolean {
+    if (this.relations === undefined) {
+      this.relations = this.holders.length > 0;
+      if (!this.relations) for (const u of this.units.values()) if (u.fleet.machineOf.length) { this.relations = true; break; }
+    }
+    return this.relations;
+  }
+  private relations?: boolean;
+
   machineOf(unit: string): string | undefined {
     return this.where.get(unit);
   }
