@@ -11,8 +11,13 @@ import { describeError } from "../protocol/errors.js";
 import { MachineRecord } from "../protocol/messages.js";
 import type { HandlerFactory } from "./handlers.js";
 
-/** A read that finds the bucket emptied under it (TTL expiry) still answers, after this. */
-const READ_BOUND_MS = 3000;
+/**
+ * The read ends at pending 0. When the key that would have been last expires (bucket TTL)
+ * before it is delivered, pending never reaches 0 on a message: a second without a message ends
+ * the read instead (kv.keys() hangs forever in that case), and nothing takes longer than the bound.
+ */
+const IDLE_END_MS = 1000;
+const READ_BOUND_MS = 5000;
 
 export async function readLastValues(nc: NatsConnection, bucket: string): Promise<Map<string, Uint8Array>> {
   const stream = `KV_${bucket}`;
@@ -28,8 +33,11 @@ export async function readLastValues(nc: NatsConnection, bucket: string): Promis
   });
   const messages = await consumer.consume({ max_messages: 2048, idle_heartbeat: 1000 });
   const bound = setTimeout(() => messages.stop(), READ_BOUND_MS);
+  let idle = setTimeout(() => messages.stop(), IDLE_END_MS);
   try {
     for await (const m of messages) {
+      clearTimeout(idle);
+      idle = setTimeout(() => messages.stop(), IDLE_END_MS);
       const op = m.headers?.get("KV-Operation");
       const key = m.subject.slice(prefix.length);
       if (op === "DEL" || op === "PURGE") out.delete(key);
@@ -38,6 +46,7 @@ export async function readLastValues(nc: NatsConnection, bucket: string): Promis
     }
   } finally {
     clearTimeout(bound);
+    clearTimeout(idle);
     messages.stop();
   }
   return out;
