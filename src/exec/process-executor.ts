@@ -120,11 +120,15 @@ export function parseEnvironmentFile(text: string): Record<string, string> {
   return out;
 }
 
-/** systemd's $VAR / ${VAR} expansion in command arguments (not for ':'-prefixed lines). */
+/** systemd's $VAR / ${VAR} expansion in command arguments ($$ is a literal $; not for ':'-prefixed lines). */
 export function expandArgs(cmd: ExecCommand, env: Record<string, string>): string[] {
   if (cmd.noEnvExpansion) return cmd.argv;
   return cmd.argv.map((a, i) =>
-    i === 0 ? a : a.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, a1, a2) => env[(a1 ?? a2) as string] ?? ""),
+    i === 0
+      ? a
+      : a.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, a1, a2) =>
+          m === "$$" ? "$" : (env[(a1 ?? a2) as string] ?? ""),
+        ),
   );
 }
 

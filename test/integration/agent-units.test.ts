@@ -3,11 +3,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
-import { runCli } from "../helpers/cli.js";
+import { runCli, spawnCli, stopChild } from "../helpers/cli.js";
 import { agentHost, killStateDirWorkloads, pidAlive, readState, schedule, unschedule, type AgentHost } from "../helpers/agent-host.js";
 import { ApiService } from "../../src/api/service.js";
 import { journalHandlers } from "../../src/api/journal.js";
 import { keys } from "../../src/protocol/names.js";
+import { encode } from "../../src/protocol/codec.js";
+import { unitHash } from "../helpers/agent-host.js";
 
 let server: NatsServer;
 const hosts: AgentHost[] = [];
@@ -26,8 +28,8 @@ afterAll(async () => {
   await server?.dispose();
 });
 
-async function host(machineId = "m1"): Promise<AgentHost> {
-  const h = await agentHost({ url: server.url, prefix: uniquePrefix("agent"), machineId });
+async function host(machineId = "m1", prefix = uniquePrefix("agent"), metadata?: Record<string, string>): Promise<AgentHost> {
+  const h = await agentHost({ url: server.url, prefix, machineId, metadata });
   hosts.push(h);
   return h;
 }
@@ -167,5 +169,64 @@ describe("agent", () => {
     await schedule(b, "m1", "fine.service", "[Service]\nExecStart=/bin/sleep 600\n");
     await check(async () => (await readState(b, "fine.service", "m1"))?.taskState === "running", 10_000, "fine.service running");
     expect(await readState(b, "garbage.service", "m1")).toBeUndefined();
+  });
+
+  test("Global units run on every machine whose metadata matches, unless they conflict with its units", async () => {
+    const prefix = uniquePrefix("global");
+    const us = await host("mus", prefix, { region: "us" });
+    const eu = await host("meu", prefix, { region: "eu" });
+    const b = us.ctx.buckets;
+    const putUnit = async (name: string, contents: string) => {
+      const now = Date.now();
+      await b.units.put(keys.unit(name), encode({ name, contents, hash: unitHash(contents), desiredState: "launched", version: 1, createdAt: now, updatedAt: now }));
+    };
+    await schedule(b, "mus", "blocker.service", "[Service]\nExecStart=/bin/sleep 600\n[X-Fleet]\nConflicts=other-*.service\n");
+    await putUnit("everywhere-us.service", "[Service]\nExecStart=/bin/sleep 600\n[X-Fleet]\nGlobal=true\nMachineMetadata=region=us\n");
+    await putUnit("other-global.service", "[Service]\nExecStart=/bin/sleep 600\n[X-Fleet]\nGlobal=true\n");
+    await check(async () => (await readState(b, "everywhere-us.service", "mus"))?.taskState === "running", 10_000, "global on the us machine");
+    await check(async () => (await readState(b, "other-global.service", "meu"))?.taskState === "running", 10_000, "other-global on the eu machine");
+    await check(async () => (await readState(b, "blocker.service", "mus"))?.taskState === "running", 10_000, "blocker running");
+    // Give both agents a reconcile round more, then: nothing where it must not be.
+    await check(() => us.agent.snapshot().length === 2 && eu.agent.snapshot().length === 1, 5000, "task counts settle");
+    expect(await readState(b, "everywhere-us.service", "meu")).toBeUndefined();
+    expect(await readState(b, "other-global.service", "mus")).toBeUndefined();
+    // Destroyed (deleted from units): gone everywhere.
+    await b.units.delete(keys.unit("other-global.service"));
+    await check(async () => (await readState(b, "other-global.service", "meu")) === undefined, 10_000, "other-global removed");
+  });
+
+  test("a clean stop removes this machine's states and leaves the workload; start() again adopts it", async () => {
+    const h = await host();
+    const b = h.ctx.buckets;
+    await schedule(b, "m1", "steady.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    const s1 = await check(async () => {
+      const r = await readState(b, "steady.service", "m1");
+      return r?.taskState === "running" && r;
+    }, 10_000, "running");
+    await h.agent.stop();
+    expect(await readState(b, "steady.service", "m1")).toBeUndefined();
+    expect(pidAlive(s1.pid!)).toBe(true);
+    await h.agent.start();
+    const s2 = await check(async () => {
+      const r = await readState(b, "steady.service", "m1");
+      return r?.taskState === "running" && r;
+    }, 10_000, "running again after start()");
+    expect(s2.pid).toBe(s1.pid);
+  });
+
+  test("journal -f follows new lines", async () => {
+    const h = await host();
+    const svc = new ApiService({ nc: h.nc, names: h.ctx.names, handlers: journalHandlers(h.ctx), log: h.ctx.log, version: "0.0.0", machineId: "m1" });
+    services.push(svc);
+    await svc.start();
+    await schedule(h.ctx.buckets, "m1", "ticker.service", '[Service]\nExecStart=/bin/sh -c "i=0; while :; do i=$$((i+1)); echo tick $$i; sleep 0.2; done"\n');
+    const child = spawnCli(["--nats", server.url, "--prefix", h.ctx.names.prefix, "journal", "-f", "-n", "1", "ticker.service"]);
+    try {
+      await check(() => (child.output().match(/tick \d+/g) ?? []).length >= 4, 15_000, "four tick lines followed").catch((e) => {
+        throw new Error(`${(e as Error).message}\n${child.output()}`);
+      });
+    } finally {
+      await stopChild(child);
+    }
   });
 });
