@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { createActor, type Actor } from "xstate";
+import { createActor, type Actor, type InspectionEvent } from "xstate";
 import type { Logger } from "pino";
 import { decodeAs } from "../protocol/codec.js";
 import { MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
@@ -21,9 +21,10 @@ import { keys } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
 import type { Buckets } from "../nats/buckets.js";
 import type { ClusterContext, Component } from "../server/context.js";
+import { inspector } from "../server/inspect.js";
 import { parseUnitFileCached } from "../unit/index.js";
 import { isLeading, leaseMachine } from "./lease.machine.js";
-import { leaseMachineFor, readLease } from "./lease.js";
+import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
 import { reconcile } from "./reconciler.js";
 import { ScheduleWriter, type WriteResult } from "./schedule-writer.js";
@@ -38,6 +39,8 @@ export interface EngineOptions {
   leaseTtlMs: number;
   agentTtlMs: number;
   reconcileIntervalMs: number;
+  /** Publishes the lease statechart's transitions (server/inspect.ts), when given. */
+  inspect?: (ev: InspectionEvent) => void;
   /** Quiet time after a watch event before a round (default 20 ms). */
   debounceMs?: number;
 }
@@ -104,6 +107,7 @@ export class Engine implements Component {
     if (this.lease) return;
     const actor = createActor(leaseMachineFor(this.o.buckets.leases, this.log), {
       input: { holder: this.holder, ttlMs: this.o.leaseTtlMs },
+      inspect: this.o.inspect,
     });
     this.lease = actor;
     let wasLeading = false;
@@ -377,7 +381,7 @@ export class Engine implements Component {
 
   // ---- rounds ----
 
-  private kick(delay = this.o.debounceMs ?? 20): void {
+  private kick(delay = this.o.debounceMs ?? 20, periodic = false): void {
     if (!this.leading || !this.allReady()) return;
     if (this.running) {
       this.again = true;
@@ -389,18 +393,19 @@ export class Engine implements Component {
     this.timerDue = due;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.roundDone = this.round();
+      this.roundDone = this.round(periodic);
     }, delay);
   }
 
-  private async round(): Promise<void> {
+  /** periodic: a timer round (not a watch kick) also checks the schedule for foreign writes. */
+  private async round(periodic = false): Promise<void> {
     if (!this.leading || !this.allReady()) return;
     const gen = this.gen;
     this.running = true;
     let progress = false;
     try {
       const t0 = performance.now();
-      if (this.trackSeq) {
+      if (this.trackSeq && periodic) {
         const last = (await this.o.buckets.schedule.status()).streamInfo.state.last_seq;
         if (gen !== this.gen || !this.ready.schedule) return;
         if (last !== this.scheduleSeq) {
@@ -422,9 +427,10 @@ export class Engine implements Component {
           epoch: this.epoch,
           units: this.units,
           leading: () => this.leading && gen === this.gen,
-          leaseHeld: async () => {
-            const l = await readLease(this.o.buckets.leases, this.log);
-            return typeof l === "object" && l.holder === this.holder && l.epoch === this.epoch;
+          leaseHeld: () => {
+            const c = this.lease?.getSnapshot().context;
+            const margin = Math.min(500, Math.floor(this.o.leaseTtlMs / 10));
+            return c !== undefined && c.epoch === this.epoch && Date.now() < c.validUntil - margin;
           },
         });
         if (gen === this.gen) {
@@ -448,7 +454,7 @@ export class Engine implements Component {
     }
     const nextLoss = this.liveness.nextExpiry(Date.now());
     const wait = Math.min(this.o.reconcileIntervalMs, nextLoss === undefined ? Infinity : nextLoss + 5);
-    this.kick(Math.max(0, wait));
+    this.kick(Math.max(0, wait), true);
   }
 
   private apply(res: WriteResult): boolean {
@@ -493,6 +499,7 @@ export function createEngine(ctx: ClusterContext): Engine {
   return new Engine({
     buckets: ctx.buckets,
     nc: ctx.nc,
+    inspect: inspector(ctx.nc, ctx.names, ctx.machineId, "lease", { withContext: true }),
     log: ctx.log.child({ component: "engine", machineId: ctx.machineId }),
     machineId: ctx.machineId,
     leaseTtlMs: ctx.config.leaseTtlMs,

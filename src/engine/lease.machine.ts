@@ -19,7 +19,7 @@ export interface LeaseInput {
 }
 
 export type AcquireResult =
-  | { acquired: true; epoch: number; revision: number }
+  | { acquired: true; epoch: number; revision: number; sentAt?: number }
   | { acquired: false; holder?: string };
 
 export interface LeaseContext {
@@ -29,6 +29,12 @@ export interface LeaseContext {
   epoch: number;
   /** KV revision of our latest write of the lease; the next renewal must match it. */
   revision: number;
+  /**
+   * Until when the lease is surely ours: the send time of the last write the server accepted
+   * (create or compare-and-set update) plus the TTL. Nobody can win the key before it expires,
+   * and it cannot expire before then. 0 when unknown.
+   */
+  validUntil: number;
   /** Who holds the lease, as last seen by a candidate that lost. */
   seenHolder: string;
   lastError: string;
@@ -60,7 +66,7 @@ export const leaseMachine = setup({
     acquire: fromPromise<AcquireResult, { holder: string; ttlMs: number }>(async () => {
       throw new Error("acquire not provided");
     }),
-    renew: fromPromise<{ revision: number }, { holder: string; ttlMs: number; epoch: number; revision: number }>(async () => {
+    renew: fromPromise<{ revision: number; sentAt?: number }, { holder: string; ttlMs: number; epoch: number; revision: number }>(async () => {
       throw new Error("renew not provided");
     }),
     release: fromPromise<void, { revision: number }>(async () => undefined),
@@ -71,10 +77,21 @@ export const leaseMachine = setup({
   actions: {
     takeTerm: assign(({ context, event }) => {
       const out = (event as unknown as { output: AcquireResult & { acquired: true } }).output;
-      return { epoch: out.epoch, revision: out.revision, terms: context.terms + 1, lastError: "", seenHolder: context.holder };
+      return {
+        epoch: out.epoch,
+        revision: out.revision,
+        validUntil: out.sentAt !== undefined ? out.sentAt + context.ttlMs : 0,
+        terms: context.terms + 1,
+        lastError: "",
+        seenHolder: context.holder,
+      };
     }),
     noteHolder: assign(({ event }) => ({ seenHolder: (event as unknown as { output: { holder?: string } }).output.holder ?? "" })),
-    noteRenewal: assign(({ event }) => ({ revision: (event as unknown as { output: { revision: number } }).output.revision })),
+    noteRenewal: assign(({ context, event }) => {
+      const out = (event as unknown as { output: { revision: number; sentAt?: number } }).output;
+      return { revision: out.revision, validUntil: out.sentAt !== undefined ? out.sentAt + context.ttlMs : 0 };
+    }),
+    forgetLease: assign({ validUntil: 0 }),
     noteError: assign(({ event }) => ({ lastError: errorText((event as unknown as { error: unknown }).error) })),
     noteTimeout: assign({ lastError: "lease renewal got no answer in time" }),
   },
@@ -90,6 +107,7 @@ export const leaseMachine = setup({
     ttlMs: input.ttlMs,
     epoch: 0,
     revision: 0,
+    validUntil: 0,
     seenHolder: "",
     lastError: "",
     terms: 0,
@@ -114,7 +132,7 @@ export const leaseMachine = setup({
     },
     leader: {
       initial: "holding",
-      on: { RESIGN: ".releasing" },
+      on: { RESIGN: { target: ".releasing", actions: "forgetLease" } },
       states: {
         holding: {
           after: { renewEvery: "renewing" },
@@ -125,9 +143,9 @@ export const leaseMachine = setup({
             src: "renew",
             input: ({ context }) => ({ holder: context.holder, ttlMs: context.ttlMs, epoch: context.epoch, revision: context.revision }),
             onDone: { target: "holding", actions: "noteRenewal" },
-            onError: { target: "#lease.follower", actions: "noteError" },
+            onError: { target: "#lease.follower", actions: ["noteError", "forgetLease"] },
           },
-          after: { renewTimeout: { target: "#lease.follower", actions: "noteTimeout" } },
+          after: { renewTimeout: { target: "#lease.follower", actions: ["noteTimeout", "forgetLease"] } },
         },
         releasing: {
           invoke: {

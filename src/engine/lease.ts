@@ -38,15 +38,20 @@ export async function acquireLease(kv: KV, holder: string, ttlMs: number, log: L
     const cur = await readLease(kv, log);
     return { acquired: false, holder: cur === "garbage" ? "(unreadable)" : cur?.holder };
   }
-  const record: LeaseRecord = { holder, epoch: rev, expiresAt: Date.now() + ttlMs };
+  const sentAt = Date.now();
+  const record: LeaseRecord = { holder, epoch: rev, expiresAt: sentAt + ttlMs };
   const revision = await kv.update(LEASE_KEY, encode(record), rev);
-  return { acquired: true, epoch: rev, revision };
+  return { acquired: true, epoch: rev, revision, sentAt };
 }
 
-export async function renewLease(kv: KV, i: { holder: string; ttlMs: number; epoch: number; revision: number }): Promise<{ revision: number }> {
-  const record: LeaseRecord = { holder: i.holder, epoch: i.epoch, expiresAt: Date.now() + i.ttlMs };
+export async function renewLease(
+  kv: KV,
+  i: { holder: string; ttlMs: number; epoch: number; revision: number },
+): Promise<{ revision: number; sentAt?: number }> {
+  const sentAt = Date.now();
+  const record: LeaseRecord = { holder: i.holder, epoch: i.epoch, expiresAt: sentAt + i.ttlMs };
   const revision = await kv.update(LEASE_KEY, encode(record), i.revision, Math.max(100, Math.floor(i.ttlMs / 2)));
-  return { revision };
+  return { revision, sentAt };
 }
 
 export async function releaseLease(kv: KV, revision: number): Promise<void> {

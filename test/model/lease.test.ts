@@ -170,6 +170,23 @@ describe("lease statechart paths", () => {
     h.actor.stop();
   });
 
+  it("knows until when the lease is surely its own, and forgets it on stepping down", async () => {
+    const h = harness();
+    h.actor.start();
+    h.pending.acquire!.resolve({ acquired: true, epoch: 5, revision: 6, sentAt: 1000 });
+    await flush();
+    expect(h.actor.getSnapshot().context.validUntil).toBe(1000 + TTL);
+    h.clock.increment(T.renewEvery);
+    h.pending.renew!.resolve({ revision: 7, sentAt: 2000 });
+    await flush();
+    expect(h.actor.getSnapshot().context.validUntil).toBe(2000 + TTL);
+    h.clock.increment(T.renewEvery);
+    h.pending.renew!.reject(new Error("wrong last sequence"));
+    await flush();
+    expect(h.actor.getSnapshot().context.validUntil).toBe(0);
+    h.actor.stop();
+  });
+
   it("keeps its named actors, guards and delays in the exported chart", () => {
     const json = JSON.stringify(leaseMachine.toJSON());
     for (const name of ["acquire", "renew", "release", "acquired", "takeTerm"]) expect(json).toContain(name);
