@@ -58,7 +58,8 @@ export interface MachineHeart {
 }
 
 /**
- * Puts `record()` with a fresh heartbeatAt into the machines bucket, bounded by TTL/2 so a put
+ * Puts `record()` with a fresh heartbeatAt into the machines bucket, bounded by TTL/2 (at least
+ * 1 s) so a put
  * stuck on a dead connection counts as a failed beat instead of hanging the heart.
  */
 export function kvBeat(buckets: Buckets, ttlMs: number, record: () => Omit<MachineRecord, "heartbeatAt">): () => Promise<void> {
@@ -66,7 +67,8 @@ export function kvBeat(buckets: Buckets, ttlMs: number, record: () => Omit<Machi
     const r = record();
     const p = buckets.machines.put(keys.machine(r.id), encode({ ...r, heartbeatAt: Date.now() }));
     p.catch(() => undefined);
-    await withTimeout(p, Math.max(250, Math.floor(ttlMs / 2)), "heartbeat put");
+    // At least a second: on a loaded machine a slow put is not a dead server.
+    await withTimeout(p, Math.max(1000, Math.floor(ttlMs / 2)), "heartbeat put");
   };
 }
 
