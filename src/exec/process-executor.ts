@@ -15,7 +15,7 @@
 // Stop: ExecStop lines if any, then SIGTERM to the whole group, SIGKILL after TimeoutStopSec.
 // The supervisor traps TERM/INT/HUP (a handler, not an ignore, so the workload keeps default
 // dispositions) and keeps waiting, so the exit status is still recorded after a SIGTERM.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { constants as fsc, promises as fsp, openSync, closeSync, readFileSync } from "node:fs";
 import { join, isAbsolute, delimiter } from "node:path";
 import { constants as osc } from "node:os";
@@ -42,6 +42,28 @@ const SUPERVISOR = [
   'while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || break; done',
   'echo $s > "$d/exit"',
 ].join("\n");
+
+/**
+ * A non-interactive sh starts background commands with SIGINT and SIGQUIT ignored, and an
+ * ignored signal survives exec. GNU env (coreutils ≥ 8.31) can put them back to default just
+ * before it execs the workload (same pid). Checked once; without it (busybox) the workload
+ * ignores SIGINT/SIGQUIT, which only matters to an ExecStop that sends them.
+ */
+let resetSignalsPrefix: string[] | undefined;
+function signalResetPrefix(): string[] {
+  if (resetSignalsPrefix) return resetSignalsPrefix;
+  resetSignalsPrefix = [];
+  for (const env of ["/usr/bin/env", "/bin/env"]) {
+    try {
+      execFileSync(env, ["--default-signal=INT,QUIT", "true"], { stdio: "ignore", timeout: 5000 });
+      resetSignalsPrefix = [env, "--default-signal=INT,QUIT"];
+      break;
+    } catch {
+      /* not GNU env, or not there */
+    }
+  }
+  return resetSignalsPrefix;
+}
 
 export interface ProcessExecutorOptions {
   stateDir: string;
@@ -285,7 +307,7 @@ class ProcessController implements Controller {
     const fd = openSync(this.logFile, "a");
     let child: ChildProcess;
     try {
-      child = spawn("/bin/sh", ["-c", SUPERVISOR, "flotilla-supervise", this.runDir, bin, ...expandArgs(main, this.env).slice(1)], {
+      child = spawn("/bin/sh", ["-c", SUPERVISOR, "flotilla-supervise", this.runDir, ...signalResetPrefix(), bin, ...expandArgs(main, this.env).slice(1)], {
         cwd: this.cwd,
         env: this.env,
         stdio: ["ignore", fd, fd],

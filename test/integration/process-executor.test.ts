@@ -1,0 +1,102 @@
+// The process executor on its own: real processes, no NATS. What a unit file asks for
+// (ExecStartPre, Environment, EnvironmentFile, WorkingDirectory, '-' prefixes) reaches the
+// workload; exit codes and signals are recorded; a reused pid is never adopted.
+import { afterAll, describe, expect, test } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ProcessExecutor, expandArgs, logFileOf, parseEnvironmentFile } from "../../src/exec/process-executor.js";
+import type { Controller, RunInfo } from "../../src/exec/executor.js";
+import type { ServiceOptions } from "../../src/unit/types.js";
+import { parseUnitFile } from "../../src/unit/index.js";
+import { silentLogger } from "../../src/log.js";
+import { killStateDirWorkloads, pidAlive } from "../helpers/agent-host.js";
+
+const dir = mkdtempSync(join(tmpdir(), "flotilla-exec-"));
+const executor = new ProcessExecutor({ stateDir: dir, log: silentLogger, pollMs: 20 });
+const running: RunInfo[] = [];
+
+afterAll(() => {
+  for (const r of running) {
+    try {
+      process.kill(-r.supervisorPid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  killStateDirWorkloads(dir);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function controller(unit: string, contents: string): Controller {
+  const service: ServiceOptions = parseUnitFile(unit, contents).service;
+  return executor.controller({ unit, hash: "h", service, machineId: "m1" });
+}
+
+describe("process executor", () => {
+  test("ExecStartPre, Environment, EnvironmentFile and WorkingDirectory reach the workload", async () => {
+    const envFile = join(dir, "env");
+    writeFileSync(envFile, "# comment\nFROM_FILE='file value'\nBOTH=file\n");
+    const c = controller(
+      "env.service",
+      `[Service]\nEnvironment="GREETING=hello there" BOTH=unit\nEnvironmentFile=${envFile}\nEnvironmentFile=-/nonexistent/env\nWorkingDirectory=${dir}\n` +
+        `ExecStartPre=/bin/sh -c "echo pre ran in $$PWD"\nExecStartPre=-/bin/false\n` +
+        `ExecStart=/bin/sh -c 'echo "$GREETING|$FROM_FILE|$BOTH|$FLOTILLA_UNIT|$$PWD"; exit 7'\n`,
+    );
+    await c.prepare();
+    const run = await c.start();
+    running.push(run);
+    expect(run.mainPid).toBeGreaterThan(0);
+    const exit = await c.wait();
+    expect(exit).toEqual({ exitCode: 7 });
+    const log = readFileSync(logFileOf(dir, "env.service"), "utf8");
+    expect(log).toContain(`pre ran in ${dir}`);
+    expect(log).toContain(`hello there|file value|unit|env.service|${dir}`);
+  });
+
+  test("a failing ExecStartPre is fatal; a missing EnvironmentFile or WorkingDirectory is fatal at prepare", async () => {
+    const pre = controller("pre.service", "[Service]\nExecStartPre=/bin/false\nExecStart=/bin/sleep 5\n");
+    await pre.prepare();
+    await expect(pre.start()).rejects.toMatchObject({ temporary: false, message: expect.stringMatching(/ExecStartPre=\/bin\/false exited with status 1/) });
+    const env = controller("envf.service", "[Service]\nEnvironmentFile=/nonexistent/env\nExecStart=/bin/sleep 5\n");
+    await expect(env.prepare()).rejects.toMatchObject({ temporary: false, message: expect.stringMatching(/EnvironmentFile=\/nonexistent\/env/) });
+    const wd = controller("wd.service", "[Service]\nWorkingDirectory=/nonexistent/dir\nExecStart=/bin/sleep 5\n");
+    await expect(wd.prepare()).rejects.toMatchObject({ message: expect.stringMatching(/WorkingDirectory=\/nonexistent\/dir/) });
+  });
+
+  test("shutdown: SIGTERM to the group, recorded as the signal; ExecStop runs with MAINPID", async () => {
+    const c = controller("term.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    await c.prepare();
+    const run = await c.start();
+    running.push(run);
+    expect(await c.shutdown()).toEqual({ signal: "SIGTERM" });
+    expect(pidAlive(run.mainPid)).toBe(false);
+
+    const s = controller("stop.service", '[Service]\nExecStart=/bin/sleep 600\nExecStop=/bin/sh -c "echo stopping $$MAINPID; kill -INT $$MAINPID"\n');
+    await s.prepare();
+    const r2 = await s.start();
+    running.push(r2);
+    expect(await s.shutdown()).toEqual({ signal: "SIGINT" });
+    expect(readFileSync(logFileOf(dir, "stop.service"), "utf8")).toContain(`stopping ${r2.mainPid}`);
+  });
+
+  test("adopt: alive by pid + start time; a reused pid (other start time) is not adopted; the exit file tells how it ended", async () => {
+    const c = controller("adopt.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    await c.prepare();
+    const run = await c.start();
+    running.push(run);
+    const fresh = controller("adopt.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    expect(await fresh.adopt(run)).toEqual({ alive: true, run });
+    const impostor = controller("adopt.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    expect((await impostor.adopt({ ...run, startTime: run.startTime + 1 })).alive).toBe(false);
+    process.kill(run.mainPid, "SIGKILL");
+    expect(await fresh.wait()).toEqual({ signal: "SIGKILL" });
+  });
+
+  test("helpers: EnvironmentFile syntax and $VAR expansion", () => {
+    expect(parseEnvironmentFile('A=1\n; c\n#c\nB="two words"\n  C = 3 \nbad line\n')).toEqual({ A: "1", B: "two words", C: "3" });
+    const cmd = { raw: "", argv: ["/bin/echo", "$A", "${B}x", "$$A", "$MISSING."], ignoreFailure: false };
+    expect(expandArgs(cmd, { A: "1", B: "2" })).toEqual(["/bin/echo", "1", "2x", "$A", "."]);
+    expect(expandArgs({ ...cmd, noEnvExpansion: true }, { A: "1" })).toEqual(cmd.argv);
+  });
+});
