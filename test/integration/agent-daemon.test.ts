@@ -1,0 +1,70 @@
+// The whole path as a user walks it: a real `flotilla daemon` (engine + agent), the real CLI.
+// start → list-units shows it active/running → journal shows its output → stop → inactive →
+// destroy → gone, and the process is gone with it.
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
+import { check } from "../helpers/check.js";
+import { runCli } from "../helpers/cli.js";
+import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
+import { killStateDirWorkloads, pidAlive } from "../helpers/agent-host.js";
+
+let server: NatsServer;
+let daemon: RunningDaemon | undefined;
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  if (daemon) killStateDirWorkloads(daemon.stateDir);
+  await server?.dispose();
+});
+
+describe("agent in a real daemon", () => {
+  test("start, list-units, journal, stop, destroy through the CLI", async () => {
+    const prefix = uniquePrefix("e2e");
+    daemon = await startDaemon({ server, prefix, machineId: "e2e1" });
+    const cli = (...args: string[]) => runCli(["--nats", server.url, "--prefix", prefix, ...args], { timeoutMs: 60_000 });
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-units-"));
+    const file = join(dir, "hello.service");
+    writeFileSync(file, '[Service]\nExecStart=/bin/sh -c "echo hello from the daemon; exec sleep 600"\n');
+
+    const started = await cli("start", file);
+    expect(started.code, started.stderr).toBe(0);
+    const listed = await check(async () => {
+      const r = await cli("list-units", "--json");
+      const rows = JSON.parse(r.stdout) as { unit?: string; name?: string; active?: string; sub?: string; pid?: number }[];
+      const row = rows.find((x) => (x.unit ?? x.name) === "hello.service");
+      return row?.active === "active" && row.sub === "running" && row;
+    }, 20_000, "hello.service active/running in list-units --json");
+    expect(listed).toBeTruthy();
+    const table = await cli("list-units");
+    expect(table.stdout).toMatch(/hello\.service\s+\S+\s+active\s+running/);
+
+    const journal = await check(async () => {
+      const r = await cli("journal", "hello.service");
+      return r.stdout.includes("hello from the daemon") && r;
+    }, 15_000, "output in the journal");
+    expect(journal.code).toBe(0);
+
+    const stopped = await cli("stop", "hello.service");
+    expect(stopped.code, stopped.stderr).toBe(0);
+    await check(async () => {
+      const r = await cli("list-units");
+      return /hello\.service\s+\S+\s+inactive\s+dead/.test(r.stdout);
+    }, 20_000, "hello.service inactive/dead");
+
+    const destroyed = await cli("destroy", "hello.service");
+    expect(destroyed.code, destroyed.stderr).toBe(0);
+    await check(async () => !(await cli("list-units")).stdout.includes("hello.service"), 20_000, "hello.service gone from list-units");
+    const ps = await cli("list-units", "--json");
+    expect(ps.stdout).not.toContain("hello.service");
+    // No process of it is left.
+    const pid = (listed as { pid?: number }).pid;
+    if (pid) await check(() => !pidAlive(pid), 10_000, "process gone");
+  });
+});
