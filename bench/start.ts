@@ -94,6 +94,7 @@ async function main(): Promise<void> {
   const submitted = new Map<string, number>();
   const running = new Map<string, number>();
   const where = new Map<string, string>();
+  const stages = new Map<string, Map<string, number>>();
   const watch = await buckets.states.watch({ include: "updates" as never });
   void (async () => {
     for await (const e of watch) {
@@ -101,6 +102,9 @@ async function main(): Promise<void> {
       const now = performance.now();
       try {
         const s = decodeAs(UnitStateRecord, e.value, e.key);
+        const seen = stages.get(s.unit) ?? new Map<string, number>();
+        if (!seen.has(s.taskState)) seen.set(s.taskState, now);
+        stages.set(s.unit, seen);
         if (s.taskState === "running" && !running.has(s.unit)) {
           running.set(s.unit, now);
           where.set(s.unit, s.machineId);
@@ -150,6 +154,11 @@ async function main(): Promise<void> {
         `scheduled→running (agent): p50 ${pct(agt, 50).toFixed(1)} ms, p99 ${pct(agt, 99).toFixed(1)} ms`,
     );
   }
+  const stageLine = ["preparing", "starting", "running"].map((st) => {
+    const d = [...scheduled].map(([u, t]) => (stages.get(u)?.get(st) ?? NaN) - t).filter(Number.isFinite).sort((a, b) => a - b);
+    return d.length ? `${st} p50 ${pct(d, 50).toFixed(1)} ms` : `${st} -`;
+  });
+  console.log(`  agent stages after the schedule write (first state record seen): ${stageLine.join(", ")}`);
   console.log(`tasks per machine: ${[...perMachine].map(([m, n]) => `${m}=${n}`).join(", ")}`);
   // Let the first machine settle (GC, journal tailers) before reading its RSS.
   await new Promise((r) => setTimeout(r, 3000));

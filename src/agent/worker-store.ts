@@ -103,23 +103,27 @@ export class WorkerStore {
     return [...this.tasks.getKeys()] as string[];
   }
 
-  putTask(t: StoredTask): Promise<boolean> {
-    return this.tasks.put(t.entry.unit, t);
+  // Writes commit synchronously (noSync: no fsync, so tens of µs): the status is in the store
+  // before the caller reports it, without a hop through lmdb's write thread.
+  async putTask(t: StoredTask): Promise<void> {
+    this.tasks.putSync(t.entry.unit, t);
   }
 
   async setAssigned(unit: string, assigned: boolean): Promise<void> {
     const t = this.tasks.get(unit);
-    if (t) await this.tasks.put(unit, { ...t, assigned });
+    if (t) this.tasks.putSync(unit, { ...t, assigned });
   }
 
-  putStatus(unit: string, s: TaskStatus): Promise<boolean> {
-    return this.statuses.put(unit, s);
+  async putStatus(unit: string, s: TaskStatus): Promise<void> {
+    this.statuses.putSync(unit, s);
   }
 
-  putRun(unit: string, run: RunInfo | undefined): Promise<boolean> {
-    return run ? this.runs.put(unit, run) : this.runs.remove(unit);
+  async putRun(unit: string, run: RunInfo | undefined): Promise<void> {
+    if (run) this.runs.putSync(unit, run);
+    else this.runs.removeSync(unit);
   }
 
+  /** Batched (async): losing the last offsets only means a few lines sent twice. */
   putJournalOffset(unit: string, offset: number): Promise<boolean> {
     return this.journal.put(unit, offset);
   }
