@@ -199,7 +199,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
                 "",
                 `flotilla is up: nats-server pid ${nats.pid}, daemon pid ${daemon?.pid}`,
                 `  export NATS_URL=${url}`,
-                `  NATS_URL=${url} flotilla list-machines`,
+                `  NATS_URL=${url} npx flotilla list-machines`,
                 `  nats --server ${url} req ${api} ''`,
                 `  NATS monitoring: http://127.0.0.1:${ports.http}/  WebSocket: ws://127.0.0.1:${ports.ws}`,
                 `  data: ${dataDir} (nats-server log: ${natsLog})`,
