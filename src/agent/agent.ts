@@ -302,7 +302,7 @@ export class Agent implements Component {
     for (const [unit, list] of byUnit) {
       this.busy.add(unit);
       const gen = this.generation;
-      void this.execute(list, entries.get(unit))
+      void this.execute(list, entries.get(unit), gen)
         .catch((e) => this.log.error({ unit, err: describeError(e) }, "task action failed"))
         .finally(() => {
           if (gen !== this.generation) return;
@@ -312,9 +312,10 @@ export class Agent implements Component {
     }
   }
 
-  private async execute(actions: TaskAction[], entry: ScheduleEntry | undefined): Promise<void> {
+  private async execute(actions: TaskAction[], entry: ScheduleEntry | undefined, gen: number): Promise<void> {
     const loadAndStart = actions.some((a) => a.type === "load") && actions.some((a) => a.type === "start");
     for (const a of actions) {
+      if (!this.running || gen !== this.generation) return; // stopped meanwhile: the next start resumes from the store
       this.log.info({ unit: a.unit, action: a.type, reason: a.reason }, `${a.type} ${a.unit}: ${a.reason}`);
       const tm = this.tasks.get(a.unit);
       switch (a.type) {
