@@ -15,10 +15,9 @@
 // Stop: ExecStop lines if any, then SIGTERM to the whole group, SIGKILL after TimeoutStopSec.
 // The supervisor traps TERM/INT/HUP (a handler, not an ignore, so the workload keeps default
 // dispositions) and keeps waiting, so the exit status is still recorded after a SIGTERM.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { constants as fsc, promises as fsp, openSync, closeSync, readFileSync } from "node:fs";
-import { join, isAbsolute, delimiter } from "node:path";
-import { constants as osc } from "node:os";
+import { spawn, type ChildProcess } from "node:child_process";
+import { promises as fsp, openSync, closeSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import { escapeUnit } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
@@ -33,6 +32,9 @@ import {
   type RunInfo,
   type TaskSpec,
 } from "./executor.js";
+import { expandArgs, isAlive, parseEnvironmentFile, procStat, readExitFile, resolveBinary, signalResetPrefix } from "./process-util.js";
+
+export { expandArgs, isAlive, parseEnvironmentFile, procStat, signalName } from "./process-util.js";
 
 const SUPERVISOR = [
   'd=$1; shift',
@@ -42,28 +44,6 @@ const SUPERVISOR = [
   'while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || break; done',
   'echo $s > "$d/exit"',
 ].join("\n");
-
-/**
- * A non-interactive sh starts background commands with SIGINT and SIGQUIT ignored, and an
- * ignored signal survives exec. GNU env (coreutils ≥ 8.31) can put them back to default just
- * before it execs the workload (same pid). Checked once; without it (busybox) the workload
- * ignores SIGINT/SIGQUIT, which only matters to an ExecStop that sends them.
- */
-let resetSignalsPrefix: string[] | undefined;
-function signalResetPrefix(): string[] {
-  if (resetSignalsPrefix) return resetSignalsPrefix;
-  resetSignalsPrefix = [];
-  for (const env of ["/usr/bin/env", "/bin/env"]) {
-    try {
-      execFileSync(env, ["--default-signal=INT,QUIT", "true"], { stdio: "ignore", timeout: 5000 });
-      resetSignalsPrefix = [env, "--default-signal=INT,QUIT"];
-      break;
-    } catch {
-      /* not GNU env, or not there */
-    }
-  }
-  return resetSignalsPrefix;
-}
 
 export interface ProcessExecutorOptions {
   stateDir: string;
@@ -85,90 +65,6 @@ export class ProcessExecutor implements Executor {
   controller(task: TaskSpec): Controller {
     return new ProcessController(task, this.o);
   }
-}
-
-// ---- /proc helpers ----
-
-/** Start time (clock ticks since boot) and state letter of a pid, or undefined if gone. */
-export function procStat(pid: number): { startTime: number; state: string } | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
-    return { state: rest[0]!, startTime: Number(rest[19]) };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Alive = exists, is not a zombie, and is the same process (start time) we started. */
-export function isAlive(pid: number, startTime: number): boolean {
-  const s = procStat(pid);
-  return s !== undefined && s.state !== "Z" && s.state !== "X" && s.startTime === startTime;
-}
-
-export function signalName(n: number): string | undefined {
-  for (const [name, num] of Object.entries(osc.signals)) if (num === n) return name;
-  return undefined;
-}
-
-function readExitFile(runDir: string): ExitStatus | undefined {
-  try {
-    const code = Number(readFileSync(join(runDir, "exit"), "utf8").trim());
-    if (!Number.isInteger(code)) return undefined;
-    if (code > 128) {
-      const sig = signalName(code - 128);
-      if (sig) return { signal: sig };
-    }
-    return { exitCode: code };
-  } catch {
-    return undefined;
-  }
-}
-
-/** systemd EnvironmentFile= syntax: KEY=VALUE lines, '#'/';' comments, optional quotes. */
-export function parseEnvironmentFile(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#") || line.startsWith(";")) continue;
-    const eq = line.indexOf("=");
-    if (eq <= 0) continue;
-    const key = line.slice(0, eq).trim();
-    let value = line.slice(eq + 1).trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
-    out[key] = value;
-  }
-  return out;
-}
-
-/** systemd's $VAR / ${VAR} expansion in command arguments ($$ is a literal $; not for ':'-prefixed lines). */
-export function expandArgs(cmd: ExecCommand, env: Record<string, string>): string[] {
-  if (cmd.noEnvExpansion) return cmd.argv;
-  return cmd.argv.map((a, i) =>
-    i === 0
-      ? a
-      : a.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, a1, a2) =>
-          m === "$$" ? "$" : (env[(a1 ?? a2) as string] ?? ""),
-        ),
-  );
-}
-
-async function resolveBinary(argv0: string, path: string, cwd: string): Promise<string | undefined> {
-  const candidates = argv0.includes("/")
-    ? [isAbsolute(argv0) ? argv0 : join(cwd, argv0)]
-    : path.split(delimiter).filter(Boolean).map((d) => join(d, argv0));
-  for (const c of candidates) {
-    try {
-      const st = await fsp.stat(c);
-      if (!st.isFile()) continue;
-      await fsp.access(c, fsc.X_OK);
-      return c;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
