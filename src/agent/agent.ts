@@ -8,6 +8,7 @@
 // running tasks keep running untouched however long NATS is away. On reconnect the watches are
 // recreated, their initial values replace the desired set, and tasks that are no longer
 // assigned here are stopped at once; every state record is written again.
+import { hostname } from "node:os";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/nats-core";
 import type { Logger } from "pino";
@@ -61,7 +62,7 @@ export class Agent implements Component {
   ) {
     this.log = ctx.log.child({ component: "agent", machineId: ctx.machineId });
     this.parse =
-      o.parse ?? ((name, contents) => parseUnitFile(name, contents, { host: { machineId: ctx.machineId } }));
+      o.parse ?? ((name, contents) => parseUnitFile(name, contents, { host: { machineId: ctx.machineId, hostname: hostname() } }));
   }
 
   /** Units this agent runs, with their last status (for tests and tools). */
