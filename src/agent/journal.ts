@@ -3,7 +3,7 @@
 // limits. The workload writes to a file under <state-dir>/logs/ (so it never blocks on, or dies
 // with, the agent); this tails those files and publishes new lines. The byte offset already
 // sent is kept in the worker store, so a restarted agent continues where it stopped.
-import { promises as fsp } from "node:fs";
+import { promises as fsp, statSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from "@nats-io/jetstream";
 import type { Logger } from "pino";
@@ -96,7 +96,12 @@ export class JournalTailer {
     if (this.tails.has(unit)) return;
     let start = offset;
     if (start === undefined) {
-      start = await fsp.stat(file).then((s) => s.size, () => 0);
+      // Synchronous on purpose (one stat): the offset is fixed before the task can write.
+      try {
+        start = statSync(file).size;
+      } catch {
+        start = 0;
+      }
     }
     this.tails.set(unit, {
       unit,
