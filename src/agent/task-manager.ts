@@ -222,7 +222,8 @@ export class TaskManager {
     for (const w of waiters) w();
     if (this.stopRequested || this.detached || this.target !== "launched") return;
     if (state !== "complete" && state !== "failed") return;
-    const s = this.service!;
+    const s = this.service;
+    if (!s) return;
     const d = decideRestart({
       policy: s.restart,
       restartSecMs: s.restartSecMs,
