@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
+import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
 import { stopChild } from "../helpers/cli.js";
@@ -37,6 +38,45 @@ afterAll(async () => {
   for (const d of stateDirs) killStateDirWorkloads(d);
   await server?.dispose();
 });
+
+/** A TCP proxy to NATS that a test can cut and restore: the agent loses NATS, the cluster does not. */
+async function natsProxy(port: number): Promise<{ url: string; cut(): void; restore(): void; close(): void }> {
+  let open = true;
+  const sockets = new Set<Socket>();
+  const srv: Server = createServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = tcpConnect({ host: "127.0.0.1", port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => sockets.delete(s));
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const addr = srv.address() as { port: number };
+  return {
+    url: `nats://127.0.0.1:${addr.port}`,
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      open = true;
+    },
+    close() {
+      open = false;
+      for (const s of sockets) s.destroy();
+      srv.close();
+    },
+  };
+}
 
 /** PIDs of processes whose argv is exactly [/bin/sleep, arg] (counts copies of one workload). */
 function sleepsWithArg(arg: string): number[] {
@@ -143,5 +183,49 @@ describe("agent restarts and lost connections", () => {
     }
     // The tasks were never restarted: still the first attempt's statuses.
     for (const t of h.agent.snapshot()) expect((t.status as { restarts: number }).restarts).toBe(0);
+  });
+
+  test("cut off from NATS while its unit moves elsewhere: on reconnect that unit is stopped at once, the rest untouched", async () => {
+    const proxy = await natsProxy(server.port);
+    const prefix = uniquePrefix("moved");
+    const h = await agentHost({ url: proxy.url, prefix, machineId: "m1", agentTtlMs: 1000 });
+    hosts.push(h);
+    stateDirs.push(h.stateDir);
+    const { ctx, nc } = await hostContext({ url: server.url, prefix, machineId: "leader" });
+    const b = ctx.buckets;
+    await schedule(b, "m1", "stays.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    await schedule(b, "m1", "moves.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    const pids = new Map<string, number>();
+    for (const u of ["stays.service", "moves.service"]) {
+      const s = await check(async () => {
+        const r = await readState(b, u, "m1");
+        return r?.taskState === "running" && r;
+      }, 10_000, `${u} running`);
+      pids.set(u, s.pid!);
+    }
+    proxy.cut();
+    // The leader moves moves.service to another machine while m1 cannot hear it.
+    await unschedule(b, "m1", "moves.service");
+    await schedule(b, "m2", "moves.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    const until = Date.now() + 2500; // longer than the TTL: nothing may happen to m1's tasks
+    while (Date.now() < until) {
+      for (const pid of pids.values()) expect(pidAlive(pid)).toBe(true);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const back = Date.now();
+    proxy.restore();
+    await check(() => !pidAlive(pids.get("moves.service")!), 10_000, "moves.service stopped after the resync");
+    const took = Date.now() - back;
+    expect(took).toBeLessThan(5000);
+    expect(pidAlive(pids.get("stays.service")!)).toBe(true);
+    const s = await check(async () => {
+      const r = await readState(b, "stays.service", "m1");
+      return r?.taskState === "running" && r;
+    }, 10_000, "stays.service state back");
+    expect(s.pid).toBe(pids.get("stays.service"));
+    await check(async () => (await readState(b, "moves.service", "m1")) === undefined, 10_000, "moves.service state gone from m1");
+    await h.close();
+    await nc.close();
+    proxy.close();
   });
 });
