@@ -229,4 +229,15 @@ describe("agent", () => {
       await stopChild(child);
     }
   });
+
+  test("a unit file that cannot be parsed is rejected, with the parser's message", async () => {
+    const h = await host();
+    await schedule(h.ctx.buckets, "m1", "broken.service", "[Service]\nRestart=sometimes\n");
+    const s = await check(async () => {
+      const r = await readState(h.ctx.buckets, "broken.service", "m1");
+      return r?.taskState === "rejected" && r;
+    }, 10_000, "rejected");
+    expect(s.error).toMatch(/invalid unit file/);
+    expect([s.load, s.active, s.sub]).toEqual(["error", "failed", "failed"]);
+  });
 });
