@@ -27,6 +27,8 @@ let server: NatsServer;
 const children: ChildProcess[] = [];
 const stateDirs: string[] = [];
 const hosts: AgentHost[] = [];
+/** Every workload pid a test saw, killed in afterAll even if its run directory is gone. */
+const seenPids: number[] = [];
 
 beforeAll(async () => {
   server = await NatsServer.start();
@@ -36,6 +38,13 @@ afterAll(async () => {
   for (const c of children) await stopChild(c, "SIGKILL").catch(() => undefined);
   for (const h of hosts) await h.close().catch(() => undefined);
   for (const d of stateDirs) killStateDirWorkloads(d);
+  for (const pid of seenPids) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("/bin/sleep\0")) process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
   await server?.dispose();
 });
 
@@ -114,6 +123,7 @@ describe("agent restarts and lost connections", () => {
         return r?.taskState === "running" && r;
       }, 20_000, `${u} running`);
       before.set(u, s.pid!);
+      seenPids.push(s.pid!);
     }
 
     await stopChild(first, "SIGKILL");
@@ -161,6 +171,7 @@ describe("agent restarts and lost connections", () => {
         return r?.taskState === "running" && r;
       }, 10_000, `${u} running`);
       pids.set(u, s.pid!);
+      seenPids.push(s.pid!);
     }
 
     await server.stop();
@@ -202,6 +213,7 @@ describe("agent restarts and lost connections", () => {
         return r?.taskState === "running" && r;
       }, 10_000, `${u} running`);
       pids.set(u, s.pid!);
+      seenPids.push(s.pid!);
     }
     proxy.cut();
     // The leader moves moves.service to another machine while m1 cannot hear it.
