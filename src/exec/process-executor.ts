@@ -326,6 +326,8 @@ class ProcessController implements Controller {
   }
 
   async remove(): Promise<void> {
+    // Never forget a live workload: the run directory is how it is found again.
+    if (this.alive()) await this.terminate();
     await fsp.rm(this.runDir, { recursive: true, force: true });
   }
 
