@@ -11,6 +11,7 @@ import type { ServiceOptions } from "../../src/unit/types.js";
 import { parseUnitFile } from "../../src/unit/index.js";
 import { silentLogger } from "../../src/log.js";
 import { killStateDirWorkloads, pidAlive } from "../helpers/agent-host.js";
+import { check } from "../helpers/check.js";
 
 const dir = mkdtempSync(join(tmpdir(), "flotilla-exec-"));
 const executor = new ProcessExecutor({ stateDir: dir, log: silentLogger, pollMs: 20 });
@@ -76,6 +77,8 @@ describe("process executor", () => {
     await s.prepare();
     const r2 = await s.start();
     running.push(r2);
+    // Signals sent before the workload has exec'd hit the shell that is about to become it.
+    await check(() => readFileSync(`/proc/${r2.mainPid}/cmdline`, "utf8").startsWith("/bin/sleep"), 5000, "sleep exec'd");
     expect(await s.shutdown()).toEqual({ signal: "SIGINT" });
     expect(readFileSync(logFileOf(dir, "stop.service"), "utf8")).toContain(`stopping ${r2.mainPid}`);
   });
