@@ -31,8 +31,11 @@ import { describeError } from "../protocol/errors.js";
 import type { ScheduleEntry, UnplacedRecord } from "../protocol/messages.js";
 import type { Action, EngineUnit, Placement } from "./model.js";
 
-/** Writes in flight at once; the guard is re-checked between windows. */
-export const WINDOW = 2048;
+/**
+ * Writes in flight at once; the guard is re-checked between windows. Acknowledged core
+ * publishes are cheap enough for large windows (fewer waits for the slowest ack).
+ */
+export const WINDOW = 8192;
 
 export interface WriteContext {
   epoch: number;
@@ -69,7 +72,9 @@ export class ScheduleWriter {
   ) {
     const subjectForKey = (kv as unknown as { subjectForKey?: (k: string, edit?: boolean) => string }).subjectForKey;
     if (nc && typeof subjectForKey === "function") {
-      this.fast = { pub: new AckPublisher(nc), subject: (k) => subjectForKey.call(kv, k, true) };
+      // The bucket's subject prefix, once: our keys are valid by construction (names.ts).
+      const prefix = subjectForKey.call(kv, "x", true).slice(0, -1);
+      this.fast = { pub: new AckPublisher(nc), subject: (k) => prefix + k };
     }
   }
 
