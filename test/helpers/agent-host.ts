@@ -158,34 +158,25 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Kills a workload's whole group (its supervisor leads it) and the pid itself. */
-export function killWorkload(pid: number | undefined): void {
-  if (!pid) return;
-  for (const target of [pid]) {
-    try {
-      process.kill(target, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-}
-
-/** Kills every workload group a state dir's run files name (afterAll cleanup, by pid). */
+/**
+ * Kills every workload a state dir's run files name (afterAll cleanup), by process group. Only
+ * a group whose leader is the flotilla supervisor of that very run directory is touched: a pid
+ * file left by a workload that died long ago may name a pid the system has since reused.
+ */
 export function killStateDirWorkloads(stateDir: string): void {
   const runRoot = join(stateDir, "run");
   if (!existsSync(runRoot)) return;
   for (const d of readdirSafe(runRoot)) {
+    const runDir = join(runRoot, d);
     try {
-      const pid = Number(readFileSync(join(runRoot, d, "pid"), "utf8").trim());
-      if (pid > 0) {
-        const pgid = Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[2]);
-        try {
-          if (pgid > 1) process.kill(-pgid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
-        killWorkload(pid);
-      }
+      const pid = Number(readFileSync(join(runDir, "pid"), "utf8").trim());
+      if (!(pid > 0)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (!(pgid > 1)) continue;
+      const leader = readFileSync(`/proc/${pgid}/cmdline`, "utf8").split("\0");
+      if (!leader.includes("flotilla-supervise") || !leader.includes(runDir)) continue;
+      process.kill(-pgid, "SIGKILL");
     } catch {
       /* nothing running */
     }
