@@ -16,7 +16,9 @@
 // The supervisor traps TERM/INT/HUP (a handler, not an ignore, so the workload keeps default
 // dispositions) and keeps waiting, so the exit status is still recorded after a SIGTERM.
 import { spawn, type ChildProcess } from "node:child_process";
-import { promises as fsp, openSync, closeSync, readFileSync } from "node:fs";
+// The few syscalls of prepare/start are synchronous on purpose: each is microseconds, while a
+// thread-pool round trip per call costs milliseconds on a busy host (the start latency).
+import { promises as fsp, openSync, closeSync, readFileSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { escapeUnit } from "../protocol/names.js";
@@ -101,8 +103,8 @@ class ProcessController implements Controller {
       throw fatalError(`${this.task.unit}: no ExecStart= line`, "ExecStart");
     }
     try {
-      await fsp.mkdir(this.runDir, { recursive: true });
-      await fsp.mkdir(join(this.o.stateDir, "logs"), { recursive: true });
+      mkdirSync(this.runDir, { recursive: true });
+      mkdirSync(join(this.o.stateDir, "logs"), { recursive: true });
     } catch (e) {
       throw temporaryError(`cannot create ${this.runDir}: ${describeError(e)}`, e);
     }
@@ -115,7 +117,7 @@ class ProcessController implements Controller {
     for (const f of s.environmentFile) {
       let text: string;
       try {
-        text = await fsp.readFile(f.path, "utf8");
+        text = readFileSync(f.path, "utf8");
       } catch (e) {
         if (f.optional) continue;
         throw fatalError(`EnvironmentFile=${f.path}: ${describeError(e)}`, "EnvironmentFile", f.path);
@@ -128,7 +130,7 @@ class ProcessController implements Controller {
     this.env = env;
     this.cwd = s.workingDirectory ?? "/";
     try {
-      const st = await fsp.stat(this.cwd);
+      const st = statSync(this.cwd);
       if (!st.isDirectory()) throw new Error("not a directory");
     } catch (e) {
       if (s.workingDirectoryOptional) {
@@ -197,9 +199,9 @@ class ProcessController implements Controller {
     if (!bin) {
       throw fatalError(`ExecStart=${main.raw}: ${main.argv[0]}: no such executable (not found or not executable)`, "ExecStart", main.argv[0]);
     }
-    await fsp.rm(join(this.runDir, "pid"), { force: true });
-    await fsp.rm(join(this.runDir, "exit"), { force: true });
-    await fsp.mkdir(this.runDir, { recursive: true });
+    rmSync(join(this.runDir, "pid"), { force: true });
+    rmSync(join(this.runDir, "exit"), { force: true });
+    mkdirSync(this.runDir, { recursive: true });
     const fd = openSync(this.logFile, "a");
     let child: ChildProcess;
     try {

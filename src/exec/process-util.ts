@@ -1,7 +1,7 @@
 // Small pieces of the process executor that need no controller: /proc, signals, systemd's
 // EnvironmentFile= and $VAR syntax, PATH lookup and the exit file.
 import { execFileSync } from "node:child_process";
-import { constants as fsc, promises as fsp, readFileSync } from "node:fs";
+import { constants as fsc, accessSync, readFileSync, statSync } from "node:fs";
 import { join, isAbsolute, delimiter } from "node:path";
 import { constants as osc } from "node:os";
 import type { ExecCommand } from "../unit/types.js";
@@ -102,9 +102,9 @@ export async function resolveBinary(argv0: string, path: string, cwd: string): P
     : path.split(delimiter).filter(Boolean).map((d) => join(d, argv0));
   for (const c of candidates) {
     try {
-      const st = await fsp.stat(c);
+      const st = statSync(c);
       if (!st.isFile()) continue;
-      await fsp.access(c, fsc.X_OK);
+      accessSync(c, fsc.X_OK);
       return c;
     } catch {
       /* next */
