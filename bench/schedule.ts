@@ -92,7 +92,11 @@ async function engineFor(url: string, sim: Sim, id: string, ttl: { agentTtlMs: n
   const nc = await connectOnce({ url });
   started.ncs.push(nc);
   const buckets = await ensureBuckets(nc, sim.names, ttl);
-  const engine = new Engine({ buckets, nc, log: log.child({ component: "engine", machineId: id }), machineId: id, ...ttl, reconcileIntervalMs: 2000 });
+  // Schedule writes on a connection of their own (BENCH_WRITER_CONN=0 to share): their acks
+  // then do not queue behind the flood of unit watch deliveries on one socket.
+  const wnc = process.env.BENCH_WRITER_CONN === "0" ? nc : await connectOnce({ url });
+  if (wnc !== nc) started.ncs.push(wnc);
+  const engine = new Engine({ buckets, nc: wnc, log: log.child({ component: "engine", machineId: id }), machineId: id, ...ttl, reconcileIntervalMs: 2000 });
   started.engines.push(engine);
   await engine.start();
   return { engine, nc };
