@@ -17,7 +17,7 @@ import { BIN, ROOT } from "../test/helpers/cli.js";
 import { killStateDirWorkloads } from "../test/helpers/agent-host.js";
 import { ensureBuckets } from "../src/nats/buckets.js";
 import { Names, keys } from "../src/protocol/names.js";
-import { decodeAs } from "../src/protocol/codec.js";
+import { decode, decodeAs } from "../src/protocol/codec.js";
 import { UnitStateRecord } from "../src/protocol/messages.js";
 import { ApiClient } from "../src/cli/client.js";
 
@@ -159,6 +159,18 @@ async function main(): Promise<void> {
     return d.length ? `${st} p50 ${pct(d, 50).toFixed(1)} ms` : `${st} -`;
   });
   console.log(`  agent stages after the schedule write (first state record seen): ${stageLine.join(", ")}`);
+  const leaseEntry = await buckets.leases.get(keys.lease("engine-leader"));
+  let leader = "?";
+  try {
+    leader = (decode(leaseEntry!.value) as { holder?: string }).holder ?? "?";
+  } catch {
+    /* unknown */
+  }
+  const perMachineAgent = MACHINES.map((m) => {
+    const d = [...scheduled].filter(([u]) => where.get(u) === m).map(([u, t]) => running.get(u)! - t).sort((a, b) => a - b);
+    return `${m}${leader.startsWith(`${m}/`) ? " (engine leader)" : ""} p50 ${d.length ? pct(d, 50).toFixed(1) : "-"} ms`;
+  });
+  console.log(`  scheduled→running per machine: ${perMachineAgent.join(", ")}`);
   console.log(`tasks per machine: ${[...perMachine].map(([m, n]) => `${m}=${n}`).join(", ")}`);
   // Let the first machine settle (GC, journal tailers) before reading its RSS.
   await new Promise((r) => setTimeout(r, 3000));
