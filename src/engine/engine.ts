@@ -15,20 +15,16 @@ import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createActor, type Actor, type InspectionEvent } from "xstate";
 import type { Logger } from "pino";
-import { decodeAs } from "../protocol/codec.js";
-import { MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
-import { keys } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
 import type { Buckets } from "../nats/buckets.js";
 import type { ClusterContext, Component } from "../server/context.js";
 import { inspector } from "../server/inspect.js";
-import { parseUnitFileCached } from "../unit/index.js";
 import { isLeading, leaseMachine } from "./lease.machine.js";
 import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
 import { reconcile } from "./reconciler.js";
-import { ScheduleWriter, type WriteResult } from "./schedule-writer.js";
-import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit, type Placement } from "./model.js";
+import { ScheduleWriter } from "./schedule-writer.js";
+import { ClusterViews } from "./views.js";
 
 export interface EngineOptions {
   buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
@@ -68,19 +64,13 @@ export class Engine implements Component {
   private gen = 0;
   private watches: Watch[] = [];
   private ready = { units: false, schedule: false, machines: false };
-  // views
-  private units = new Map<string, EngineUnit>();
-  private placements = new Map<string, Placement>();
-  private unplaced = new Map<string, string>();
-  private machines = new Map<string, MachineRecord>();
+  private readonly views: ClusterViews;
   private liveness: Liveness;
   /** We publish schedule writes with acknowledgements, so we know every revision we wrote. */
   private readonly trackSeq: boolean;
   /** The schedule stream's sequence our view accounts for (trackSeq). */
   private scheduleSeq = 0;
   private graced = false;
-  /** Keys we wrote: watch echoes older than our write are ignored ("del": until the delete's echo). */
-  private floor = new Map<string, number | "del">();
   // round scheduling
   private timer?: NodeJS.Timeout;
   private timerDue = 0;
@@ -94,6 +84,7 @@ export class Engine implements Component {
     this.writer = new ScheduleWriter(o.buckets.schedule, o.log, o.nc);
     this.liveness = new Liveness(o.agentTtlMs);
     this.trackSeq = o.nc !== undefined;
+    this.views = new ClusterViews(o.log, this.liveness, this.trackSeq);
   }
 
   get isLeader(): boolean {
@@ -177,11 +168,7 @@ export class Engine implements Component {
     this.watches = [];
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.units = new Map();
-    this.placements = new Map();
-    this.unplaced = new Map();
-    this.machines = new Map();
-    this.floor = new Map();
+    this.views.clear();
     this.liveness.clear();
   }
 
@@ -199,7 +186,7 @@ export class Engine implements Component {
   private async openWatch(name: keyof Engine["ready"], gen: number): Promise<void> {
     const kv = this.o.buckets[name];
     const handle = (e: KvWatchEntry): boolean =>
-      name === "units" ? this.onUnit(e) : name === "schedule" ? this.onSchedule(e) : this.onMachine(e);
+      name === "units" ? this.views.onUnit(e) : name === "schedule" ? this.views.onSchedule(e) : this.views.onMachine(e);
     const st = await kv.status();
     if (gen !== this.gen) return;
     const empty = st.values === 0;
@@ -241,9 +228,7 @@ export class Engine implements Component {
   private resyncSchedule(why: string): void {
     this.log.warn({ why }, "the schedule changed behind our back; reloading it");
     this.ready.schedule = false;
-    this.placements = new Map();
-    this.unplaced = new Map();
-    this.floor = new Map();
+    this.views.clearSchedule();
     const gen = this.gen;
     void this.openWatch("schedule", gen).catch((e) => {
       this.log.error({ err: describeError(e) }, "cannot reload the schedule; resigning the lease");
@@ -279,7 +264,7 @@ export class Engine implements Component {
       if (!this.graced) this.liveness.graceAll(Date.now());
       this.graced = true;
       this.log.info(
-        { units: this.units.size, placements: this.placements.size, machines: this.machines.size },
+        { units: this.views.units.size, placements: this.views.placements.size, machines: this.views.machines.size },
         "cluster state loaded; reconciling",
       );
       this.kick(0);
@@ -288,95 +273,6 @@ export class Engine implements Component {
 
   private allReady(): boolean {
     return this.ready.units && this.ready.schedule && this.ready.machines;
-  }
-
-  // ---- watch handlers: return true when the change calls for a round ----
-
-  private onUnit(e: KvWatchEntry): boolean {
-    const name = keys.unitFromKey(e.key);
-    if (e.operation !== "PUT") return this.units.delete(name);
-    let rec: UnitRecord;
-    try {
-      rec = decodeAs(UnitRecord, e.value, `units/${e.key}`);
-    } catch (err) {
-      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in units");
-      return false;
-    }
-    const prev = this.units.get(name);
-    if (prev && prev.hash === rec.hash && prev.desiredState === rec.desiredState) return false;
-    this.units.set(name, toEngineUnit(name, rec));
-    return true;
-  }
-
-  private onSchedule(e: KvWatchEntry): boolean {
-    const f = this.floor.get(e.key);
-    if (f !== undefined) {
-      if (f === "del") {
-        if (e.operation !== "PUT") this.floor.delete(e.key);
-        return false;
-      }
-      if (e.revision <= f) {
-        if (e.revision === f) this.floor.delete(e.key);
-        return false;
-      }
-      this.floor.delete(e.key);
-    }
-    const un = keys.parseUnplaced(e.key);
-    if (un !== undefined) {
-      if (e.operation !== "PUT") {
-        this.unplaced.delete(un);
-        return false;
-      }
-      try {
-        this.unplaced.set(un, decodeAs(UnplacedRecord, e.value, `schedule/${e.key}`).reason);
-      } catch (err) {
-        this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage unplaced reason");
-      }
-      return false;
-    }
-    const k = keys.parseSchedule(e.key);
-    if (!k) {
-      this.log.warn({ key: e.key }, "skipping a schedule key that names no machine and unit");
-      return false;
-    }
-    if (e.operation !== "PUT") return this.placements.delete(e.key);
-    let entry: ScheduleEntry;
-    try {
-      entry = decodeAs(ScheduleEntry, e.value, `schedule/${e.key}`);
-    } catch (err) {
-      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in schedule");
-      return false;
-    }
-    this.placements.set(e.key, { unit: k.unit, machineId: k.machineId, hash: entry.hash, desiredState: entry.desiredState });
-    return true;
-  }
-
-  private onMachine(e: KvWatchEntry): boolean {
-    const id = e.key;
-    if (e.operation !== "PUT") {
-      this.liveness.forget(id);
-      return this.machines.delete(id);
-    }
-    let rec: MachineRecord;
-    try {
-      rec = decodeAs(MachineRecord, e.value, `machines/${e.key}`);
-    } catch (err) {
-      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in machines");
-      return false;
-    }
-    const prev = this.machines.get(id);
-    this.machines.set(id, rec);
-    const wasAlive = this.liveness.isAlive(id, Date.now());
-    this.liveness.seen(id, Date.now());
-    // Plain heartbeats change nothing the scheduler reads: no round for them.
-    return (
-      !prev ||
-      !wasAlive ||
-      prev.availability !== rec.availability ||
-      JSON.stringify(prev.metadata) !== JSON.stringify(rec.metadata) ||
-      prev.capacity.cpu !== rec.capacity.cpu ||
-      prev.capacity.memory !== rec.capacity.memory
-    );
   }
 
   // ---- rounds ----
@@ -414,18 +310,13 @@ export class Engine implements Component {
         }
       }
       const now = Date.now();
-      const live = new Map<string, EngineMachine>();
-      for (const [id, r] of this.machines) {
-        if (this.liveness.isAlive(id, now)) {
-          live.set(id, { id, metadata: r.metadata, capacity: r.capacity, availability: r.availability });
-        }
-      }
-      const actions = reconcile({ units: this.units, placements: this.placements.values(), machines: live, unplaced: this.unplaced });
+      const v = this.views;
+      const actions = reconcile({ units: v.units, placements: v.placements.values(), machines: v.liveMachines(now), unplaced: v.unplaced });
       this.stats.rounds++;
       if (actions.length) {
         const res = await this.writer.execute(actions, {
           epoch: this.epoch,
-          units: this.units,
+          units: this.views.units,
           leading: () => this.leading && gen === this.gen,
           leaseHeld: () => {
             const c = this.lease?.getSnapshot().context;
@@ -434,7 +325,10 @@ export class Engine implements Component {
           },
         });
         if (gen === this.gen) {
-          progress = this.apply(res);
+          progress = this.views.apply(res);
+          this.stats.scheduled += res.put.length;
+          this.stats.unscheduled += res.deleted.length;
+          if (!this.stats.firstWriteAt && (res.put.length || res.deleted.length)) this.stats.firstWriteAt = Date.now();
           const revs = [...res.put, ...res.deleted, ...res.unplacedSet, ...res.unplacedCleared].map((x) => x.revision);
           if (!this.accountWrites(revs, res.failures)) progress = false;
         }
@@ -457,43 +351,8 @@ export class Engine implements Component {
     this.kick(Math.max(0, wait), true);
   }
 
-  private apply(res: WriteResult): boolean {
-    // Without a schedule watch (trackSeq) there are no echoes to hold back.
-    const floor = this.trackSeq ? undefined : this.floor;
-    for (const d of res.deleted) {
-      this.placements.delete(d.key);
-      floor?.set(d.key, "del");
-    }
-    for (const p of res.put) {
-      this.placements.set(p.key, p.placement);
-      floor?.set(p.key, p.revision);
-    }
-    for (const u of res.unplacedSet) {
-      this.unplaced.set(u.unit, u.reason);
-      floor?.set(u.key, u.revision);
-    }
-    for (const u of res.unplacedCleared) {
-      this.unplaced.delete(u.unit);
-      floor?.set(u.key, "del");
-    }
-    this.stats.scheduled += res.put.length;
-    this.stats.unscheduled += res.deleted.length;
-    if (!this.stats.firstWriteAt && (res.put.length || res.deleted.length)) this.stats.firstWriteAt = Date.now();
-    return res.failures === 0 && !res.aborted && (res.put.length > 0 || res.deleted.length > 0);
-  }
 }
 
-/** A units-bucket record as the engine sees it: only [X-Fleet] matters here. */
-export function toEngineUnit(name: string, rec: UnitRecord): EngineUnit {
-  const base = { name, hash: rec.hash, desiredState: rec.desiredState, contents: rec.contents };
-  // Most units have no [X-Fleet] section; skip the parse for them (the API validated the file).
-  if (!rec.contents.includes("[X-Fleet]") || !/^\s*\[X-Fleet\]/m.test(rec.contents)) return { ...base, fleet: NO_FLEET_OPTIONS };
-  try {
-    return { ...base, fleet: parseUnitFileCached(name, rec.contents, rec.hash).fleet };
-  } catch (e) {
-    return { ...base, fleet: NO_FLEET_OPTIONS, invalid: describeError(e) };
-  }
-}
 
 export function createEngine(ctx: ClusterContext): Engine {
   return new Engine({
