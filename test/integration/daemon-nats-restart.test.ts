@@ -52,7 +52,8 @@ describe("NATS restart", () => {
         const r = await runCli(["--nats", server.url, "--prefix", prefix, "list-machines", "-l"]);
         return r.code === 0 && r.stdout.includes("survivor");
       }, 15_000, "list-machines to answer again");
-      expect(d.output()).toMatch(/heartbeat recovered; restarting components/);
+      // The log line may reach us after the API already answers: wait for it, don't read once.
+      await check(() => /heartbeat recovered; restarting components/.test(d!.output()), 10_000, "the recovery log line");
     } finally {
       await nc.close();
     }
