@@ -9,7 +9,7 @@ import { Names, keys } from "../../src/protocol/names.js";
 import { encode } from "../../src/protocol/codec.js";
 import { silentLogger } from "../../src/log.js";
 import type { ClusterContext, DaemonConfig } from "../../src/server/context.js";
-import type { MachineRecord } from "../../src/protocol/messages.js";
+import { unitTriple, type MachineRecord, type TaskState, type UnitStateRecord } from "../../src/protocol/messages.js";
 
 export interface InProcessApi {
   names: Names;
@@ -51,4 +51,26 @@ export async function startApiInProcess(nc: NatsConnection, prefix: string, url:
   const service = new ApiService({ nc, names, handlers: buildHandlers(ctx), log: silentLogger, version: "0.0.0-test", machineId });
   await service.start();
   return { names, buckets, ctx, stop: () => service.stop() };
+}
+
+/** Writes the states record an agent on machineId would write for unit in taskState. */
+export async function putUnitState(
+  buckets: Buckets,
+  unit: string,
+  machineId: string,
+  taskState: TaskState,
+  extra: Partial<UnitStateRecord> = {},
+): Promise<void> {
+  const rec: UnitStateRecord = {
+    unit,
+    machineId,
+    hash: "0".repeat(40),
+    taskState,
+    ...unitTriple(taskState),
+    restarts: 0,
+    since: Date.now(),
+    updatedAt: Date.now(),
+    ...extra,
+  };
+  await buckets.states.put(keys.state(unit, machineId), encode(rec));
 }

@@ -1,44 +1,47 @@
 // A fresh cluster (prefix) for CLI tests: the API in the test process, a `flotilla` bound to it
 // with --nats/--prefix, unit files in a temporary directory, and a way to write the states an
-// agent would write.
-import { mkdtempSync, writeFileSync } from "node:fs";
+// agent would write. useCliCluster() sets up the file's nats-server and returns the factory.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { NatsConnection } from "@nats-io/nats-core";
-import type { NatsServer } from "./nats-server.js";
+import { beforeAll } from "vitest";
 import { uniquePrefix } from "./nats-server.js";
 import { runCli } from "./cli.js";
-import { startApiInProcess, type InProcessApi } from "./api-in-process.js";
-import { encode } from "../../src/protocol/codec.js";
-import { keys } from "../../src/protocol/names.js";
-import { unitTriple, type TaskState, type UnitStateRecord } from "../../src/protocol/messages.js";
+import { useNatsServer } from "./fixture.js";
+import { putUnitState, startApiInProcess, type InProcessApi } from "./api-in-process.js";
+import type { TaskState, UnitStateRecord } from "../../src/protocol/messages.js";
 import { UnitStore } from "../../src/unit/store.js";
 
-export async function cliCluster(server: NatsServer, nc: NatsConnection, dir: string, apis: InProcessApi[]) {
-  const api = await startApiInProcess(nc, uniquePrefix("cli"), server.url);
-  apis.push(api);
-  const cli = (...args: string[]) => runCli(["--nats", server.url, "--prefix", api.names.prefix, ...args], { timeoutMs: 30_000 });
-  const store = new UnitStore(api.buckets.units);
-  const sub = mkdtempSync(join(dir, "u-"));
-  const file = (name: string, contents: string): string => {
-    const p = join(sub, name);
-    writeFileSync(p, contents);
-    return p;
-  };
-  const putState = async (unit: string, taskState: TaskState, machineId = "m-test", extra: Partial<UnitStateRecord> = {}) => {
-    const rec: UnitStateRecord = {
-      unit,
-      machineId,
-      hash: "0".repeat(40),
-      taskState,
-      ...unitTriple(taskState),
-      restarts: 0,
-      since: Date.now(),
-      updatedAt: Date.now(),
-      ...extra,
-    };
-    await api.buckets.states.put(keys.state(unit, machineId), encode(rec));
-  };
-  const snapshot = async () => JSON.stringify(await store.list());
-  return { api, cli, store, file, putState, snapshot, sub };
-}
+export type CliCluster = Awaited<ReturnType<ReturnType<typeof useCliCluster>>>;
 
+/** Call at the top level of a test file; each call of the returned function is a new cluster. */
+export function useCliCluster() {
+  const nats = useNatsServer();
+  const apis: InProcessApi[] = [];
+  let dir: string | undefined;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "flotilla-cli-units-"));
+  });
+  nats.defer(async () => {
+    for (const a of apis.splice(0)) await a.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  return async function cliCluster() {
+    const { server, nc } = nats;
+    const api = await startApiInProcess(nc, uniquePrefix("cli"), server.url);
+    apis.push(api);
+    const cli = (...args: string[]) => runCli(["--nats", server.url, "--prefix", api.names.prefix, ...args], { timeoutMs: 30_000 });
+    const store = new UnitStore(api.buckets.units);
+    const sub = mkdtempSync(join(dir!, "u-"));
+    const file = (name: string, contents: string): string => {
+      const p = join(sub, name);
+      writeFileSync(p, contents);
+      return p;
+    };
+    const putState = (unit: string, taskState: TaskState, machineId = "m-test", extra: Partial<UnitStateRecord> = {}) =>
+      putUnitState(api.buckets, unit, machineId, taskState, extra);
+    const snapshot = async () => JSON.stringify(await store.list());
+    return { api, cli, store, file, putState, snapshot, sub };
+  };
+}

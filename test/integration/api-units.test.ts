@@ -1,30 +1,20 @@
 // The unit verbs of the API driven as the NATS CLI would: raw JSON bytes on
 // <prefix>.api.<verb>, replies read as bytes. Every verb, every error code, and for every bad
 // input: a clear error, the units bucket unchanged, the service still answering.
-import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
+import { beforeEach, afterEach, describe, expect, it } from "vitest";
+import { uniquePrefix } from "../helpers/nats-server.js";
+import { useNatsServer } from "../helpers/fixture.js";
 import { check } from "../helpers/check.js";
-import { startApiInProcess, type InProcessApi } from "../helpers/api-in-process.js";
-import { connectOnce } from "../../src/nats/connection.js";
+import { putUnitState, startApiInProcess, type InProcessApi } from "../helpers/api-in-process.js";
 import { encode } from "../../src/protocol/codec.js";
 import { keys } from "../../src/protocol/names.js";
-import { unitTriple, type TaskState, type UnitStateRecord } from "../../src/protocol/messages.js";
+import type { TaskState, UnitStateRecord } from "../../src/protocol/messages.js";
 
-let server: NatsServer;
-let nc: NatsConnection;
+const nats = useNatsServer();
 let api: InProcessApi;
 
-beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connectOnce({ url: server.url });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-});
 beforeEach(async () => {
-  api = await startApiInProcess(nc, uniquePrefix("api"), server.url);
+  api = await startApiInProcess(nats.nc, uniquePrefix("api"), nats.server.url);
 });
 afterEach(async () => {
   await api?.stop();
@@ -36,7 +26,7 @@ interface Reply {
 }
 
 async function req(verb: string, raw: string | Uint8Array): Promise<Reply> {
-  const m = await nc.request(api.names.apiSubject(verb), raw, { timeout: 5000 });
+  const m = await nats.nc.request(api.names.apiSubject(verb), raw, { timeout: 5000 });
   const text = new TextDecoder().decode(m.data);
   return { status: m.headers?.get("Nats-Service-Error-Code") || undefined, body: text ? JSON.parse(text) : undefined };
 }
@@ -54,20 +44,8 @@ async function unitsSnapshot(): Promise<string> {
   return `${revs.join(",")} last=${st.streamInfo.state.last_seq}`;
 }
 
-async function putState(unit: string, machineId: string, taskState: TaskState, extra: Partial<UnitStateRecord> = {}): Promise<void> {
-  const rec: UnitStateRecord = {
-    unit,
-    machineId,
-    hash: "h".repeat(40),
-    taskState,
-    ...unitTriple(taskState),
-    restarts: 0,
-    since: Date.now(),
-    updatedAt: Date.now(),
-    ...extra,
-  };
-  await api.buckets.states.put(keys.state(unit, machineId), encode(rec));
-}
+const putState = (unit: string, machineId: string, taskState: TaskState, extra: Partial<UnitStateRecord> = {}) =>
+  putUnitState(api.buckets, unit, machineId, taskState, extra);
 
 describe("unit verbs over raw NATS requests", () => {
   it("submit, load, start, stop, unload, destroy, restart each move the desired state", async () => {

@@ -1,35 +1,13 @@
 // The unit verbs through the real CLI (compiled, as a user runs it) against the API running in
 // this process: bad input, and blocking verbs tested without an agent (the test writes the
 // states records an agent would).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { NatsServer } from "../helpers/nats-server.js";
-import { cliCluster } from "../helpers/cli-cluster.js";
-import type { InProcessApi } from "../helpers/api-in-process.js";
-import { connectOnce } from "../../src/nats/connection.js";
 import { check } from "../helpers/check.js";
 import { keys } from "../../src/protocol/names.js";
-let server: NatsServer;
-let nc: NatsConnection;
-let dir: string;
-const apis: InProcessApi[] = [];
+import { useCliCluster } from "../helpers/cli-cluster.js";
 
-beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connectOnce({ url: server.url });
-  dir = mkdtempSync(join(tmpdir(), "flotilla-cli-units-"));
-});
-afterAll(async () => {
-  for (const a of apis) await a.stop();
-  await nc?.close();
-  await server?.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const cluster = () => cliCluster(server, nc, dir, apis);
+const cluster = useCliCluster();
 
 describe("bad input through the CLI: a clear error, exit code, nothing changed", () => {
   it("refuses big, binary, badly named, missing and malformed input", async () => {

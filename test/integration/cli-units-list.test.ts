@@ -1,32 +1,9 @@
 // The unit verbs through the real CLI (compiled, as a user runs it) against the API running in
 // this process: listings.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { NatsServer } from "../helpers/nats-server.js";
-import { cliCluster } from "../helpers/cli-cluster.js";
-import type { InProcessApi } from "../helpers/api-in-process.js";
-import { connectOnce } from "../../src/nats/connection.js";
-let server: NatsServer;
-let nc: NatsConnection;
-let dir: string;
-const apis: InProcessApi[] = [];
+import { describe, expect, it } from "vitest";
+import { useCliCluster } from "../helpers/cli-cluster.js";
 
-beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connectOnce({ url: server.url });
-  dir = mkdtempSync(join(tmpdir(), "flotilla-cli-units-"));
-});
-afterAll(async () => {
-  for (const a of apis) await a.stop();
-  await nc?.close();
-  await server?.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const cluster = () => cliCluster(server, nc, dir, apis);
+const cluster = useCliCluster();
 
 const HELLO = "[Unit]\nDescription=Hello %i\n\n[Service]\nExecStart=/bin/sh -c 'while true; do echo hello %i; sleep 1; done'\n";
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);

@@ -1,25 +1,16 @@
 // listKeys against a TTL bucket: nats.js's kv.keys() waits forever for a value that expired
 // between its count and its delivery; listKeys asks STREAM.INFO once and never waits.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { describe, expect, it } from "vitest";
 import { Kvm } from "@nats-io/kv";
-import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
-import { connectOnce } from "../../src/nats/connection.js";
+import { uniquePrefix } from "../helpers/nats-server.js";
+import { useNatsServer } from "../helpers/fixture.js";
 import { listKeys } from "../../src/nats/kv-keys.js";
 
-let server: NatsServer;
-let nc: NatsConnection;
-beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connectOnce({ url: server.url });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.dispose();
-});
+const nats = useNatsServer();
 
 describe("listKeys", () => {
   it("lists under a filter, includes deleted keys' markers, and answers at once while keys expire", async () => {
+    const { nc } = nats;
     const name = uniquePrefix("kvk");
     const kv = await new Kvm(nc).create(name, { ttl: 300, history: 1 });
     await kv.put("a.m1", "1");

@@ -1,28 +1,19 @@
 // UnitStore against a real JetStream KV: compare-and-set under concurrency (no lost update),
 // template instantiation, garbage in the bucket.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
-import { connectOnce } from "../../src/nats/connection.js";
+import { uniquePrefix } from "../helpers/nats-server.js";
+import { useNatsServer } from "../helpers/fixture.js";
 import { ensureBuckets, type Buckets } from "../../src/nats/buckets.js";
 import { Names, keys } from "../../src/protocol/names.js";
 import { UnitStore } from "../../src/unit/store.js";
 import { unitHash } from "../../src/unit/index.js";
 import { FlotillaError } from "../../src/protocol/errors.js";
 
-let server: NatsServer;
-let nc1: NatsConnection;
+const nats = useNatsServer();
 let nc2: NatsConnection;
-
 beforeAll(async () => {
-  server = await NatsServer.start();
-  nc1 = await connectOnce({ url: server.url });
-  nc2 = await connectOnce({ url: server.url });
-});
-afterAll(async () => {
-  await nc1?.close();
-  await nc2?.close();
-  await server?.dispose();
+  nc2 = await nats.connect();
 });
 
 const HELLO = "[Service]\nExecStart=/bin/sleep 600\n";
@@ -30,7 +21,7 @@ const HELLO = "[Service]\nExecStart=/bin/sleep 600\n";
 /** Two writers on two connections, as two daemons answering the API would be. */
 async function twoStores(): Promise<[UnitStore, UnitStore, Buckets]> {
   const names = new Names(uniquePrefix("store"));
-  const b1 = await ensureBuckets(nc1, names, { agentTtlMs: 10_000, leaseTtlMs: 5_000 });
+  const b1 = await ensureBuckets(nats.nc, names, { agentTtlMs: 10_000, leaseTtlMs: 5_000 });
   const b2 = await ensureBuckets(nc2, names, { agentTtlMs: 10_000, leaseTtlMs: 5_000 });
   return [new UnitStore(b1.units), new UnitStore(b2.units), b1];
 }
