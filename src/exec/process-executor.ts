@@ -12,7 +12,8 @@
 // parent: it identifies the supervisor by pid + start time (/proc/<pid>/stat), polls it until
 // it is gone and reads the exit file. The status sh reports is 128+N for a signal N, so an
 // exit code above 128 is recorded as that signal (systemd shows it the same way).
-// Stop: ExecStop lines if any, then SIGTERM to the whole group, SIGKILL after TimeoutStopSec.
+// Stop: ExecStop lines if any, then SIGTERM to the whole group, SIGKILL after TimeoutStopSec;
+// never before the workload has exec'd (a signal sent to the supervisor's fork is lost).
 // The supervisor traps TERM/INT/HUP (a handler, not an ignore, so the workload keeps default
 // dispositions) and keeps waiting, so the exit status is still recorded after a SIGTERM.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -34,7 +35,7 @@ import {
   type RunInfo,
   type TaskSpec,
 } from "./executor.js";
-import { expandArgs, isAlive, parseEnvironmentFile, procStat, readExitFile, resolveBinary, signalResetPrefix } from "./process-util.js";
+import { execStage, expandArgs, isAlive, parseEnvironmentFile, procStat, readExitFile, resolveBinary, signalResetPrefix } from "./process-util.js";
 
 export { expandArgs, isAlive, parseEnvironmentFile, procStat, signalName } from "./process-util.js";
 
@@ -231,20 +232,15 @@ class ProcessController implements Controller {
     const deadline = Date.now() + 5000;
     for (let i = 0; Date.now() < deadline; i++) {
       const delay = i < 8 ? 1 : Math.min(2 ** (i - 7), 20);
-      try {
-        const text = readFileSync(join(this.runDir, "pid"), "utf8");
-        mainPid = text.endsWith("\n") ? Number(text.trim()) : undefined;
-        if (mainPid && mainPid > 0) break;
-      } catch {
-        /* not yet */
-      }
+      mainPid = readPidFile(this.runDir);
+      if (mainPid) break;
       if (gone) break;
       await sleep(delay);
     }
     this.run = {
       supervisorPid: pid,
       startTime: stat?.startTime ?? -1,
-      mainPid: mainPid && mainPid > 0 ? mainPid : pid,
+      mainPid: mainPid ?? pid,
       startedAt: Date.now(),
     };
     return this.run;
@@ -284,6 +280,23 @@ class ProcessController implements Controller {
     }
   }
 
+  private async waitExec(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (let d = 1; ; d = Math.min(d * 2, 20)) {
+      const run = this.run;
+      if (!run) return;
+      if (run.mainPid === run.supervisorPid) {
+        // start() gave up waiting for the pid file (a very busy host): it may be there now.
+        const pid = readPidFile(this.runDir);
+        if (pid) this.run = { ...run, mainPid: pid };
+      }
+      const mainPid = this.run?.mainPid ?? run.mainPid;
+      if (mainPid !== run.supervisorPid && execStage(mainPid, SUPERVISOR) !== "forked") return;
+      if (!this.alive() || Date.now() >= deadline) return;
+      await sleep(d);
+    }
+  }
+
   private signalGroup(sig: NodeJS.Signals): void {
     const run = this.run;
     if (!run || !this.alive()) return;
@@ -299,6 +312,9 @@ class ProcessController implements Controller {
     const s = this.service;
     const timeout = s.timeoutStopSecMs;
     if (this.alive() && this.run) {
+      // A stop right after a start must not lose its signal to a workload that has not
+      // exec'd yet (see execStage); bounded, so a wedged fork still ends in SIGKILL.
+      await this.waitExec(Math.min(timeout, 5000));
       for (const stop of s.execStop) {
         try {
           await this.runHelper("ExecStop", stop, timeout, { MAINPID: String(this.run.mainPid) });
@@ -335,6 +351,17 @@ class ProcessController implements Controller {
 
   close(): void {
     this.closed = true;
+  }
+}
+
+/** The workload's pid as the supervisor wrote it; a half-written file reads as "not yet". */
+function readPidFile(runDir: string): number | undefined {
+  try {
+    const text = readFileSync(join(runDir, "pid"), "utf8");
+    const pid = text.endsWith("\n") ? Number(text.trim()) : NaN;
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -31,6 +31,31 @@ export function signalResetPrefix(): string[] {
 
 // ---- /proc helpers ----
 
+/**
+ * Has the workload reached its own program yet? Between the supervisor's fork and the exec of
+ * ExecStart, the child is still a copy of the supervisor's sh with its `trap : TERM` handler
+ * installed: a SIGTERM landing there is swallowed (dash resets the trap just before the exec
+ * and the pending signal goes with it), and the workload then runs on until SIGKILL. The GNU
+ * env step that follows ignores SIGINT/SIGQUIT until it resets them. So a stop waits for this
+ * to say "exec'd" (or "gone") before it signals anything. Read from /proc/<pid>/cmdline: the
+ * fork shows the supervisor's own argv, the env step shows the reset prefix.
+ */
+export function execStage(pid: number, supervisorScript: string): "gone" | "forked" | "exec'd" {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return "gone";
+  }
+  const st = procStat(pid);
+  if (!st || st.state === "Z" || st.state === "X" || argv.length < 2) return "gone";
+  if (argv[1] === "-c" && argv[2] === supervisorScript) return "forked";
+  const reset = signalResetPrefix();
+  if (reset.length > 0 && argv[0] === reset[0] && argv[1] === reset[1]) return "forked";
+  return "exec'd";
+}
+
+
 /** Start time (clock ticks since boot) and state letter of a pid, or undefined if gone. */
 export function procStat(pid: number): { startTime: number; state: string } | undefined {
   try {

@@ -11,7 +11,6 @@ import type { ServiceOptions } from "../../src/unit/types.js";
 import { parseUnitFile } from "../../src/unit/index.js";
 import { silentLogger } from "../../src/log.js";
 import { killStateDirWorkloads, pidAlive } from "../helpers/agent-host.js";
-import { check } from "../helpers/check.js";
 
 const dir = mkdtempSync(join(tmpdir(), "flotilla-exec-"));
 const executor = new ProcessExecutor({ stateDir: dir, log: silentLogger, pollMs: 20 });
@@ -77,10 +76,28 @@ describe("process executor", () => {
     await s.prepare();
     const r2 = await s.start();
     running.push(r2);
-    // Signals sent before the workload has exec'd hit the shell that is about to become it.
-    await check(() => readFileSync(`/proc/${r2.mainPid}/cmdline`, "utf8").startsWith("/bin/sleep"), 5000, "sleep exec'd");
     expect(await s.shutdown()).toEqual({ signal: "SIGINT" });
     expect(readFileSync(logFileOf(dir, "stop.service"), "utf8")).toContain(`stopping ${r2.mainPid}`);
+  });
+
+  test("a stop right after the start still stops by SIGTERM / ExecStop, without waiting TimeoutStopSec", async () => {
+    // The signal used to land on the supervisor's fork before it exec'd the workload, where
+    // the supervisor's TERM trap swallowed it (or the env step ignored SIGINT): SIGKILL after
+    // TimeoutStopSec, about one stop in four. One at a time, as `start` then `stop` would.
+    const results: { unit: string; exit: unknown; alive: boolean }[] = [];
+    const expected: typeof results = [];
+    for (let i = 0; i < 16; i++) {
+      const unit = `quick${i}.service`;
+      const viaExecStop = i % 4 === 3;
+      const stop = viaExecStop ? 'ExecStop=/bin/sh -c "kill -INT $$MAINPID"\n' : "";
+      const c = controller(unit, `[Service]\nExecStart=/bin/sleep 600\nTimeoutStopSec=2\n${stop}`);
+      await c.prepare();
+      const run = await c.start();
+      running.push(run);
+      results.push({ unit, exit: await c.shutdown(), alive: pidAlive(run.mainPid) });
+      expected.push({ unit, exit: { signal: viaExecStop ? "SIGINT" : "SIGTERM" }, alive: false });
+    }
+    expect(results).toEqual(expected);
   });
 
   test("adopt: alive by pid + start time; a reused pid (other start time) is not adopted; the exit file tells how it ended", async () => {
