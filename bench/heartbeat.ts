@@ -3,16 +3,11 @@
 // puts/s, CPU% and RSS of this process and of nats-server, list-machines latency through a real
 // daemon's API with 1,000 machines listed (target < 200 ms), and a lone daemon's idle RSS
 // (target < 80 MB). Bounded in time; stops everything it started, by PID.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { createActor, fromPromise, type Actor } from "xstate";
-import { NatsServer, uniquePrefix } from "../test/helpers/nats-server.js";
+import { uniquePrefix } from "../test/helpers/nats-server.js";
 import { check } from "../test/helpers/check.js";
-import { BIN, ROOT } from "../test/helpers/cli.js";
-import buildDist from "../test/helpers/global-setup.js";
+import { buildForDaemons, pct, procStat, runBench, spawnDaemon, startNatsServer } from "./lib.js";
 import { ensureBuckets } from "../src/nats/buckets.js";
 import { Names } from "../src/protocol/names.js";
 import { heartMachine } from "../src/machine/heart.machine.js";
@@ -24,58 +19,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const TTL_MS = 10_000;
 const REQUESTS = 20;
 
-const children: ChildProcess[] = [];
-let server: NatsServer | undefined;
-
-function procStat(pid: number): { cpuMs: number; rssKb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(f[11]) + Number(f[12]); // utime + stime
-  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return { cpuMs: (ticks * 1000) / 100, rssKb: Number(rss?.[1] ?? 0) };
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function spawnDaemon(url: string, prefix: string, extra: string[] = []): ChildProcess {
-  const stateDir = mkdtempSync(join(tmpdir(), "flotilla-bench-"));
-  const c = spawn(process.execPath, [BIN, "--nats", url, "--prefix", prefix, "daemon", "--state-dir", stateDir, "--agent-ttl", "10s", ...extra], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, LOG_LEVEL: "warn" },
-  });
-  let out = "";
-  c.stdout?.on("data", (d) => (out += String(d)));
-  c.stderr?.on("data", (d) => (out += String(d)));
-  (c as ChildProcess & { out: () => string }).out = () => out;
-  children.push(c);
-  c.once("exit", () => rmSync(stateDir, { recursive: true, force: true }));
-  return c;
-}
-
-async function stopAll(): Promise<void> {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise((r) => c.once("exit", r));
-      c.kill("SIGTERM");
-      const t = setTimeout(() => c.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(t);
-    }
-  }
-  await server?.dispose();
-}
-
 async function main(): Promise<void> {
-  // The same build the tests use: only when sources changed, swapped in whole.
-  process.chdir(ROOT);
-  try {
-    buildDist();
-  } catch {
-    console.error("building dist/ failed (see above); the daemons run the dist/ already there");
-  }
-  server = await NatsServer.start();
+  buildForDaemons();
+  const server = await startNatsServer();
   const nc = await connect({ servers: server.url });
   const prefix = uniquePrefix("bench");
   const names = new Names(prefix);
@@ -115,7 +61,7 @@ async function main(): Promise<void> {
   console.log(`all ${MACHINES} machines registered in ${Date.now() - started} ms`);
 
   // A real daemon serves list-machines for this prefix.
-  const apiDaemon = spawnDaemon(server.url, prefix, ["--no-engine"]);
+  const apiDaemon = spawnDaemon(server.url, prefix, ["--agent-ttl", "10s", "--no-engine"], "API daemon");
   await check(async () => {
     const m = await nc.request(names.apiSubject("list-machines"), "", { timeout: 5000 });
     return (JSON.parse(new TextDecoder().decode(m.data)) as unknown[]).length > MACHINES;
@@ -159,7 +105,7 @@ async function main(): Promise<void> {
 
   // A lone daemon (engine and agent on, nothing to do) on its own prefix.
   const lonePrefix = uniquePrefix("lone");
-  const lone = spawnDaemon(server.url, lonePrefix);
+  const lone = spawnDaemon(server.url, lonePrefix, ["--agent-ttl", "10s"], "lone daemon");
   await check(async () => {
     const m = await nc.request(new Names(lonePrefix).apiSubject("list-machines"), "", { timeout: 2000 });
     return (JSON.parse(new TextDecoder().decode(m.data)) as unknown[]).length === 1;
@@ -170,16 +116,4 @@ async function main(): Promise<void> {
   await nc.close();
 }
 
-const hardStop = setTimeout(() => {
-  console.error("benchmark exceeded its time bound; stopping");
-  void stopAll().then(() => process.exit(1));
-}, (SECONDS + 150) * 1000);
-process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
-
-main()
-  .then(stopAll, async (e) => {
-    console.error(`benchmark failed: ${e instanceof Error ? e.message : String(e)}`);
-    await stopAll();
-    process.exitCode = 1;
-  })
-  .finally(() => clearTimeout(hardStop));
+runBench("bench:heartbeat", main, (SECONDS + 150) * 1000);

@@ -6,15 +6,10 @@
 // then. Targets: p50 ≤ 50 ms, p99 ≤ 200 ms, RSS < 120 MB. Bounded in time; stops every process
 // it started, the daemons by PID and the sleeps by process group (daemons leave workloads
 // running on purpose when they stop).
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { NatsServer, uniquePrefix } from "../test/helpers/nats-server.js";
+import { uniquePrefix } from "../test/helpers/nats-server.js";
 import { check } from "../test/helpers/check.js";
-import { BIN, ROOT } from "../test/helpers/cli.js";
-import { killStateDirWorkloads } from "../test/helpers/agent-host.js";
+import { buildForDaemons, pct, rssMb, runBench, spawnDaemon, startNatsServer } from "./lib.js";
 import { ensureBuckets } from "../src/nats/buckets.js";
 import { Names, keys } from "../src/protocol/names.js";
 import { decode, decodeAs } from "../src/protocol/codec.js";
@@ -27,62 +22,14 @@ const PACE_MS = Number(process.env.BENCH_PACE_MS ?? 20);
 const MACHINES = ["bench-1", "bench-2", "bench-3"];
 const DEADLINE_MS = 120_000;
 
-const children: ChildProcess[] = [];
-const stateDirs: string[] = [];
-let server: NatsServer | undefined;
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return Math.round(Number(m?.[1] ?? 0) / 102.4) / 10;
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function spawnDaemon(url: string, prefix: string, machineId: string): ChildProcess {
-  const stateDir = mkdtempSync(join(tmpdir(), "flotilla-bench-"));
-  stateDirs.push(stateDir);
-  const c = spawn(
-    process.execPath,
-    [BIN, "--nats", url, "--prefix", prefix, "daemon", "--machine-id", machineId, "--state-dir", stateDir, "--agent-ttl", "10s", "--lease-ttl", "5s"],
-    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LOG_LEVEL: "warn" } },
-  );
-  let err = "";
-  c.stderr?.on("data", (d) => (err = (err + String(d)).slice(-4000)));
-  c.once("exit", (code) => {
-    if (code) console.error(`daemon ${machineId} exited ${code}: ${err}`);
-  });
-  children.push(c);
-  return c;
-}
-
-async function cleanup(): Promise<void> {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise((r) => c.once("exit", r));
-      c.kill("SIGTERM");
-      const t = setTimeout(() => c.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(t);
-    }
-  }
-  for (const d of stateDirs) {
-    killStateDirWorkloads(d);
-    rmSync(d, { recursive: true, force: true });
-  }
-  await server?.dispose();
-}
-
 async function main(): Promise<void> {
-  console.log("building dist/ for the daemons...");
-  execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.json")], { stdio: "inherit" });
-  server = await NatsServer.start();
+  buildForDaemons();
+  const server = await startNatsServer();
   const prefix = uniquePrefix("bench");
   const names = new Names(prefix);
   const nc = await connect({ servers: server.url });
   const buckets = await ensureBuckets(nc, names, { agentTtlMs: 10_000, leaseTtlMs: 5000 });
-  const daemons = MACHINES.map((m) => spawnDaemon(server!.url, prefix, m));
+  const daemons = MACHINES.map((m) => spawnDaemon(server.url, prefix, ["--machine-id", m, "--agent-ttl", "10s", "--lease-ttl", "5s"], `daemon ${m}`));
   await check(async () => {
     let n = 0;
     for (const m of MACHINES) if (await buckets.machines.get(keys.machine(m))) n++;
@@ -181,21 +128,4 @@ async function main(): Promise<void> {
   await nc.close();
 }
 
-const timer = setTimeout(() => {
-  console.error(`bench:start did not finish within ${DEADLINE_MS + 60_000} ms`);
-  void cleanup().then(() => process.exit(1));
-}, DEADLINE_MS + 60_000);
-
-main()
-  .then(
-    () => 0,
-    (e) => {
-      console.error(e);
-      return 1;
-    },
-  )
-  .then(async (code) => {
-    clearTimeout(timer);
-    await cleanup();
-    process.exit(code);
-  });
+runBench("bench:start", main, DEADLINE_MS + 60_000);
