@@ -250,7 +250,11 @@ export class Agent implements Component {
 
   // ---- reconcile ----
 
-  /** The desired set: this machine's schedule, plus Global units that fit here. */
+  /**
+   * The desired set: this machine's schedule, plus Global units that fit here. Globals are
+   * taken in name order and each one chosen joins the set the later ones are checked against,
+   * so of two globals that conflict only the first by name runs, and on every machine the same.
+   */
   private desired(): Map<string, ScheduleEntry> {
     const out = new Map(this.schedule.values);
     if (this.globals.values.size === 0) return out;
@@ -262,13 +266,16 @@ export class Agent implements Component {
         return [];
       }
     });
-    for (const g of this.globals.values.values()) {
+    const globals = [...this.globals.values.values()].sort((a, b) => (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));
+    for (const g of globals) {
       if (out.has(g.unit)) continue;
       try {
         const fleet = this.parse(g.unit, g.contents).fleet;
         if (!matchesMetadata(fleet.machineMetadata, metadata)) continue;
-        if (here.some((u) => conflictsWith(u, { name: g.unit, fleet }))) continue;
+        const self = { name: g.unit, fleet };
+        if (here.some((u) => conflictsWith(u, self))) continue;
         out.set(g.unit, g);
+        here.push(self);
       } catch {
         /* not parseable: never reaches here (applyUnit drops it) */
       }

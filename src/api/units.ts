@@ -13,7 +13,7 @@ import type { ClusterContext } from "../server/context.js";
 import { UnitStore, type UnitOutcome } from "../unit/store.js";
 import { CREATING_VERBS, UNIT_VERBS, type UnitVerb } from "../unit/transitions.js";
 import { goalReached, waitForUnit } from "../unit/wait.js";
-import { normalizeUnitName } from "../unit/index.js";
+import { conflictReason, normalizeUnitName, parseUnitFileCached } from "../unit/index.js";
 import type { ApiHandlers } from "./service.js";
 import {
   lastError,
@@ -189,10 +189,30 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
       machineIps: Object.fromEntries(
         [...new Set([...row.machines, ...states.map((s) => s.machineId)])].map((id) => [id, machines.get(id)?.publicIp || null]),
       ),
-      unplaced: row.unplaced,
+      unplaced: info.global && states.length === 0 && r.desiredState !== "inactive" ? await globalBlockedBy(r) : row.unplaced,
       states,
       lastError: lastError(states),
     };
+  };
+
+  /**
+   * Why no machine runs a global unit: the agents take globals in name order and skip one that
+   * conflicts with a global they already chose (agent.ts desired()), so name the first such.
+   */
+  const globalBlockedBy = async (r: UnitRecord): Promise<string | null> => {
+    const self = { name: r.name, fleet: parseUnitFileCached(r.name, r.contents, r.hash).fleet };
+    for (const o of (await store.list()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      if (o.name >= r.name) break;
+      if (o.desiredState === "inactive") continue;
+      try {
+        const fleet = parseUnitFileCached(o.name, o.contents, o.hash).fleet;
+        const why = fleet.global ? conflictReason({ name: o.name, fleet }, self) : undefined;
+        if (why) return `${why}; ${o.name} is the global that runs (the first by name)`;
+      } catch {
+        /* a stored file that no longer parses blocks nothing */
+      }
+    }
+    return null;
   };
 
   return h;

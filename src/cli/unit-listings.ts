@@ -96,7 +96,10 @@ export function formatStatus(s: StatusReply, full: boolean): string {
   lines.push(`   Desired: ${s.unit.desiredState} (version ${s.unit.version}, hash ${full ? s.unit.hash : s.unit.hash.slice(0, 7)}, updated ${new Date(s.unit.updatedAt).toISOString()})`);
   lines.push(`     State: ${s.global ? "-" : s.currentState}`);
   let target: string;
-  if (s.global) target = s.machines.length ? `global (${s.machines.map((m) => legend(m.id, m.publicIp, full)).join(", ")})` : "global (no machine yet)";
+  if (s.global) {
+    if (s.machines.length) target = `global (${s.machines.map((m) => legend(m.id, m.publicIp, full)).join(", ")})`;
+    else target = s.unplaced ? `global, not placed: ${s.unplaced}` : "global (no machine yet)";
+  }
   else if (s.target) target = legend(s.target, ip.get(s.target), full);
   else if (s.unplaced) target = `not placed: ${s.unplaced}`;
   else target = s.unit.desiredState === "inactive" ? "- (inactive units are not placed)" : "- (not placed yet)";

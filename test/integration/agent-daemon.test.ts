@@ -13,16 +13,22 @@ import { killStateDirWorkloads, pidAlive } from "../helpers/agent-host.js";
 
 let server: NatsServer;
 let daemon: RunningDaemon | undefined;
+const others: RunningDaemon[] = [];
 
 beforeAll(async () => {
   server = await NatsServer.start();
 });
 
 afterAll(async () => {
-  await daemon?.stop();
-  if (daemon) killStateDirWorkloads(daemon.stateDir);
+  for (const d of [daemon, ...others]) {
+    if (!d) continue;
+    await d.stop();
+    killStateDirWorkloads(d.stateDir);
+  }
   await server?.dispose();
 });
+
+type ListedUnit = { unit?: string; name?: string; machine?: string; active?: string; sub?: string; pid?: number };
 
 describe("agent in a real daemon", () => {
   test("start, list-units, journal, stop, destroy through the CLI", async () => {
@@ -66,5 +72,43 @@ describe("agent in a real daemon", () => {
     // No process of it is left.
     const pid = (listed as { pid?: number }).pid;
     if (pid) await check(() => !pidAlive(pid), 10_000, "process gone");
+  });
+
+  test("global units on every machine, and a conflicting second global never placed", async () => {
+    const prefix = uniquePrefix("glob");
+    for (const id of ["ga", "gb", "gc"]) others.push(await startDaemon({ server, prefix, machineId: id }));
+    const cli = (...args: string[]) => runCli(["--nats", server.url, "--prefix", prefix, ...args], { timeoutMs: 60_000 });
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-globals-"));
+    const file = (name: string, fleet: string) => {
+      writeFileSync(join(dir, name), `[Service]\nExecStart=/bin/sleep 600\n\n[X-Fleet]\nGlobal=true\n${fleet}`);
+      return join(dir, name);
+    };
+    // Each names the other: whichever an agent looked at first used to run, and both did.
+    const first = file("first-global.service", "Conflicts=second-global.service\n");
+    const second = file("second-global.service", "Conflicts=first-global.service\n");
+    // Submitted after the second: once it runs everywhere, every agent has seen the second.
+    const last = file("third-global.service", "");
+    const started = await cli("start", "--no-block", first, second, last);
+    expect(started.code, started.stderr).toBe(0);
+
+    const rows = async () => JSON.parse((await cli("list-units", "--json")).stdout) as ListedUnit[];
+    const on = (list: ListedUnit[], unit: string, running = true) =>
+      list
+        .filter((r) => (r.unit ?? r.name) === unit && (!running || (r.active === "active" && r.sub === "running")))
+        .map((r) => r.machine)
+        .sort()
+        .join();
+    const settled = await check(async () => {
+      const list = await rows();
+      return on(list, "first-global.service") === "ga,gb,gc" && on(list, "third-global.service") === "ga,gb,gc" && list;
+    }, 30_000, "first-global and third-global running on ga, gb, gc");
+    expect(on(settled, "second-global.service", false)).toBe("");
+    // status says why.
+    const status = await cli("status", "second-global.service");
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(
+      "Target: global, not placed: first-global.service conflicts with second-global.service (Conflicts=second-global.service); " +
+        "first-global.service is the global that runs (the first by name)",
+    );
   });
 });
