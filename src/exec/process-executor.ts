@@ -2,7 +2,8 @@
 //
 // How a task runs, and why it survives the agent:
 //   /bin/sh -c SUPERVISOR flotilla-supervise <runDir> argv...     (setsid: own session + group)
-//     └─ argv... (ExecStart, exec'd without a shell unless the line itself runs one)
+//     └─ argv... (ExecStart, exec'd without a shell unless the line itself runs one; a '@'
+//        prefix goes through bash's `exec -a`; $VAR and EnvironmentFile= are src/unit/env.ts)
 // The supervisor is six lines of POSIX sh (about 1 MB of memory, no node per task, only
 // builtins so it costs no extra exec). It writes the workload's pid to <runDir>/pid, waits for
 // it, and writes its exit status to <runDir>/exit (read only once the supervisor is gone; a
@@ -35,9 +36,10 @@ import {
   type RunInfo,
   type TaskSpec,
 } from "./executor.js";
-import { execStage, expandArgs, isAlive, parseEnvironmentFile, procStat, readExitFile, resolveBinary, signalResetPrefix } from "./process-util.js";
+import { expandExecArgv, parseEnvironmentFile } from "../unit/env.js";
+import { ARGV0_SCRIPT, execStage, findBash, isAlive, procStat, readExitFile, resolveBinary, signalResetPrefix } from "./process-util.js";
 
-export { expandArgs, isAlive, parseEnvironmentFile, procStat, signalName } from "./process-util.js";
+export { isAlive, procStat, signalName } from "./process-util.js";
 
 const SUPERVISOR = [
   'd=$1; shift',
@@ -123,7 +125,9 @@ class ProcessController implements Controller {
         if (f.optional) continue;
         throw fatalError(`EnvironmentFile=${f.path}: ${describeError(e)}`, "EnvironmentFile", f.path);
       }
-      Object.assign(env, parseEnvironmentFile(text));
+      const parsed = parseEnvironmentFile(text);
+      for (const l of parsed.skipped) this.log.warn({ file: f.path, line: l.line }, `EnvironmentFile=${f.path}:${l.line}: "${l.text}" is not KEY=VALUE: skipped`);
+      Object.assign(env, parsed.env);
     }
     Object.assign(env, s.environment);
     env.FLOTILLA_UNIT = this.task.unit;
@@ -152,7 +156,7 @@ class ProcessController implements Controller {
     const fd = openSync(this.logFile, "a");
     let child: ChildProcess;
     try {
-      child = spawn(bin, expandArgs(cmd, this.env).slice(1), {
+      child = spawn(bin, expandExecArgv(cmd, this.env).slice(1), {
         argv0: cmd.argv0 ?? cmd.argv[0],
         cwd: this.cwd,
         env: { ...this.env, ...extraEnv },
@@ -200,13 +204,19 @@ class ProcessController implements Controller {
     if (!bin) {
       throw fatalError(`ExecStart=${main.raw}: ${main.argv[0]}: no such executable (not found or not executable)`, "ExecStart", main.argv[0]);
     }
+    const bash = main.argv0 === undefined ? undefined : findBash();
+    if (main.argv0 !== undefined && !bash) {
+      throw fatalError(`ExecStart=@${main.raw}: the "@" prefix (argv[0]) needs /bin/bash on this machine`, "ExecStart", main.raw);
+    }
     rmSync(join(this.runDir, "pid"), { force: true });
     rmSync(join(this.runDir, "exit"), { force: true });
     mkdirSync(this.runDir, { recursive: true });
     const fd = openSync(this.logFile, "a");
     let child: ChildProcess;
     try {
-      child = spawn("/bin/sh", ["-c", SUPERVISOR, "flotilla-supervise", this.runDir, ...signalResetPrefix(), bin, ...expandArgs(main, this.env).slice(1)], {
+      const args = expandExecArgv(main, this.env).slice(1);
+      const exec = main.argv0 === undefined ? [bin, ...args] : [bash!, "-c", ARGV0_SCRIPT, main.argv0, bin, ...args];
+      child = spawn("/bin/sh", ["-c", SUPERVISOR, "flotilla-supervise", this.runDir, ...signalResetPrefix(), ...exec], {
         cwd: this.cwd,
         env: this.env,
         stdio: ["ignore", fd, fd],

@@ -1,10 +1,9 @@
-// Small pieces of the process executor that need no controller: /proc, signals, systemd's
-// EnvironmentFile= and $VAR syntax, PATH lookup and the exit file.
+// Small pieces of the process executor that need no controller: /proc, signals, PATH lookup
+// and the exit file. (EnvironmentFile= and $VAR syntax are src/unit/env.ts, the one copy.)
 import { execFileSync } from "node:child_process";
 import { constants as fsc, accessSync, readFileSync, statSync } from "node:fs";
 import { join, isAbsolute, delimiter } from "node:path";
 import { constants as osc } from "node:os";
-import type { ExecCommand } from "../unit/types.js";
 import type { ExitStatus } from "./executor.js";
 
 /**
@@ -29,6 +28,25 @@ export function signalResetPrefix(): string[] {
   return resetSignalsPrefix;
 }
 
+/**
+ * ExecStart's '@' prefix (argv[0] given to the process): dash cannot exec under another name
+ * and GNU env only learnt --argv0 in coreutils 9.5, so bash does it, for those units only.
+ * Used as: bash -c ARGV0_SCRIPT <argv0> <file> args...
+ */
+export const ARGV0_SCRIPT = 'f=$1; shift; exec -a "$0" "$f" "$@"';
+
+export function findBash(): string | undefined {
+  for (const b of ["/bin/bash", "/usr/bin/bash"]) {
+    try {
+      accessSync(b, fsc.X_OK);
+      return b;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
 // ---- /proc helpers ----
 
 /**
@@ -49,7 +67,7 @@ export function execStage(pid: number, supervisorScript: string): "gone" | "fork
   }
   const st = procStat(pid);
   if (!st || st.state === "Z" || st.state === "X" || argv.length < 2) return "gone";
-  if (argv[1] === "-c" && argv[2] === supervisorScript) return "forked";
+  if (argv[1] === "-c" && (argv[2] === supervisorScript || argv[2] === ARGV0_SCRIPT)) return "forked";
   const reset = signalResetPrefix();
   if (reset.length > 0 && argv[0] === reset[0] && argv[1] === reset[1]) return "forked";
   return "exec'd";
@@ -91,34 +109,6 @@ export function readExitFile(runDir: string): ExitStatus | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** systemd EnvironmentFile= syntax: KEY=VALUE lines, '#'/';' comments, optional quotes. */
-export function parseEnvironmentFile(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#") || line.startsWith(";")) continue;
-    const eq = line.indexOf("=");
-    if (eq <= 0) continue;
-    const key = line.slice(0, eq).trim();
-    let value = line.slice(eq + 1).trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
-    out[key] = value;
-  }
-  return out;
-}
-
-/** systemd's $VAR / ${VAR} expansion in command arguments ($$ is a literal $; not for ':'-prefixed lines). */
-export function expandArgs(cmd: ExecCommand, env: Record<string, string>): string[] {
-  if (cmd.noEnvExpansion) return cmd.argv;
-  return cmd.argv.map((a, i) =>
-    i === 0
-      ? a
-      : a.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, a1, a2) =>
-          m === "$$" ? "$" : (env[(a1 ?? a2) as string] ?? ""),
-        ),
-  );
 }
 
 export async function resolveBinary(argv0: string, path: string, cwd: string): Promise<string | undefined> {

@@ -5,12 +5,13 @@ import { afterAll, describe, expect, test } from "vitest";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ProcessExecutor, expandArgs, logFileOf, parseEnvironmentFile } from "../../src/exec/process-executor.js";
+import { ProcessExecutor, logFileOf } from "../../src/exec/process-executor.js";
 import type { Controller, RunInfo } from "../../src/exec/executor.js";
 import type { ServiceOptions } from "../../src/unit/types.js";
 import { parseUnitFile } from "../../src/unit/index.js";
 import { silentLogger } from "../../src/log.js";
 import { killStateDirWorkloads, pidAlive } from "../helpers/agent-host.js";
+import { check } from "../helpers/check.js";
 
 const dir = mkdtempSync(join(tmpdir(), "flotilla-exec-"));
 const executor = new ProcessExecutor({ stateDir: dir, log: silentLogger, pollMs: 20 });
@@ -113,10 +114,26 @@ describe("process executor", () => {
     expect(await fresh.wait()).toEqual({ signal: "SIGKILL" });
   });
 
-  test("helpers: EnvironmentFile syntax and $VAR expansion", () => {
-    expect(parseEnvironmentFile('A=1\n; c\n#c\nB="two words"\n  C = 3 \nbad line\n')).toEqual({ A: "1", B: "two words", C: "3" });
-    const cmd = { raw: "", argv: ["/bin/echo", "$A", "${B}x", "$$A", "$MISSING."], ignoreFailure: false };
-    expect(expandArgs(cmd, { A: "1", B: "2" })).toEqual(["/bin/echo", "1", "2x", "$A", "."]);
-    expect(expandArgs({ ...cmd, noEnvExpansion: true }, { A: "1" })).toEqual(cmd.argv);
+  test("EnvironmentFile= and $VAR reach the workload as systemd reads them; '@' sets its argv[0]", async () => {
+    // src/unit/env.ts is the one reading of both: escapes in double quotes, continuation
+    // lines, a lone $VAR split into words, ${VAR} inside a word.
+    const envFile = join(dir, "env-systemd");
+    writeFileSync(envFile, 'QUOTED="say \\"hi\\""\nCONT=one \\\ntwo\nOPTS=-a  -b\nexport BAD=1\n');
+    const c = controller(
+      "argv.service",
+      `[Service]\nEnvironmentFile=${envFile}\n` +
+        `ExecStart=/bin/sh -c 'for a in "$0" "$@"; do echo "<$a>"; done; echo "q=$QUOTED c=$CONT"' $OPTS \${CONT}x\n`,
+    );
+    await c.prepare();
+    await c.start();
+    expect(await c.wait()).toEqual({ exitCode: 0 });
+    expect(readFileSync(logFileOf(dir, "argv.service"), "utf8")).toBe('<-a>\n<-b>\n<one twox>\nq=say "hi" c=one two\n');
+
+    const named = controller("named.service", "[Service]\nExecStart=@/bin/sleep napper 600\n");
+    await named.prepare();
+    const run = await named.start();
+    running.push(run);
+    await check(() => readFileSync(`/proc/${run.mainPid}/cmdline`, "utf8") === "napper\0" + "600\0", 5000, "argv[0] is napper");
+    expect(await named.shutdown()).toEqual({ signal: "SIGTERM" });
   });
 });
