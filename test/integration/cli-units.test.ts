@@ -110,7 +110,6 @@ describe("the fleetctl cycle through the CLI, blocking on real daemons", () => {
       const d = await cli("destroy", "--block-attempts", "40", ...names(9));
       expect(d.code, d.stderr + logs()).toBe(0);
       expect(d.stdout).toContain("Destroyed hello@1.service");
-      expect((await cli("list-unit-files", "--no-legend")).stdout).toBe("");
       const empty = await cli("list-unit-files");
       expect(empty.stdout.split(/\s+/).filter(Boolean)).toEqual(["UNIT", "HASH", "DSTATE", "STATE", "TARGET"]);
     }
