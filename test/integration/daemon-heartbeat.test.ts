@@ -105,7 +105,9 @@ describe("daemon heartbeat", () => {
     const names = new Names(prefix);
     const seen: { actor: string; value: unknown; event: string }[] = [];
     const sub = nc.subscribe(names.inspectAll(), {
-      callback: (_e, m) => seen.push({ ...JSON.parse(new TextDecoder().decode(m.data)), subject: m.subject }),
+      callback: (_e, m) => {
+        seen.push({ ...JSON.parse(new TextDecoder().decode(m.data)), subject: m.subject });
+      },
     });
     await nc.flush();
     const d = await start({ server, prefix, machineId: "inspected", agentTtl: "1s", extraArgs: ["--no-engine"] });

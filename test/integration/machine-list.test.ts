@@ -95,7 +95,9 @@ describe("list-machines", () => {
   it("is found by service discovery as `nats micro ls` does ($SRV.PING.flotilla)", async () => {
     const inbox = `_INBOX.${Math.random().toString(36).slice(2)}`;
     const seen: { name: string; metadata?: Record<string, string> }[] = [];
-    const sub = nc.subscribe(inbox, { callback: (_e, m) => seen.push(JSON.parse(new TextDecoder().decode(m.data))) });
+    const sub = nc.subscribe(inbox, { callback: (_e, m) => {
+      seen.push(JSON.parse(new TextDecoder().decode(m.data)));
+    } });
     nc.publish("$SRV.PING.flotilla", "", { reply: inbox });
     await check(() => seen.filter((s) => s.metadata?.prefix === prefix).length >= 2, 5000, "two flotilla services of this prefix");
     sub.unsubscribe();

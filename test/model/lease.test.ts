@@ -72,7 +72,7 @@ describe("lease statechart paths", () => {
     input: { holder: "me", ttlMs: TTL },
   } as never);
   const paths = model.getSimplePaths() as unknown as { description: string; state: { value: unknown }; steps: { event: AnyEventObject; state: { value: unknown } }[] }[];
-  const key = (v: unknown) => (typeof v === "string" ? v : Object.entries(v as object).map(([k, x]) => `${k}.${key(x)}`).join(","));
+  const key = (v: unknown): string => (typeof v === "string" ? v : Object.entries(v as object).map(([k, x]) => `${k}.${key(x)}`).join(","));
   const EXPECTED = [
     "candidate --xstate.done.actor.acquire--> leader.holding",
     "candidate --xstate.done.actor.acquire--> follower",

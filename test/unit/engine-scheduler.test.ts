@@ -254,7 +254,10 @@ describe("scheduler", () => {
     const ms_ = performance.now() - t0;
     expect(actions).toHaveLength(100_000);
     const counts = new Map<string, number>();
-    for (const a of actions) counts.set(a.machineId!, (counts.get((a as { machineId: string }).machineId) ?? 0) + 1);
+    for (const a of actions) {
+      const id = (a as { machineId: string }).machineId;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
     expect(new Set(counts.values())).toEqual(new Set([100]));
     expect(ms_).toBeLessThan(5000);
   });

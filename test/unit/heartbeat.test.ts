@@ -33,7 +33,9 @@ describe("heart", () => {
   it("beats at once, then every TTL/2", async () => {
     const clock = new SimulatedClock();
     let beats = 0;
-    const heart = createActor(heartMachine.provide({ actors: { beat: fromPromise(async () => void beats++) } }), {
+    const heart = createActor(heartMachine.provide({ actors: { beat: fromPromise(async () => {
+          beats++;
+        }) } }), {
       input: { ttlMs: 1000 },
       clock,
     });
@@ -97,8 +99,12 @@ describe("monitor", () => {
     const monitor = createActor(
       monitorMachine.provide({
         actors: {
-          stopComponents: fromPromise(async () => void calls.push("stop")),
-          startComponents: fromPromise(async () => void calls.push("start")),
+          stopComponents: fromPromise(async () => {
+            calls.push("stop");
+          }),
+          startComponents: fromPromise(async () => {
+            calls.push("start");
+          }),
         },
       }),
       { input: { threshold: 3 } },
@@ -122,8 +128,10 @@ describe("monitor", () => {
     const monitor = createActor(
       monitorMachine.provide({
         actors: {
-          stopComponents: fromPromise(async () => void calls.push("stop")),
-          startComponents: fromPromise(async () => {
+          stopComponents: fromPromise(async () => {
+            calls.push("stop");
+          }),
+          startComponents: fromPromise<void, void>(async () => {
             calls.push("start");
             throw new Error("NATS flapped");
           }),

@@ -35,14 +35,14 @@ describe("machine ID", () => {
 
 describe("decideOwnership (duplicate machine ID)", () => {
   const now = 1_000_000;
-  const base = { session: "me", now, ttlMs: 10_000, alive: () => true };
+  const base = { session: "me", now, ttlMs: 10_000, alive: (): boolean => true };
   it.each([
     ["no record", undefined, {}, true, "absent"],
     ["a stale record", { session: "x", heartbeatAt: now - 20_000 }, {}, true, "stale"],
     ["a fresh record of another daemon", { session: "x", heartbeatAt: now - 1000 }, {}, false, "alive-elsewhere"],
-    ["our own previous daemon, dead", { session: "old", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: () => false }, true, "own-previous"],
-    ["our own previous daemon, still alive", { session: "old", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: () => true }, false, "alive-elsewhere"],
-    ["a stamp of another session", { session: "x", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: () => false }, false, "alive-elsewhere"],
+    ["our own previous daemon, dead", { session: "old", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: (): boolean => false }, true, "own-previous"],
+    ["our own previous daemon, still alive", { session: "old", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: (): boolean => true }, false, "alive-elsewhere"],
+    ["a stamp of another session", { session: "x", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: (): boolean => false }, false, "alive-elsewhere"],
   ] as const)("%s", (_name, existing, extra, take, reason) => {
     const d = decideOwnership(existing, { ...base, ...extra });
     expect(d.take).toBe(take);
