@@ -4,7 +4,7 @@
 // tests that SIGKILL the agent. Also: schedule/unschedule/readState helpers.
 import { createHash } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, existsSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
@@ -17,6 +17,8 @@ import type { ClusterContext, DaemonConfig } from "../../src/server/context.js";
 import { createLogger } from "../../src/log.js";
 import { createAgent, type Agent } from "../../src/agent/agent.js";
 import { ROOT } from "./cli.js";
+
+export { killStateDirWorkloads } from "./workloads.js";
 
 export interface HostOptions {
   url: string;
@@ -155,38 +157,5 @@ export function pidAlive(pid: number): boolean {
     return state !== "Z" && state !== "X";
   } catch {
     return false;
-  }
-}
-
-/**
- * Kills every workload a state dir's run files name (afterAll cleanup), by process group. Only
- * a group whose leader is the flotilla supervisor of that very run directory is touched: a pid
- * file left by a workload that died long ago may name a pid the system has since reused.
- */
-export function killStateDirWorkloads(stateDir: string): void {
-  const runRoot = join(stateDir, "run");
-  if (!existsSync(runRoot)) return;
-  for (const d of readdirSafe(runRoot)) {
-    const runDir = join(runRoot, d);
-    try {
-      const pid = Number(readFileSync(join(runDir, "pid"), "utf8").trim());
-      if (!(pid > 0)) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      if (!(pgid > 1)) continue;
-      const leader = readFileSync(`/proc/${pgid}/cmdline`, "utf8").split("\0");
-      if (!leader.includes("flotilla-supervise") || !leader.includes(runDir)) continue;
-      process.kill(-pgid, "SIGKILL");
-    } catch {
-      /* nothing running */
-    }
-  }
-}
-
-function readdirSafe(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
   }
 }

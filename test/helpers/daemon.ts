@@ -1,15 +1,22 @@
 // Starts a real `flotilla daemon` (the compiled CLI, as a user runs it) against a test's
 // nats-server and resolves once its machine record is in the machines bucket. Stop it by PID.
+//
+// Workloads outlive their daemon by design, so a file that ran units would leave them behind.
+// Importing this module registers an afterAll in the importing test file that stops every
+// daemon it started (those still running) and then kills the workloads of every state dir
+// they used: no file can forget. stopAllDaemons() does the same earlier, when a file wants to.
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
+import { afterAll } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { Names, keys } from "../../src/protocol/names.js";
 import type { NatsServer } from "./nats-server.js";
 import { check } from "./check.js";
 import { spawnCli, stopChild } from "./cli.js";
+import { killStateDirWorkloads } from "./workloads.js";
 
 export interface StartDaemonOptions {
   server: NatsServer | string;
@@ -36,6 +43,17 @@ export interface RunningDaemon {
   output(): string;
 }
 
+const started: { child: ChildProcess; stateDir: string }[] = [];
+
+/** SIGTERM to every daemon this file started that still runs, then SIGKILL to their workloads. */
+export async function stopAllDaemons(): Promise<void> {
+  const all = started.splice(0);
+  await Promise.all(all.map((d) => stopChild(d.child, "SIGTERM")));
+  for (const dir of new Set(all.map((d) => d.stateDir))) killStateDirWorkloads(dir);
+}
+
+afterAll(stopAllDaemons);
+
 export function daemonArgs(o: StartDaemonOptions, stateDir: string): string[] {
   const url = typeof o.server === "string" ? o.server : o.server.url;
   const args = ["--nats", url, "--prefix", o.prefix, "daemon", "--state-dir", stateDir];
@@ -53,6 +71,7 @@ export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon>
   const url = typeof o.server === "string" ? o.server : o.server.url;
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "flotilla-state-"));
   const child = spawnCli(daemonArgs(o, stateDir), o.env ?? {});
+  started.push({ child, stateDir });
   const stop = (signal: NodeJS.Signals = "SIGTERM") => stopChild(child, signal);
   const nc = await connect({ servers: url }).catch(async (e) => {
     await stop("SIGKILL");

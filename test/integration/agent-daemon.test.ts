@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
 import { runCli } from "../helpers/cli.js";
-import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
+import { startDaemon, stopAllDaemons, type RunningDaemon } from "../helpers/daemon.js";
 import { killStateDirWorkloads, pidAlive } from "../helpers/agent-host.js";
 
 let server: NatsServer;
@@ -110,5 +110,14 @@ describe("agent in a real daemon", () => {
       "Target: global, not placed: first-global.service conflicts with second-global.service (Conflicts=second-global.service); " +
         "first-global.service is the global that runs (the first by name)",
     );
+
+    // The workloads outlive their daemons by design; the helper stops the daemons this file
+    // started and kills what they ran (the afterAll it registers does the same).
+    const pids = settled.map((r) => r.pid).filter((p): p is number => typeof p === "number" && p > 0);
+    expect(pids.length).toBe(6);
+    expect(pids.every(pidAlive)).toBe(true);
+    await stopAllDaemons();
+    expect([daemon, ...others].every((d) => !d || d.child.exitCode !== null || d.child.signalCode !== null)).toBe(true);
+    await check(() => !pids.some(pidAlive), 5000, "no workload of these daemons left");
   });
 });

@@ -142,10 +142,8 @@ describe("engine in daemons", () => {
   });
 
   // "A conflicting second global never runs" is the agent's to enforce (it picks the globals that
-  // fit its machine); at the time of writing the agent checks a global against its scheduled
-  // units only, not against the globals it already chose, so that scenario belongs with the
-  // agent's tests once fixed. The engine's side is checked here: it writes no schedule entry for
-  // a global unit, and places plain units beside them.
+  // fit its machine, in name order): agent-daemon.test.ts. The engine's side is checked here: it
+  // writes no schedule entry for a global unit, and places plain units beside them.
   it("global units run on every machine (the agents run them; the engine writes no entry)", async () => {
     const prefix = uniquePrefix("eg");
     for (const id of ["g1", "g2"]) daemons.push(await startDaemon({ server, prefix, machineId: id, leaseTtl: "1500ms", agentTtl: "2s" }));
