@@ -184,7 +184,12 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
       global: info.global,
       currentState: row.currentState,
       target: row.target,
-      machines: row.machines.map((id) => ({ id, publicIp: machines.get(id)?.publicIp || null })),
+      // A global unit has no schedule entries (the agents run it themselves): its machines are
+      // the ones that report it.
+      machines: (info.global ? [...new Set(states.map((s) => s.machineId))].sort() : row.machines).map((id) => ({
+        id,
+        publicIp: machines.get(id)?.publicIp || null,
+      })),
       /** IP of every machine named here (scheduled or reporting a state). */
       machineIps: Object.fromEntries(
         [...new Set([...row.machines, ...states.map((s) => s.machineId)])].map((id) => [id, machines.get(id)?.publicIp || null]),

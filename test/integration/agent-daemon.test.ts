@@ -103,6 +103,8 @@ describe("agent in a real daemon", () => {
       return on(list, "first-global.service") === "ga,gb,gc" && on(list, "third-global.service") === "ga,gb,gc" && list;
     }, 30_000, "first-global and third-global running on ga, gb, gc");
     expect(on(settled, "second-global.service", false)).toBe("");
+    const running = await cli("status", "first-global.service");
+    expect(running.stdout).toMatch(/Target: global \(ga\S*, gb\S*, gc\S*\)\n/);
     // status says why.
     const status = await cli("status", "second-global.service");
     expect(status.code, status.stderr).toBe(0);
