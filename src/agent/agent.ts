@@ -111,6 +111,33 @@ export class Agent implements Component {
     this.timer = setInterval(() => this.reconcileSoon(), ctx.config.reconcileIntervalMs);
   }
 
+  /**
+   * The daemon is exiting with --stop-tasks-on-exit (`flotilla up`): stop every task gracefully
+   * (ExecStop/SIGTERM, SIGKILL after TimeoutStopSec) and forget it, so the next daemon starts it
+   * afresh from the schedule instead of finding it stopped.
+   */
+  async prepareExit(): Promise<void> {
+    if (!this.ctx.config.stopTasksOnExit || !this.running) return;
+    const tasks = [...this.tasks.entries()];
+    if (tasks.length === 0) return;
+    this.log.info({ tasks: tasks.length }, "stopping every task before exiting (stop_tasks_on_exit)");
+    // No new work while we stop: the watches would start what we just stopped.
+    this.generation++;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.schedule.iter?.stop();
+    this.globals.iter?.stop();
+    await Promise.all(
+      tasks.map(async ([unit, t]) => {
+        await t.stop().catch((e) => this.log.warn({ unit }, `could not stop ${unit} on exit: ${describeError(e)}`));
+        await t.detach();
+        await this.store?.delete(unit);
+        this.tasks.delete(unit);
+      }),
+    );
+    this.log.info({ tasks: tasks.length }, "stopped every task");
+  }
+
   async stop(): Promise<void> {
     if (!this.running) return;
     await this.starting?.catch(() => undefined);

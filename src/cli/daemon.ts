@@ -18,6 +18,7 @@ interface DaemonFlags {
   agentTtl?: string;
   leaseTtl?: string;
   engine?: boolean;
+  stopTasksOnExit?: boolean;
   reconcileInterval?: string;
   replicas?: string;
 }
@@ -41,6 +42,7 @@ export function flagsOf(program: Command, cmd: Command): RawConfig {
   if (o.reconcileInterval !== undefined) flags.reconcile_interval = o.reconcileInterval;
   if (o.replicas !== undefined) flags.replicas = o.replicas;
   if (fromCli(cmd, "engine") && o.engine === false) flags.disable_engine = "true";
+  if (o.stopTasksOnExit) flags.stop_tasks_on_exit = "true";
   return flags;
 }
 
@@ -56,7 +58,11 @@ export function addDaemonOptions(cmd: Command): Command {
     .option("--lease-ttl <duration>", "engine leader lease TTL (default 5s)")
     .option("--reconcile-interval <duration>", "engine reconcile period (default 2s)")
     .option("--replicas <n>", "replicas of the KV buckets (default 1)")
-    .option("--no-engine", "do not run the engine on this machine (agent only)");
+    .option("--no-engine", "do not run the engine on this machine (agent only)")
+    .option(
+      "--stop-tasks-on-exit",
+      "stop every task when the daemon exits (default: tasks keep running and the next daemon adopts them)",
+    );
 }
 
 /** Runs a daemon until SIGTERM/SIGINT; resolves with the exit code. */

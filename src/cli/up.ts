@@ -99,12 +99,15 @@ interface UpOptions {
   machineId?: string;
   metadata?: string;
   agentTtl?: string;
+  keepTasks?: boolean;
 }
 
 export const registerUp: CommandRegistrar = (program, globals) => {
   program
     .command("up")
-    .description("run a whole one-machine cluster here: a local nats-server with JetStream and a daemon (Ctrl-C stops both)")
+    .description(
+      "run a whole one-machine cluster here: a local nats-server with JetStream and a daemon; Ctrl-C stops the tasks, the daemon and nats-server (the next `up` starts the tasks again)",
+    )
     .option("--data-dir <dir>", "where NATS data, logs and the daemon's state live", "./.flotilla")
     .option("--port <port>", "NATS client port", "4222")
     .option("--http-port <port>", "NATS monitoring port (loopback)", "8222")
@@ -112,6 +115,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
     .option("--machine-id <id>", "machine ID of the daemon")
     .option("--metadata <k=v,...>", "machine metadata of the daemon")
     .option("--agent-ttl <duration>", "machine heartbeat TTL")
+    .option("--keep-tasks", "leave the tasks running on Ctrl-C (the next `up` adopts them)")
     .action(async (o: UpOptions) => {
       const g = globals();
       const dataDir = resolve(o.dataDir);
@@ -158,7 +162,9 @@ export const registerUp: CommandRegistrar = (program, globals) => {
         return stopping;
       };
       const onSignal = (sig: NodeJS.Signals) => {
-        process.stderr.write(`\n${sig}: stopping the daemon and nats-server...\n`);
+        process.stderr.write(
+          `\n${sig}: stopping ${o.keepTasks ? "" : "the tasks, "}the daemon and nats-server...\n`,
+        );
         void stopAll(0);
       };
       process.on("SIGINT", onSignal);
@@ -189,6 +195,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
         if (o.machineId) args.push("--machine-id", o.machineId);
         if (o.metadata) args.push("--metadata", o.metadata);
         if (o.agentTtl) args.push("--agent-ttl", o.agentTtl);
+        if (!o.keepTasks) args.push("--stop-tasks-on-exit");
         daemon = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], detached: true });
         daemon.stdout?.on("data", (d: Buffer) => {
           process.stdout.write(d);

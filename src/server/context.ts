@@ -20,6 +20,11 @@ export interface DaemonConfig {
   engineEnabled: boolean; // --no-engine turns it off
   reconcileIntervalMs: number; // default 2 s
   replicas: number; // bucket replicas, default 1
+  /**
+   * On a real exit (SIGTERM/SIGINT, not a monitor restart) stop every task first. Off for a host
+   * daemon, whose tasks outlive it and are adopted by the next one; on for `flotilla up`.
+   */
+  stopTasksOnExit: boolean;
   creds?: string;
   user?: string;
   password?: string;
@@ -41,4 +46,6 @@ export interface ClusterContext {
 export interface Component {
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Called once before stop() when the daemon itself exits (never on a monitor restart). */
+  prepareExit?(): Promise<void>;
 }

@@ -406,6 +406,14 @@ export class Daemon {
     const deadline = Date.now() + SHUTDOWN_BUDGET_MS;
     const left = () => Math.max(200, deadline - Date.now());
     this.monitor?.stop();
+    if (this.componentsUp) {
+      for (const { name, component } of [...this.components].reverse()) {
+        if (!component.prepareExit) continue;
+        await withTimeout(component.prepareExit(), Math.max(500, left() - 3000), `preparing ${name} to exit`).catch((e) =>
+          log.warn({ part: name }, `${name} did not finish its exit work: ${describeError(e)}`),
+        );
+      }
+    }
     await this.stopComponents(log, left() - 2000);
     this.control?.unsubscribe();
     this.heart?.stop();

@@ -58,6 +58,7 @@ export async function hostContext(o: HostOptions): Promise<{ ctx: ClusterContext
     engineEnabled: false,
     reconcileIntervalMs: 500,
     replicas: 1,
+    stopTasksOnExit: false,
   };
   const record: MachineRecord = {
     id: o.machineId,

@@ -1,7 +1,7 @@
 // `flotilla up`: a whole one-machine cluster from nothing (its own nats-server from nats.conf
 // and a daemon), reachable as it says, and gone without a trace of processes on Ctrl-C.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
@@ -9,6 +9,7 @@ import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
 import { runCli, spawnCli, stopChild } from "../helpers/cli.js";
 import { portFree } from "../../src/cli/up.js";
+import { killStateDirWorkloads } from "../helpers/workloads.js";
 
 function alive(pid: number): boolean {
   try {
@@ -69,10 +70,51 @@ describe("flotilla up", () => {
     } finally {
       expect(await stopChild(child, "SIGINT", 20_000)).toBe(0);
     }
-    expect(child.output()).toContain("stopping the daemon and nats-server");
+    expect(child.output()).toContain("stopping the tasks, the daemon and nats-server");
     // No leftover processes, ports released.
     await check(() => pids.every((p) => !alive(p)), 5000, "nats-server and the daemon to be gone");
     expect(await portFree(port)).toBe(true);
+  });
+
+  it("stops its tasks on Ctrl-C and starts them again at the next up", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "flotilla-up-"));
+    const [port, http, ws] = await freePorts(3);
+    const prefix = uniquePrefix("up");
+    const env = { NATS_URL: `nats://127.0.0.1:${port}` };
+    const up = () => {
+      const child = spawnCli(["--prefix", prefix, "up", "--data-dir", dataDir, "--port", String(port), "--http-port", String(http), "--ws-port", String(ws), "--agent-ttl", "2s"]);
+      return check(() => child.output().includes("Press Ctrl-C to stop.") || child.exitCode !== null, 30_000, "up to say it is up").then(() => {
+        expect(child.exitCode, child.output()).toBeNull();
+        return child;
+      });
+    };
+    const runningPid = async (): Promise<number> => {
+      const r = await runCli(["--prefix", prefix, "list-units", "--json"], { env });
+      const row = (JSON.parse(r.stdout || "[]") as { unit: string; sub: string; pid?: number }[]).find((u) => u.unit === "idle.service");
+      return row?.sub === "running" && row.pid ? row.pid : 0;
+    };
+    const unitFile = join(dataDir, "idle.service");
+    writeFileSync(unitFile, "[Service]\nExecStart=/bin/sleep 600\n");
+    let child = await up();
+    try {
+      const started = await runCli(["--prefix", prefix, "start", unitFile], { env, timeoutMs: 60_000 });
+      expect(started.code, started.stderr).toBe(0);
+      const first = await check(runningPid, 15_000, "idle.service running");
+      expect(await stopChild(child, "SIGINT", 20_000)).toBe(0);
+      expect(child.output()).toContain("stopping the tasks, the daemon and nats-server");
+      // Ctrl-C stopped the task too: nothing of the cluster is left running.
+      expect(alive(first)).toBe(false);
+
+      child = await up();
+      // The unit is still desired launched: the next up starts it again, as a new process.
+      const second = await check(runningPid, 30_000, "idle.service running again after the second up");
+      expect(second).not.toBe(first);
+      expect(await stopChild(child, "SIGINT", 20_000)).toBe(0);
+      expect(alive(second)).toBe(false);
+    } finally {
+      await stopChild(child, "SIGINT", 20_000);
+      killStateDirWorkloads(join(dataDir, "state"));
+    }
   });
 
   it("says clearly when the NATS port is busy", async () => {
