@@ -40,6 +40,8 @@ export class NatsServer {
   readonly storeDir: string;
   port = -1;
   private proc?: ChildProcess;
+  /** Set while we stop the server on purpose; any other exit is reported (it explains a test's "connection refused"). */
+  private stopping = false;
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -81,7 +83,14 @@ export class NatsServer {
     const proc = spawn(natsServerBin(), ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     proc.stderr?.on("data", (d) => {
-      stderr = (stderr + String(d)).slice(-4000);
+      stderr = (stderr + String(d)).slice(-8000);
+    });
+    proc.once("exit", (code, signal) => {
+      if (this.stopping) return;
+      process.stderr.write(
+        `\n*** nats-server pid ${proc.pid} (port ${this.port}, store ${this.storeDir}) exited unexpectedly ` +
+          `(code ${code}, signal ${signal}); the tests of this file that need it will fail. Its last stderr:\n${stderr}\n`,
+      );
     });
     this.proc = proc;
     await check(
@@ -106,6 +115,7 @@ export class NatsServer {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
+    this.stopping = true;
     p.kill(signal);
     const t = setTimeout(() => p.kill("SIGKILL"), 5000);
     await exited;
@@ -115,6 +125,7 @@ export class NatsServer {
   /** Same port, same store. */
   async restart(): Promise<void> {
     await this.stop();
+    this.stopping = false;
     await this.launch();
   }
 
