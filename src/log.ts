@@ -31,3 +31,13 @@ export function createLogger(opts: { level?: string; name?: string } = {}): Logg
 
 /** For unit tests and library callers that pass nothing. */
 export const silentLogger: Logger = pino({ level: "silent" });
+
+/**
+ * A child logger with the given bindings, minus those the parent already carries (pino repeats a
+ * key bound twice in every line, which makes logs harder to read and to grep).
+ */
+export function childLogger(log: Logger, bindings: Record<string, unknown>): Logger {
+  const have = log.bindings();
+  const missing = Object.fromEntries(Object.entries(bindings).filter(([k]) => !(k in have)));
+  return Object.keys(missing).length ? log.child(missing) : log;
+}

@@ -16,6 +16,7 @@ import type { ClusterContext, Component } from "../server/context.js";
 import { keys } from "../protocol/names.js";
 import { decodeAs } from "../protocol/codec.js";
 import { describeError } from "../protocol/errors.js";
+import { childLogger } from "../log.js";
 import { ScheduleEntry, UnitRecord } from "../protocol/messages.js";
 import { parseUnitFile, conflictsWith, matchesMetadata } from "../unit/index.js";
 import type { ParsedUnit } from "../unit/types.js";
@@ -60,7 +61,7 @@ export class Agent implements Component {
     private readonly ctx: ClusterContext,
     private readonly o: AgentOptions = {},
   ) {
-    this.log = ctx.log.child({ component: "agent", machineId: ctx.machineId });
+    this.log = childLogger(ctx.log, { component: "agent", machineId: ctx.machineId });
     this.parse =
       o.parse ?? ((name, contents) => parseUnitFile(name, contents, { host: { machineId: ctx.machineId, hostname: hostname() } }));
   }

@@ -14,3 +14,16 @@ describe("log level", () => {
     expect(resolveLogLevel(undefined, { VITEST: "true", LOG_LEVEL: "warn" })).toBe("warn");
   });
 });
+
+import pino from "pino";
+import { childLogger } from "../../src/log.js";
+describe("childLogger", () => {
+  it("binds each key once", () => {
+    const lines: string[] = [];
+    const root = pino({ level: "info", base: {} }, { write: (s: string) => void lines.push(s) });
+    const server = root.child({ component: "agent", machineId: "m1" });
+    childLogger(server, { component: "agent", machineId: "m1", unit: "a.service" }).info("hello");
+    expect(lines[0]!.match(/"component"/g)).toHaveLength(1);
+    expect(lines[0]).toContain('"unit":"a.service"');
+  });
+});
