@@ -409,12 +409,14 @@ export class Engine implements Component {
     } finally {
       this.running = false;
     }
-    if (gen !== this.gen || !this.leading) return;
+    if (!this.leading) return;
+    // A new term may have become ready (and kicked) while this round of the old one ran.
     if (this.again || progress) {
       this.again = false;
       this.kick(0);
       return;
     }
+    if (gen !== this.gen) return;
     if (this.deferred && this.inflight.size > 0) return; // that batch's end kicks the next round
     this.deferred = false;
     const nextLoss = this.liveness.nextExpiry(Date.now());
