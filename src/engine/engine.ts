@@ -4,9 +4,7 @@
 // per round; a write by anyone else shows as a gap in the schedule's stream sequence and
 // triggers a replay), runs the pure reconciler on watch events (debounced) and on a timer
 // (reconcileIntervalMs, plus the moment a machine's silence reaches the agent TTL), and
-// executes the actions through the guarded, pipelined writer. A round in which only new
-// unconstrained units appeared takes reconcile()'s answer from reconcileAdded() (no pass over
-// every unit and placement) and does not hold up the next round (see round()).
+// executes the actions through the guarded, pipelined writer.
 //
 // On becoming leader it opens the watches and waits until each has replayed its bucket before
 // the first round: deciding on half a schedule could place a unit twice. Every known machine
@@ -24,9 +22,8 @@ import { inspector } from "../server/inspect.js";
 import { isLeading, leaseMachine } from "./lease.machine.js";
 import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
-import { reconcile, reconcileAdded } from "./reconciler.js";
-import { ScheduleWriter, type WriteContext, type WriteResult } from "./schedule-writer.js";
-import type { Action } from "./model.js";
+import { reconcile } from "./reconciler.js";
+import { ScheduleWriter } from "./schedule-writer.js";
 import { ClusterViews } from "./views.js";
 
 export interface EngineOptions {
@@ -46,8 +43,6 @@ export interface EngineOptions {
 
 export interface EngineStats {
   rounds: number;
-  /** Rounds that ran the full reconcile (the others only placed new units: reconcileAdded). */
-  fullRounds: number;
   scheduled: number;
   unscheduled: number;
   lastRoundMs: number;
@@ -57,12 +52,9 @@ export interface EngineStats {
 
 type Watch = Awaited<ReturnType<KV["watch"]>>;
 
-/** Batches of new placements in flight at once (each a sliding window of IN_FLIGHT puts). */
-const MAX_BATCHES = 2;
-
 export class Engine implements Component {
   readonly holder: string;
-  readonly stats: EngineStats = { rounds: 0, fullRounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0 };
+  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0 };
   private readonly log: Logger;
   private readonly writer: ScheduleWriter;
   private lease?: Actor<typeof leaseMachine>;
@@ -85,20 +77,6 @@ export class Engine implements Component {
   private running = false;
   private again = false;
   private roundDone?: Promise<void>;
-  /**
-   * The last round left the schedule as it decided, every write acknowledged; with the live
-   * machines it saw, so that the next round may place only what was added (reconcileAdded).
-   */
-  private clean = false;
-  private lastLive?: ReadonlyMap<string, unknown>;
-  /** Batches of new placements still being written (launch). */
-  private readonly inflight = new Set<Promise<void>>();
-  /** A round waited for a batch to end (MAX_BATCHES in flight). */
-  private deferred = false;
-  /** Acknowledged revisions above scheduleSeq whose predecessors are not accounted for yet. */
-  private readonly ownRevs = new Set<number>();
-  /** Why the schedule must be reloaded, once no batch is in flight. */
-  private resyncDue?: string;
 
   constructor(private readonly o: EngineOptions) {
     this.holder = `${o.machineId}/${randomBytes(4).toString("hex")}`;
@@ -145,7 +123,6 @@ export class Engine implements Component {
     // next leader never reads a schedule we are still changing.
     if (this.leading) this.stepDown("stopping");
     await this.roundDone?.catch(() => undefined);
-    await this.drain();
     actor.send({ type: "RESIGN" });
     await new Promise<void>((resolve) => {
       if (actor.getSnapshot().status === "done") return resolve();
@@ -193,10 +170,6 @@ export class Engine implements Component {
     this.timer = undefined;
     this.views.clear();
     this.liveness.clear();
-    this.clean = false;
-    this.deferred = false;
-    this.resyncDue = undefined;
-    this.ownRevs.clear();
   }
 
   private async openWatches(gen: number): Promise<void> {
@@ -263,35 +236,23 @@ export class Engine implements Component {
     });
   }
 
-  /**
-   * Checks that our acknowledged writes are the only ones since scheduleSeq; false: a resync is
-   * due. Batches may overlap (their revisions interleave), so revisions wait in ownRevs until
-   * the ones below them are accounted for; a hole left when no batch is in flight is a write of
-   * someone else. The resync itself waits until no batch is in flight (settleResync).
-   */
+  /** Checks that our acknowledged writes are the only ones since scheduleSeq; false: resync. */
   private accountWrites(revisions: number[], failures: number): boolean {
     if (!this.trackSeq) return true;
     if (failures > 0) {
-      this.resyncDue ??= `${failures} write(s) failed and may or may not have landed`;
+      this.resyncSchedule(`${failures} write(s) failed and may or may not have landed`);
       return false;
     }
-    for (const r of revisions) if (r > this.scheduleSeq) this.ownRevs.add(r);
-    while (this.ownRevs.delete(this.scheduleSeq + 1)) this.scheduleSeq++;
-    if (this.ownRevs.size > 0 && this.inflight.size === 0) {
-      this.resyncDue ??= `stream sequence ${this.scheduleSeq + 1} is not ours`;
-      return false;
+    revisions.sort((a, b) => a - b);
+    let expected = this.scheduleSeq + 1;
+    for (const r of revisions) {
+      if (r !== expected) {
+        this.resyncSchedule(`stream sequence ${expected} is not ours`);
+        return false;
+      }
+      expected++;
     }
-    return true;
-  }
-
-  /** Starts a due resync once no batch is in flight; true when one started. */
-  private settleResync(): boolean {
-    if (this.resyncDue === undefined || this.inflight.size > 0) return false;
-    const why = this.resyncDue;
-    this.resyncDue = undefined;
-    this.ownRevs.clear();
-    this.clean = false;
-    this.resyncSchedule(why);
+    this.scheduleSeq = expected - 1;
     return true;
   }
 
@@ -332,16 +293,7 @@ export class Engine implements Component {
     }, delay);
   }
 
-  /**
-   * One round. A full round (reconcile) waits until no batch is in flight, so that it decides on
-   * acknowledged writes only, and runs its batch to the end before the next round. A round in
-   * which only new, unconstrained units appeared (reconcileAdded) reserves its placements in the
-   * views and leaves its batch in flight: the next such round can start at once, so units that
-   * arrive while a batch is being written do not wait for its last acknowledgement. Such a
-   * batch only writes units that have no placement anywhere (nothing is moved, nothing deleted);
-   * up to MAX_BATCHES of them are in flight at once.
-   * periodic: a timer round, always full; it also checks the schedule for foreign writes.
-   */
+  /** periodic: a timer round (not a watch kick) also checks the schedule for foreign writes. */
   private async round(periodic = false): Promise<void> {
     if (!this.leading || !this.allReady()) return;
     const gen = this.gen;
@@ -349,146 +301,58 @@ export class Engine implements Component {
     let progress = false;
     try {
       const t0 = performance.now();
-      const v = this.views;
-      let machines = v.liveMachines(Date.now());
-      let actions: Action[] | undefined;
-      let full = periodic || !this.clean || v.changedBeyondAdditions() || !sameKeys(machines, this.lastLive);
-      if (!full) {
-        if (this.inflight.size >= MAX_BATCHES) {
-          this.deferred = true;
+      if (this.trackSeq && periodic) {
+        const last = (await this.o.buckets.schedule.status()).streamInfo.state.last_seq;
+        if (gen !== this.gen || !this.ready.schedule) return;
+        if (last !== this.scheduleSeq) {
+          this.resyncSchedule(`stream at ${last}, our view at ${this.scheduleSeq}`);
           return;
         }
-        const changes = v.takeChanges();
-        actions = reconcileAdded({
-          units: v.units,
-          added: changes.added,
-          isPlaced: (u) => v.isPlaced(u),
-          loads: v.loads,
-          machines,
-          unplaced: v.unplaced,
-          relationHolders: v.relationHolders,
-        });
-        if (!actions) full = true;
       }
-      if (full) {
-        await this.drain();
-        if (gen !== this.gen || !this.allReady()) return;
-        if (this.settleResync()) return;
-        if (this.trackSeq && periodic) {
-          const last = (await this.o.buckets.schedule.status()).streamInfo.state.last_seq;
-          if (gen !== this.gen || !this.allReady() || this.inflight.size > 0) return;
-          if (last !== this.scheduleSeq) {
-            this.resyncDue = `stream at ${last}, our view at ${this.scheduleSeq}`;
-            this.settleResync();
-            return;
-          }
-        }
-        v.takeChanges();
-        machines = v.liveMachines(Date.now());
-        actions = reconcile({ units: v.units, placements: v.placements.values(), machines, unplaced: v.unplaced });
-        this.stats.fullRounds++;
-        this.clean = false;
-      }
-      this.lastLive = machines;
+      const now = Date.now();
+      const v = this.views;
+      const actions = reconcile({ units: v.units, placements: v.placements.values(), machines: v.liveMachines(now), unplaced: v.unplaced });
       this.stats.rounds++;
-      if (!actions!.length) {
-        if (full) this.clean = true;
-      } else if (!full) {
-        this.launch(actions!, gen);
-      } else {
-        const res = await this.writer.execute(actions!, this.writeContext(gen));
+      if (actions.length) {
+        const res = await this.writer.execute(actions, {
+          epoch: this.epoch,
+          units: this.views.units,
+          leading: () => this.leading && gen === this.gen,
+          leaseHeld: () => {
+            const c = this.lease?.getSnapshot().context;
+            const margin = Math.min(500, Math.floor(this.o.leaseTtlMs / 10));
+            return c !== undefined && c.epoch === this.epoch && Date.now() < c.validUntil - margin;
+          },
+        });
         if (gen === this.gen) {
-          progress = this.settle(res);
-          this.clean = res.failures === 0 && !res.aborted && this.resyncDue === undefined && this.ready.schedule;
+          progress = this.views.apply(res);
+          this.stats.scheduled += res.put.length;
+          this.stats.unscheduled += res.deleted.length;
+          if (!this.stats.firstWriteAt && (res.put.length || res.deleted.length)) this.stats.firstWriteAt = Date.now();
+          const revs = [...res.put, ...res.deleted, ...res.unplacedSet, ...res.unplacedCleared].map((x) => x.revision);
+          if (!this.accountWrites(revs, res.failures)) progress = false;
         }
+        if (res.aborted) this.log.warn({ why: res.aborted }, "schedule batch stopped");
       }
       this.stats.lastRoundMs = performance.now() - t0;
     } catch (e) {
-      this.clean = false;
       this.log.error({ err: describeError(e) }, "reconcile round failed");
     } finally {
       this.running = false;
     }
-    if (!this.leading) return;
-    // A new term may have become ready (and kicked) while this round of the old one ran.
+    if (gen !== this.gen || !this.leading) return;
     if (this.again || progress) {
       this.again = false;
       this.kick(0);
       return;
     }
-    if (gen !== this.gen) return;
-    if (this.deferred && this.inflight.size > 0) return; // that batch's end kicks the next round
-    this.deferred = false;
     const nextLoss = this.liveness.nextExpiry(Date.now());
     const wait = Math.min(this.o.reconcileIntervalMs, nextLoss === undefined ? Infinity : nextLoss + 5);
     this.kick(Math.max(0, wait), true);
   }
 
-  private writeContext(gen: number): WriteContext {
-    return {
-      epoch: this.epoch,
-      units: this.views.units,
-      leading: () => this.leading && gen === this.gen,
-      leaseHeld: () => {
-        const c = this.lease?.getSnapshot().context;
-        const margin = Math.min(500, Math.floor(this.o.leaseTtlMs / 10));
-        return c !== undefined && c.epoch === this.epoch && Date.now() < c.validUntil - margin;
-      },
-    };
-  }
-
-  /** Learns a batch's acknowledged writes; true when it placed or removed something. */
-  private settle(res: WriteResult): boolean {
-    let progress = this.views.apply(res);
-    this.stats.scheduled += res.put.length;
-    this.stats.unscheduled += res.deleted.length;
-    if (!this.stats.firstWriteAt && (res.put.length || res.deleted.length)) this.stats.firstWriteAt = Date.now();
-    const revs = [...res.put, ...res.deleted, ...res.unplacedSet, ...res.unplacedCleared].map((x) => x.revision);
-    if (!this.accountWrites(revs, res.failures)) progress = false;
-    if (res.aborted) this.log.warn({ why: res.aborted }, "schedule batch stopped");
-    this.settleResync();
-    return progress;
-  }
-
-  /** Writes a batch of new placements (reconcileAdded) in the background. */
-  private launch(actions: Action[], gen: number): void {
-    this.views.reserve(actions);
-    const batch: Promise<void> = this.writer
-      .execute(actions, this.writeContext(gen))
-      .then(
-        (res) => ({ res, err: undefined }),
-        (err: unknown) => ({ res: undefined, err }),
-      )
-      .then(({ res, err }) => {
-        this.inflight.delete(batch);
-        if (gen !== this.gen) return;
-        this.views.release(actions);
-        if (!res || res.failures > 0 || res.aborted) this.clean = false;
-        if (res) this.settle(res);
-        else {
-          this.log.error({ err: describeError(err) }, "schedule batch failed");
-          this.resyncDue ??= "a schedule batch failed";
-          this.settleResync();
-        }
-        if (this.deferred || !this.clean) {
-          this.deferred = false;
-          this.kick(0);
-        }
-      });
-    this.inflight.add(batch);
-  }
-
-  /** Waits until no batch is in flight. */
-  private async drain(): Promise<void> {
-    while (this.inflight.size > 0) await Promise.all([...this.inflight]);
-  }
 }
 
-function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown> | undefined): boolean {
-  if (!b || a.size !== b.size) return false;
-  for (const k of a.keys()) if (!b.has(k)) return false;
-  return true;
-}
 
 export function createEngine(ctx: ClusterContext): Engine {
   return new Engine({

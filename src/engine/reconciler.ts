@@ -17,7 +17,7 @@
 //  5. Unplaced reasons are written when they change and cleared when a unit is placed or
 //     no longer needs a place.
 import type { Action, EngineMachine, EngineUnit, Placement } from "./model.js";
-import { ClusterState, isUnconstrained, leastLoadedPicker } from "./scheduler.js";
+import { ClusterState } from "./scheduler.js";
 
 export interface ReconcileInput {
   units: ReadonlyMap<string, EngineUnit>;
@@ -166,60 +166,4 @@ function placementReason(u: EngineUnit, state: ClusterState, machineId: string):
   if (u.fleet.machineId !== undefined) return `MachineID=${u.fleet.machineId}`;
   if (u.fleet.machineOf.length) return `MachineOf=${u.fleet.machineOf.join(",")}`;
   return `least loaded (${state.load(machineId) - 1} units before)`;
-}
-
-export interface AddedInput {
-  units: ReadonlyMap<string, EngineUnit>;
-  /** Units that appeared since the last round. */
-  added: Iterable<string>;
-  /** Whether a unit has a placement now. */
-  isPlaced: (unit: string) => boolean;
-  /** Placements per machine now. */
-  loads: ReadonlyMap<string, number>;
-  /** Live machines only, the same set as the last round's. */
-  machines: ReadonlyMap<string, EngineMachine>;
-  unplaced: ReadonlyMap<string, string>;
-  /** How many units (in any state) declare Conflicts= or Replaces=. */
-  relationHolders: number;
-}
-
-/**
- * reconcile()'s answer for the common round at scale, in O(added + machines) instead of
- * O(units + placements): valid only when the previous round left the schedule as reconcile()
- * wanted it (every write acknowledged) and nothing has changed since but units added, with the
- * same live machines. The caller vouches for that; this function checks the rest: no unit
- * anywhere declares Conflicts/Replaces (nothing can name the new units), every new unit is
- * unconstrained and not placed yet, no unplaced unit follows one of them (MachineOf), and an
- * active machine takes them. Then rules 1-3 and 5 have nothing to do (nothing they read has
- * changed; the new units reserve nothing and conflict with nothing), and rule 4 places exactly
- * the new units, in name order, each on the least-loaded active machine. Returns undefined when
- * the checks fail: run reconcile().
- */
-export function reconcileAdded(input: AddedInput): Action[] | undefined {
-  const { units, isPlaced, unplaced } = input;
-  if (input.relationHolders > 0) return undefined;
-  const queue: EngineUnit[] = [];
-  const names = new Set<string>();
-  for (const name of input.added) {
-    const u = units.get(name);
-    if (!u || u.invalid || isPlaced(name)) return undefined;
-    if (u.fleet.global || u.desiredState === "inactive") continue;
-    if (!isUnconstrained(u)) return undefined;
-    if (!names.has(name)) queue.push(u);
-    names.add(name);
-  }
-  if (queue.length === 0) return [];
-  for (const unit of unplaced.keys()) {
-    const f = units.get(unit)?.fleet.machineOf;
-    if (f?.some((peer) => names.has(peer))) return undefined;
-  }
-  queue.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const pick = leastLoadedPicker(input.machines.values(), input.loads);
-  const out: Action[] = [];
-  for (const u of queue) {
-    const p = pick();
-    if (!p) return undefined;
-    out.push({ type: "schedule", unit: u.name, machineId: p.machineId, reason: `least loaded (${p.before} units before)` });
-  }
-  return out;
 }

@@ -28,7 +28,7 @@ export function machineIdMatches(wanted: string, id: string): boolean {
   return wanted === id || (wanted.length >= 8 && id.startsWith(wanted));
 }
 
-export function isUnconstrained(u: EngineUnit): boolean {
+function isUnconstrained(u: EngineUnit): boolean {
   const f = u.fleet;
   return (
     f.machineId === undefined &&
@@ -245,27 +245,6 @@ export class ClusterState {
       siftDown(h, 0);
     }
   }
-}
-
-/**
- * Least-loaded picks over active machines from known loads (fewest units, ties by machine ID),
- * as ClusterState's fast path does; each pick counts one more unit on the machine it returns.
- */
-export function leastLoadedPicker(
-  machines: Iterable<EngineMachine>,
-  loads: ReadonlyMap<string, number>,
-): () => { machineId: string; before: number } | undefined {
-  const h: [number, string][] = [];
-  for (const m of machines) if (m.availability === "active") h.push([loads.get(m.id) ?? 0, m.id]);
-  h.sort(cmp); // a sorted array is a heap
-  return () => {
-    const top = h[0];
-    if (!top) return undefined;
-    const pick = { machineId: top[1], before: top[0] };
-    top[0]++;
-    siftDown(h, 0);
-    return pick;
-  };
 }
 
 function cmp(a: [number, string], b: [number, string]): number {

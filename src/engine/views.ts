@@ -10,24 +10,16 @@ import { describeError } from "../protocol/errors.js";
 import { parseUnitFileCached } from "../unit/index.js";
 import type { Liveness } from "./liveness.js";
 import type { WriteResult } from "./schedule-writer.js";
-import { NO_FLEET_OPTIONS, type Action, type EngineMachine, type EngineUnit, type Placement } from "./model.js";
+import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit, type Placement } from "./model.js";
 
 export class ClusterViews {
   units = new Map<string, EngineUnit>();
-  /** By schedule key <machineId>.<unit>; change it only through setPlacement/deletePlacement. */
-  readonly placements = new Map<string, Placement>();
-  /** Kept with placements, for rounds that only place new units (reconcileAdded). */
-  readonly loads = new Map<string, number>();
-  private readonly placedUnits = new Map<string, number>();
+  /** By schedule key <machineId>.<unit>. */
+  placements = new Map<string, Placement>();
   unplaced = new Map<string, string>();
   machines = new Map<string, MachineRecord>();
   /** Keys we wrote: watch echoes older than our write are ignored ("del": until the delete's echo). */
   floor = new Map<string, number | "del">();
-  /** Units (any state) declaring Conflicts= or Replaces=. */
-  relationHolders = 0;
-  /** Since the last takeChanges(): units that appeared, and whether anything else changed. */
-  private added: string[] = [];
-  private changed = true;
 
   constructor(
     private readonly log: Logger,
@@ -38,94 +30,14 @@ export class ClusterViews {
 
   clear(): void {
     this.units = new Map();
-    this.relationHolders = 0;
     this.clearSchedule();
     this.machines = new Map();
   }
 
   clearSchedule(): void {
-    this.placements.clear();
-    this.loads.clear();
-    this.placedUnits.clear();
+    this.placements = new Map();
     this.unplaced = new Map();
     this.floor = new Map();
-    this.changed = true;
-  }
-
-  /**
-   * What changed since the last call: `added` units (new names), or `other` for anything else
-   * a round reads (a unit changed or removed, a machine record, the schedule from outside).
-   * Our own acknowledged writes (apply) are not changes: the round that made them decided them.
-   */
-  takeChanges(): { added: string[]; other: boolean } {
-    const out = { added: this.added, other: this.changed };
-    this.added = [];
-    this.changed = false;
-    return out;
-  }
-
-  /** Whether anything but added units changed since the last takeChanges(). */
-  changedBeyondAdditions(): boolean {
-    return this.changed;
-  }
-
-  /** Counts placements being written (loads, isPlaced) until release(): rounds may overlap. */
-  reserve(actions: Action[]): void {
-    for (const a of actions) if (a.type === "schedule") this.count(a.unit, a.machineId);
-  }
-
-  release(actions: Action[]): void {
-    for (const a of actions) if (a.type === "schedule") this.uncount(a);
-  }
-
-  isPlaced(unit: string): boolean {
-    return this.placedUnits.has(unit);
-  }
-
-  private setPlacement(key: string, p: Placement): void {
-    const prev = this.placements.get(key);
-    this.placements.set(key, p);
-    if (prev) {
-      if (prev.unit === p.unit && prev.machineId === p.machineId) return;
-      this.uncount(prev);
-    }
-    this.count(p.unit, p.machineId);
-  }
-
-  private count(unit: string, machineId: string): void {
-    this.loads.set(machineId, (this.loads.get(machineId) ?? 0) + 1);
-    this.placedUnits.set(unit, (this.placedUnits.get(unit) ?? 0) + 1);
-  }
-
-  private deletePlacement(key: string): boolean {
-    const prev = this.placements.get(key);
-    if (!prev) return false;
-    this.placements.delete(key);
-    this.uncount(prev);
-    return true;
-  }
-
-  private uncount(p: { unit: string; machineId: string }): void {
-    const l = (this.loads.get(p.machineId) ?? 0) - 1;
-    if (l > 0) this.loads.set(p.machineId, l);
-    else this.loads.delete(p.machineId);
-    const n = (this.placedUnits.get(p.unit) ?? 0) - 1;
-    if (n > 0) this.placedUnits.set(p.unit, n);
-    else this.placedUnits.delete(p.unit);
-  }
-
-  private setUnit(name: string, u: EngineUnit | undefined): boolean {
-    const prev = this.units.get(name);
-    if (prev) {
-      if (holdsRelations(prev)) this.relationHolders--;
-      this.changed = true;
-    } else if (u) this.added.push(name);
-    if (u) {
-      this.units.set(name, u);
-      if (holdsRelations(u)) this.relationHolders++;
-      return true;
-    }
-    return this.units.delete(name);
   }
 
   /** Machines alive now, as the scheduler sees them. */
@@ -142,7 +54,7 @@ export class ClusterViews {
 
   onUnit(e: KvWatchEntry): boolean {
     const name = keys.unitFromKey(e.key);
-    if (e.operation !== "PUT") return this.setUnit(name, undefined);
+    if (e.operation !== "PUT") return this.units.delete(name);
     let rec: UnitRecord;
     try {
       rec = decodeAs(UnitRecord, e.value, `units/${e.key}`);
@@ -152,7 +64,8 @@ export class ClusterViews {
     }
     const prev = this.units.get(name);
     if (prev && prev.hash === rec.hash && prev.desiredState === rec.desiredState) return false;
-    return this.setUnit(name, toEngineUnit(name, rec));
+    this.units.set(name, toEngineUnit(name, rec));
+    return true;
   }
 
   onSchedule(e: KvWatchEntry): boolean {
@@ -168,7 +81,6 @@ export class ClusterViews {
       }
       this.floor.delete(e.key);
     }
-    this.changed = true;
     const un = keys.parseUnplaced(e.key);
     if (un !== undefined) {
       if (e.operation !== "PUT") {
@@ -187,7 +99,7 @@ export class ClusterViews {
       this.log.warn({ key: e.key }, "skipping a schedule key that names no machine and unit");
       return false;
     }
-    if (e.operation !== "PUT") return this.deletePlacement(e.key);
+    if (e.operation !== "PUT") return this.placements.delete(e.key);
     let entry: ScheduleEntry;
     try {
       entry = decodeAs(ScheduleEntry, e.value, `schedule/${e.key}`);
@@ -195,7 +107,7 @@ export class ClusterViews {
       this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in schedule");
       return false;
     }
-    this.setPlacement(e.key, { unit: k.unit, machineId: k.machineId, hash: entry.hash, desiredState: entry.desiredState });
+    this.placements.set(e.key, { unit: k.unit, machineId: k.machineId, hash: entry.hash, desiredState: entry.desiredState });
     return true;
   }
 
@@ -203,7 +115,6 @@ export class ClusterViews {
     const id = e.key;
     if (e.operation !== "PUT") {
       this.liveness.forget(id);
-      this.changed = true;
       return this.machines.delete(id);
     }
     let rec: MachineRecord;
@@ -218,26 +129,25 @@ export class ClusterViews {
     const wasAlive = this.liveness.isAlive(id, Date.now());
     this.liveness.seen(id, Date.now());
     // Plain heartbeats change nothing the scheduler reads: no round for them.
-    const kick =
+    return (
       !prev ||
       !wasAlive ||
       prev.availability !== rec.availability ||
       JSON.stringify(prev.metadata) !== JSON.stringify(rec.metadata) ||
       prev.capacity.cpu !== rec.capacity.cpu ||
-      prev.capacity.memory !== rec.capacity.memory;
-    if (kick) this.changed = true;
-    return kick;
+      prev.capacity.memory !== rec.capacity.memory
+    );
   }
 
   /** Learns a batch's acknowledged writes; true when something was placed or removed. */
   apply(res: WriteResult): boolean {
     const floor = this.noEchoes ? undefined : this.floor;
     for (const d of res.deleted) {
-      this.deletePlacement(d.key);
+      this.placements.delete(d.key);
       floor?.set(d.key, "del");
     }
     for (const p of res.put) {
-      this.setPlacement(p.key, p.placement);
+      this.placements.set(p.key, p.placement);
       floor?.set(p.key, p.revision);
     }
     for (const u of res.unplacedSet) {
@@ -250,10 +160,6 @@ export class ClusterViews {
     }
     return res.failures === 0 && !res.aborted && (res.put.length > 0 || res.deleted.length > 0);
   }
-}
-
-function holdsRelations(u: EngineUnit): boolean {
-  return u.fleet.conflicts.length > 0 || u.fleet.replaces.length > 0;
 }
 
 /** A units-bucket record as the engine sees it: only [X-Fleet] matters here. */
