@@ -340,12 +340,14 @@ export class Engine implements Component {
     } finally {
       this.running = false;
     }
-    if (gen !== this.gen || !this.leading) return;
+    if (!this.leading) return;
+    // A new term may have become ready (and kicked: `again`) while this round of the old one ran.
     if (this.again || progress) {
       this.again = false;
       this.kick(0);
       return;
     }
+    if (gen !== this.gen) return;
     const nextLoss = this.liveness.nextExpiry(Date.now());
     const wait = Math.min(this.o.reconcileIntervalMs, nextLoss === undefined ? Infinity : nextLoss + 5);
     this.kick(Math.max(0, wait), true);
