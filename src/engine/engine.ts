@@ -19,6 +19,7 @@ import { describeError } from "../protocol/errors.js";
 import type { Buckets } from "../nats/buckets.js";
 import type { ClusterContext, Component } from "../server/context.js";
 import { inspector } from "../server/inspect.js";
+import { childLogger } from "../log.js";
 import { isLeading, leaseMachine } from "./lease.machine.js";
 import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
@@ -361,7 +362,7 @@ export function createEngine(ctx: ClusterContext): Engine {
     buckets: ctx.buckets,
     nc: ctx.nc,
     inspect: inspector(ctx.nc, ctx.names, ctx.machineId, "lease", { withContext: true }),
-    log: ctx.log.child({ component: "engine", machineId: ctx.machineId }),
+    log: childLogger(ctx.log, { component: "engine", machineId: ctx.machineId }),
     machineId: ctx.machineId,
     leaseTtlMs: ctx.config.leaseTtlMs,
     agentTtlMs: ctx.config.agentTtlMs,
