@@ -62,3 +62,13 @@ export class ApiClient {
     await this.nc.close().catch(() => undefined);
   }
 }
+
+/** Connects, runs fn, and always closes the connection. */
+export async function withClient<T>(globals: () => GlobalOptions, fn: (c: ApiClient) => Promise<T>): Promise<T> {
+  const client = await ApiClient.connect(globals());
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}

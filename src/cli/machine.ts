@@ -2,7 +2,7 @@
 // elsewhere and takes no new ones; pause keeps its units and takes no new ones; activate undoes
 // both. ID is a machine ID or a unique prefix of one (the short IDs list-machines shows).
 import type { CommandRegistrar } from "./main.js";
-import { ApiClient } from "./client.js";
+import { withClient } from "./client.js";
 import type { Availability, MachineRecord } from "../protocol/messages.js";
 
 const VERBS: { verb: string; availability: Availability; help: string; done: string }[] = [
@@ -19,13 +19,10 @@ export const registerMachine: CommandRegistrar = (program, globals) => {
       .description(v.help)
       .option("--json", "print the new machine record as JSON")
       .action(async (machine: string, o: { json?: boolean }) => {
-        const client = await ApiClient.connect(globals());
-        try {
+        await withClient(globals, async (client) => {
           const rec = await client.request<MachineRecord>("machine-availability", { machine, availability: v.availability });
           process.stdout.write(o.json ? JSON.stringify(rec, null, 2) + "\n" : `Machine ${rec.id} is ${v.done}\n`);
-        } finally {
-          await client.close();
-        }
+        });
       });
   }
 };

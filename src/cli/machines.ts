@@ -1,9 +1,8 @@
 // `flotilla list-machines` (fleetctl list-machines): MACHINE, IP, METADATA; short IDs unless -l.
 import type { CommandRegistrar } from "./main.js";
-import { ApiClient } from "./client.js";
-import { renderTable, shortId, type Column } from "./table.js";
+import { withClient } from "./client.js";
+import { addListingOptions, renderListing, shortId, type Column, type ListFlags } from "./table.js";
 import type { MachineRecord } from "../protocol/messages.js";
-import { FlotillaError } from "../protocol/errors.js";
 
 export function formatMetadata(m: Record<string, string>): string {
   const pairs = Object.keys(m)
@@ -25,26 +24,14 @@ export const machineColumns: Column<MachineRecord>[] = [
 const DEFAULT_FIELDS = "machine,ip,metadata";
 
 export const registerMachines: CommandRegistrar = (program, globals) => {
-  program
-    .command("list-machines")
-    .description("list the machines of the cluster (MACHINE, IP, METADATA)")
-    .option("--json", "print the machine records as JSON")
-    .option("-l, --full", "show full machine IDs")
-    .option("--no-legend", "do not print the header line")
-    .option("--fields <list>", `columns to show, from ${machineColumns.map((c) => c.header.toLowerCase()).join(",")}`, DEFAULT_FIELDS)
-    .action(async (o: { json?: boolean; full?: boolean; legend: boolean; fields: string }) => {
-      const client = await ApiClient.connect(globals());
-      try {
-        const rows = await client.request<MachineRecord[]>("list-machines", {});
-        let text: string;
-        try {
-          text = renderTable(rows, machineColumns, { json: o.json, full: o.full, noLegend: !o.legend, fields: o.fields });
-        } catch (e) {
-          throw new FlotillaError("bad_flag", (e as Error).message, { field: "fields", value: o.fields });
-        }
-        process.stdout.write(text);
-      } finally {
-        await client.close();
-      }
+  addListingOptions(
+    program.command("list-machines").description("list the machines of the cluster (MACHINE, IP, METADATA)"),
+    machineColumns as Column<never>[],
+    DEFAULT_FIELDS,
+  ).action(async (o: ListFlags) => {
+    await withClient(globals, async (client) => {
+      const rows = await client.request<MachineRecord[]>("list-machines", {});
+      process.stdout.write(renderListing(rows, machineColumns, o));
     });
+  });
 };

@@ -1,3 +1,5 @@
+import type { Command } from "commander";
+import { FlotillaError } from "../protocol/errors.js";
 // fleetctl-style tables: tab-aligned columns, an upper-case legend unless --no-legend, or the
 // raw rows as JSON with --json. Every listing command prints through here.
 
@@ -35,4 +37,29 @@ export function renderTable<T>(rows: T[], columns: Column<T>[], o: ListingOption
 
 export function shortId(id: string, full: boolean): string {
   return full ? id : id.slice(0, 8);
+}
+
+/** The flags every listing command takes (fleetctl's): --json, -l/--full, --no-legend, --fields. */
+export interface ListFlags {
+  json?: boolean;
+  full?: boolean;
+  legend: boolean;
+  fields: string;
+}
+
+export function addListingOptions(cmd: Command, columns: Column<never>[], defaults: string): Command {
+  return cmd
+    .option("--json", "print the rows as JSON")
+    .option("-l, --full", "do not shorten hashes and machine IDs")
+    .option("--no-legend", "do not print the header line")
+    .option("--fields <list>", `columns to show, from ${columns.map((c) => c.header.toLowerCase()).join(",")}`, defaults);
+}
+
+/** renderTable for a listing command; an unknown --fields entry is a usage error (exit 2). */
+export function renderListing<T>(rows: T[], columns: Column<T>[], o: ListFlags, jsonRows: unknown[] = rows): string {
+  try {
+    return renderTable(rows, columns, { json: o.json, full: o.full, noLegend: !o.legend, fields: o.fields }, jsonRows);
+  } catch (e) {
+    throw new FlotillaError("bad_flag", (e as Error).message, { field: "fields", value: o.fields });
+  }
 }

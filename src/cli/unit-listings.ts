@@ -1,10 +1,8 @@
 // fleetctl's read-only unit verbs: list-unit-files (UNIT HASH DSTATE STATE TARGET), list-units
 // (UNIT MACHINE ACTIVE SUB), cat UNIT (exactly the submitted file), status UNIT.
-import type { Command } from "commander";
 import type { CommandRegistrar } from "./main.js";
-import { ApiClient, type GlobalOptions } from "./client.js";
-import { renderTable, type Column, type ListingOptions } from "./table.js";
-import { FlotillaError } from "../protocol/errors.js";
+import { withClient } from "./client.js";
+import { addListingOptions, renderListing, type Column, type ListFlags } from "./table.js";
 import type { UnitRecord, UnitStateRecord } from "../protocol/messages.js";
 import type { UnitFileRow, UnitRow } from "../api/unit-views.js";
 
@@ -44,38 +42,7 @@ export const unitColumns: Column<UnitRow>[] = [
   { header: "SINCE", value: (r) => new Date(r.since).toISOString() },
 ];
 
-interface ListFlags {
-  json?: boolean;
-  full?: boolean;
-  legend: boolean;
-  fields: string;
-}
 
-function listing(cmd: Command, columns: Column<never>[], defaults: string): Command {
-  return cmd
-    .option("--json", "print the rows as JSON")
-    .option("-l, --full", "do not shorten hashes and machine IDs")
-    .option("--no-legend", "do not print the header line")
-    .option("--fields <list>", `columns to show, from ${columns.map((c) => c.header.toLowerCase()).join(",")}`, defaults);
-}
-
-function render<T>(rows: T[], columns: Column<T>[], o: ListFlags): string {
-  const opts: ListingOptions = { json: o.json, full: o.full, noLegend: !o.legend, fields: o.fields };
-  try {
-    return renderTable(rows, columns, opts);
-  } catch (e) {
-    throw new FlotillaError("bad_flag", (e as Error).message, { field: "fields", value: o.fields });
-  }
-}
-
-async function withClient<T>(globals: () => GlobalOptions, fn: (c: ApiClient) => Promise<T>): Promise<T> {
-  const client = await ApiClient.connect(globals());
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
-}
 
 interface StatusReply {
   unit: UnitRecord;
@@ -117,7 +84,7 @@ export function formatStatus(s: StatusReply, full: boolean): string {
 }
 
 export const registerUnitListings: CommandRegistrar = (program, globals) => {
-  listing(
+  addListingOptions(
     program.command("list-unit-files").description("list the units in the cluster (UNIT HASH DSTATE STATE TARGET), sorted by name"),
     unitFileColumns as Column<never>[],
     "unit,hash,dstate,state,target",
@@ -125,18 +92,18 @@ export const registerUnitListings: CommandRegistrar = (program, globals) => {
     await withClient(globals, async (client) => {
       const rows = await client.request<UnitFileRow[]>("list-unit-files", {});
       rows.sort((a, b) => (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));
-      process.stdout.write(render(rows, unitFileColumns, o));
+      process.stdout.write(renderListing(rows, unitFileColumns, o));
     });
   });
 
-  listing(
+  addListingOptions(
     program.command("list-units").description("list what the machines report for each unit (UNIT MACHINE ACTIVE SUB), sorted by name"),
     unitColumns as Column<never>[],
     "unit,machine,active,sub",
   ).action(async (o: ListFlags) => {
     await withClient(globals, async (client) => {
       const rows = await client.request<UnitRow[]>("list-units", {});
-      process.stdout.write(render(rows, unitColumns, o));
+      process.stdout.write(renderListing(rows, unitColumns, o));
     });
   });
 

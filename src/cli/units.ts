@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
 import { Kvm } from "@nats-io/kv";
 import type { CommandRegistrar } from "./main.js";
-import { ApiClient, type GlobalOptions } from "./client.js";
+import { ApiClient, withClient } from "./client.js";
 import { FlotillaError, describeError } from "../protocol/errors.js";
 import type { MachineRecord } from "../protocol/messages.js";
 import { MAX_UNIT_FILE_BYTES, instanceOf, normalizeUnitName, UNIT_TYPES } from "../unit/index.js";
@@ -210,14 +210,6 @@ async function timeoutReason(client: ApiClient, unit: string, states: UnitStates
   return why;
 }
 
-async function withClient<T>(globals: () => GlobalOptions, fn: (c: ApiClient) => Promise<T>): Promise<T> {
-  const client = await ApiClient.connect(globals());
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
-}
 
 function report(verb: UnitVerb, reply: UnitVerbReply, block: boolean): void {
   for (const u of reply.units) {

@@ -2,61 +2,20 @@
 // (nats.conf, data under ./.flotilla/ or --data-dir) and a child daemon. Both children get their
 // own process group so a terminal's Ctrl-C reaches only us; we then stop the daemon first (it
 // removes its machine record) and nats-server second, by PID, leaving no processes behind.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { accessSync, constants, createWriteStream, mkdirSync, writeFileSync } from "node:fs";
-import { createServer, connect as tcpConnect } from "node:net";
-import { delimiter, dirname, join, relative, resolve } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CommandRegistrar } from "./main.js";
+import { findNatsServer, portFree, tcpProbe } from "../util/net.js";
+
+export { portFree };
 import { FlotillaError } from "../protocol/errors.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const NATS_CONF = join(ROOT, "nats.conf");
 
-export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.NATS_SERVER_BIN) {
-    if (spawnSync(env.NATS_SERVER_BIN, ["--version"]).status === 0) return env.NATS_SERVER_BIN;
-    throw new FlotillaError("bad_config", `NATS_SERVER_BIN=${env.NATS_SERVER_BIN} does not run`, {
-      field: "NATS_SERVER_BIN",
-      value: env.NATS_SERVER_BIN,
-    });
-  }
-  const dirs = (env.PATH ?? "").split(delimiter).concat(["/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/sbin"]);
-  for (const d of dirs) {
-    if (!d) continue;
-    const p = join(d, "nats-server");
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  throw new FlotillaError(
-    "bad_config",
-    "nats-server not found. Install it: `sudo apt-get install nats-server` (Debian/Ubuntu), `brew install nats-server` " +
-      "(macOS), or set NATS_SERVER_BIN=/path/to/nats-server. `npm run up` installs it when it can.",
-    { field: "nats-server" },
-  );
-}
 
-export function portFree(port: number, host = "127.0.0.1"): Promise<boolean> {
-  return new Promise((resolvePort) => {
-    const s = createServer();
-    s.once("error", () => resolvePort(false));
-    s.listen(port, host, () => s.close(() => resolvePort(true)));
-  });
-}
-
-function tcpProbe(port: number): Promise<boolean> {
-  return new Promise((r) => {
-    const s = tcpConnect({ host: "127.0.0.1", port }, () => {
-      s.end();
-      r(true);
-    });
-    s.on("error", () => r(false));
-  });
-}
 
 function parsePort(v: string, field: string): number {
   const n = Number(v);

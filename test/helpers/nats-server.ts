@@ -2,37 +2,20 @@
 // ports_file_dir and a temporary JetStream store_dir; ready when the ports file appears and a
 // TCP probe connects; stopped (by PID) and deleted after. restart() brings it back on the same
 // port and store, for tests that kill NATS on purpose.
-import { spawn, type ChildProcess, execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect as tcpConnect } from "node:net";
 import { check } from "./check.js";
+import { findNatsServer, tcpProbe } from "../../src/util/net.js";
 
+/** The nats-server the tests run; a missing one says how to install it. */
 export function natsServerBin(): string {
-  if (process.env.NATS_SERVER_BIN) return process.env.NATS_SERVER_BIN;
-  for (const p of ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"]) {
-    try {
-      execFileSync(p, ["--version"], { stdio: "ignore" });
-      return p;
-    } catch {
-      /* next */
-    }
+  try {
+    return findNatsServer();
+  } catch (e) {
+    throw new Error(`${(e as Error).message} (the tests need a real nats-server; \`npm test\` installs it when it can)`);
   }
-  throw new Error(
-    "nats-server not found: the tests need a real one. Install it with `apt-get install nats-server` " +
-      "(or `brew install nats-server`), or set NATS_SERVER_BIN=/path/to/nats-server. `npm test` installs it when it can.",
-  );
-}
-
-function tcpProbe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcpConnect({ host: "127.0.0.1", port }, () => {
-      s.end();
-      resolve(true);
-    });
-    s.on("error", () => resolve(false));
-  });
 }
 
 export class NatsServer {
@@ -79,7 +62,7 @@ export class NatsServer {
         `max_payload: 2MB`,
       ].join("\n") + "\n",
     );
-    execFileSync("mkdir", ["-p", portsDir]);
+    mkdirSync(portsDir, { recursive: true });
     const proc = spawn(natsServerBin(), ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     proc.stderr?.on("data", (d) => {
