@@ -88,7 +88,12 @@ async function simulate(url: string, machines: number, ttl: { agentTtlMs: number
   return { names, nc, buckets, machineIds, lastBeat, stopBeats: (id) => stopped.add(id) };
 }
 
-async function engineFor(url: string, sim: Sim, id: string, ttl: { agentTtlMs: number; leaseTtlMs: number }): Promise<{ engine: Engine; nc: NatsConnection }> {
+async function engineFor(
+  url: string,
+  sim: Sim,
+  id: string,
+  ttl: { agentTtlMs: number; leaseTtlMs: number },
+): Promise<{ engine: Engine; nc: NatsConnection; opened: NatsConnection[] }> {
   const nc = await connectOnce({ url });
   started.ncs.push(nc);
   const buckets = await ensureBuckets(nc, sim.names, ttl);
@@ -96,10 +101,33 @@ async function engineFor(url: string, sim: Sim, id: string, ttl: { agentTtlMs: n
   // then do not queue behind the flood of unit watch deliveries on one socket.
   const wnc = process.env.BENCH_WRITER_CONN === "0" ? nc : await connectOnce({ url });
   if (wnc !== nc) started.ncs.push(wnc);
-  const engine = new Engine({ buckets, nc: wnc, log: log.child({ component: "engine", machineId: id }), machineId: id, ...ttl, reconcileIntervalMs: 2000 });
+  // The lease on a connection of its own, as the daemon's ctx.connect gives it (BENCH_LEASE_CONN=0
+  // to share the watch connection, as before).
+  const opened: NatsConnection[] = [];
+  const leaseConnection =
+    process.env.BENCH_LEASE_CONN === "0"
+      ? undefined
+      : {
+          connect: async (name: string) => {
+            const c = await connectOnce({ url, name: `${id}-${name}` });
+            opened.push(c);
+            started.ncs.push(c);
+            return c;
+          },
+          bucket: sim.names.bucket("leases"),
+        };
+  const engine = new Engine({
+    buckets,
+    nc: wnc,
+    log: log.child({ component: "engine", machineId: id }),
+    machineId: id,
+    ...ttl,
+    reconcileIntervalMs: 2000,
+    leaseConnection,
+  });
   started.engines.push(engine);
   await engine.start();
-  return { engine, nc };
+  return { engine, nc, opened };
 }
 
 async function until<T>(f: () => T | undefined | false, timeoutMs: number, what: string, everyMs = 2): Promise<T> {
@@ -119,6 +147,7 @@ async function placementRun(url: string, units: number, machines: number): Promi
   await until(() => engine.isLeader, 15_000, "leader");
   // Let the new leader load its (empty) views before the clock starts.
   await until(() => engine.stats.rounds > 0, 15_000, "first round");
+  const epoch = engine.term;
   // The submitter runs in its own process, as a client would, so that it does not share the
   // engine's event loop; it stamps its first publish with Date.now().
   const child = spawn(process.execPath, [fileURLToPath(new URL("./submit-units.mjs", import.meta.url)), url, sim.names.bucket("units"), String(units), "u"], {
@@ -136,7 +165,9 @@ async function placementRun(url: string, units: number, machines: number): Promi
   console.log(
     `placement: ${units.toLocaleString("en-US")} units onto ${machines.toLocaleString("en-US")} machines: ` +
       `${secs.toFixed(2)} s from first submit to last schedule entry written = ${rate.toLocaleString("en-US")} placements/s ` +
-      `(submit alone ${((submittedAt - t0) / 1000).toFixed(2)} s; ${engine.stats.rounds} rounds) ${rate >= 10_000 ? "PASS" : "MISS"} (target >= 10,000/s)`,
+      `(submit alone ${((submittedAt - t0) / 1000).toFixed(2)} s; ${engine.stats.rounds} rounds; ` +
+      `${engine.stats.renewals} lease renewals, slowest ${engine.stats.renewMaxMs} ms, ${engine.term === epoch && engine.isLeader ? "same term" : "TERM CHANGED"}) ` +
+      `${rate >= 10_000 ? "PASS" : "MISS"} (target >= 10,000/s)`,
   );
   await engine.stop();
 }
@@ -154,6 +185,7 @@ async function failoverRun(url: string): Promise<void> {
   // Renewals happen every TTL/3; kill right after one for the worst case, as a SIGKILL might.
   const killedAt = Date.now();
   await leader.nc.close();
+  for (const c of leader.opened) await c.close();
   await leader.engine.stop().catch(() => undefined);
   // Work for the new leader: one new unit.
   await sim.buckets.units.put(keys.unit("after-failover.service"), encode(unitRecord("after-failover.service")));

@@ -11,7 +11,7 @@
 // then gets one full agent TTL of grace. On stepping down it stops at once: the watches close,
 // the views are dropped, an in-flight batch stops at its next window.
 import { randomBytes } from "node:crypto";
-import type { KV, KvWatchEntry } from "@nats-io/kv";
+import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createActor, type Actor, type InspectionEvent } from "xstate";
 import type { Logger } from "pino";
@@ -40,6 +40,12 @@ export interface EngineOptions {
   inspect?: (ev: InspectionEvent) => void;
   /** Quiet time after a watch event before a round (default 20 ms). */
   debounceMs?: number;
+  /**
+   * The lease on a connection of its own (ClusterContext.connect), opened at start and closed at
+   * stop. On the shared connection a renewal queues behind the flood of watch deliveries of a
+   * large intake, times out, and the leader steps down. Without it, buckets.leases is used.
+   */
+  leaseConnection?: { connect(name: string): Promise<NatsConnection>; bucket: string };
 }
 
 export interface EngineStats {
@@ -49,16 +55,21 @@ export interface EngineStats {
   lastRoundMs: number;
   /** Date.now() of the first acknowledged write of the current term (0: none yet). */
   firstWriteAt: number;
+  /** Answered lease renewals, and the slowest answer in ms (renewals time out at TTL/2). */
+  renewals: number;
+  renewMaxMs: number;
 }
 
 type Watch = Awaited<ReturnType<KV["watch"]>>;
 
 export class Engine implements Component {
   readonly holder: string;
-  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0 };
+  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0, renewals: 0, renewMaxMs: 0 };
   private readonly log: Logger;
   private readonly writer: ScheduleWriter;
   private lease?: Actor<typeof leaseMachine>;
+  private starting?: Promise<void>;
+  private leaseNc?: NatsConnection;
   private leading = false;
   private epoch = 0;
   /** Bumped on every term change: loops of an old term see it and end. */
@@ -96,8 +107,34 @@ export class Engine implements Component {
   }
 
   async start(): Promise<void> {
-    if (this.lease) return;
-    const actor = createActor(leaseMachineFor(this.o.buckets.leases, this.log), {
+    if (!this.starting) {
+      const p = this.startInner();
+      this.starting = p;
+      p.catch(() => {
+        if (this.starting === p) this.starting = undefined;
+      });
+    }
+    return this.starting;
+  }
+
+  private async startInner(): Promise<void> {
+    let kv = this.o.buckets.leases;
+    const lc = this.o.leaseConnection;
+    if (lc) {
+      const nc = await lc.connect("lease");
+      try {
+        kv = await new Kvm(nc).open(lc.bucket);
+      } catch (e) {
+        await nc.close().catch(() => undefined);
+        throw e;
+      }
+      this.leaseNc = nc;
+    }
+    const onRenewed = (ms: number): void => {
+      this.stats.renewals++;
+      if (ms > this.stats.renewMaxMs) this.stats.renewMaxMs = ms;
+    };
+    const actor = createActor(leaseMachineFor(kv, this.log, onRenewed), {
       input: { holder: this.holder, ttlMs: this.o.leaseTtlMs },
       inspect: this.o.inspect,
     });
@@ -117,8 +154,18 @@ export class Engine implements Component {
   }
 
   async stop(): Promise<void> {
+    const starting = this.starting;
+    if (!starting) return;
+    this.starting = undefined;
+    // connectOnce gives up after a few seconds, so this wait is bounded
+    await starting.catch(() => undefined);
     const actor = this.lease;
-    if (!actor) return;
+    const leaseNc = this.leaseNc;
+    this.leaseNc = undefined;
+    if (!actor) {
+      await closeBounded(leaseNc);
+      return;
+    }
     this.lease = undefined;
     // Stop writing and let the batch in flight end before the lease is released, so that the
     // next leader never reads a schedule we are still changing.
@@ -143,6 +190,7 @@ export class Engine implements Component {
     });
     actor.stop();
     this.writer.close();
+    await closeBounded(leaseNc);
   }
 
   // ---- terms ----
@@ -357,6 +405,14 @@ export class Engine implements Component {
 }
 
 
+/** Closes a connection, giving up on the goodbye after a second (stop must stay bounded). */
+async function closeBounded(nc: NatsConnection | undefined): Promise<void> {
+  if (!nc || nc.isClosed()) return;
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([nc.close().catch(() => undefined), new Promise<void>((r) => (t = setTimeout(r, 1000)))]);
+  clearTimeout(t);
+}
+
 export function createEngine(ctx: ClusterContext): Engine {
   return new Engine({
     buckets: ctx.buckets,
@@ -367,5 +423,6 @@ export function createEngine(ctx: ClusterContext): Engine {
     leaseTtlMs: ctx.config.leaseTtlMs,
     agentTtlMs: ctx.config.agentTtlMs,
     reconcileIntervalMs: ctx.config.reconcileIntervalMs || 2000,
+    leaseConnection: { connect: ctx.connect, bucket: ctx.names.bucket("leases") },
   });
 }

@@ -59,11 +59,16 @@ export async function releaseLease(kv: KV, revision: number): Promise<void> {
 }
 
 /** The lease statechart with its NATS-backed effects. */
-export function leaseMachineFor(kv: KV, log: Logger) {
+export function leaseMachineFor(kv: KV, log: Logger, onRenewed?: (ms: number) => void) {
   return leaseMachine.provide({
     actors: {
       acquire: fromPromise(({ input }: { input: { holder: string; ttlMs: number } }) => acquireLease(kv, input.holder, input.ttlMs, log)),
-      renew: fromPromise(({ input }: { input: { holder: string; ttlMs: number; epoch: number; revision: number } }) => renewLease(kv, input)),
+      renew: fromPromise(async ({ input }: { input: { holder: string; ttlMs: number; epoch: number; revision: number } }) => {
+        const t0 = Date.now();
+        const r = await renewLease(kv, input);
+        onRenewed?.(Date.now() - t0);
+        return r;
+      }),
       release: fromPromise(({ input }: { input: { revision: number } }) => releaseLease(kv, input.revision)),
     },
   });

@@ -1,6 +1,6 @@
 // What the composition root hands every component: the concrete connection, names, buckets,
 // a child logger and this daemon's configuration. Components never open connections or
-// create loggers of their own.
+// create loggers of their own: one that needs a connection apart asks ctx.connect.
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Buckets } from "../nats/buckets.js";
@@ -40,6 +40,11 @@ export interface ClusterContext {
   machineId: string;
   /** The latest machine record this daemon has published (metadata, capacity, availability). */
   machine(): MachineRecord;
+  /**
+   * Opens a further connection with this daemon's NATS options and credentials, for traffic that
+   * must not queue behind the floods on `nc` (the engine's lease). The caller closes it.
+   */
+  connect(name: string): Promise<NatsConnection>;
 }
 
 /** Every long-lived part: idempotent start/stop, stop bounded in time. */

@@ -8,7 +8,7 @@ import type { NatsConnection, Subscription, Msg } from "@nats-io/nats-core";
 import { createActor, fromPromise, type Actor } from "xstate";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { connectWithRetry } from "../nats/connection.js";
+import { connectOnce, connectWithRetry } from "../nats/connection.js";
 import { ensureBuckets, type Buckets } from "../nats/buckets.js";
 import { Names, keys } from "../protocol/names.js";
 import { encode, decodeAs } from "../protocol/codec.js";
@@ -337,6 +337,17 @@ export class Daemon {
       config: this.config,
       machineId: this.machineId,
       machine: () => this.record(),
+      connect: (name) => {
+        const c = this.config;
+        return connectOnce({
+          url: c.natsUrl,
+          creds: c.creds,
+          user: c.user,
+          password: c.password,
+          token: c.token,
+          name: `flotilla-daemon-${this.machineId}-${name}`,
+        });
+      },
     };
   }
 

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { connectOnce } from "../../src/nats/connection.js";
 import { ensureBuckets, type Buckets } from "../../src/nats/buckets.js";
 import { Names, keys } from "../../src/protocol/names.js";
 import { encode, decodeAs } from "../../src/protocol/codec.js";
@@ -80,6 +81,7 @@ export async function hostContext(o: HostOptions): Promise<{ ctx: ClusterContext
     config,
     machineId: o.machineId,
     machine: () => record,
+    connect: (name) => connectOnce({ url: o.url, name: `${o.machineId}-${name}` }),
   };
   return { ctx, nc, stateDir };
 }

@@ -4,6 +4,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { ApiService } from "../../src/api/service.js";
 import { buildHandlers } from "../../src/api/handlers.js";
+import { connectOnce } from "../../src/nats/connection.js";
 import { ensureBuckets, type Buckets } from "../../src/nats/buckets.js";
 import { Names, keys } from "../../src/protocol/names.js";
 import { encode } from "../../src/protocol/codec.js";
@@ -47,7 +48,16 @@ export async function startApiInProcess(nc: NatsConnection, prefix: string, url:
   };
   // What the machine's heart would publish, so listings can show the machine's IP.
   await buckets.machines.put(keys.machine(machineId), encode(record));
-  const ctx: ClusterContext = { nc, names, buckets, log: silentLogger, config, machineId, machine: () => record };
+  const ctx: ClusterContext = {
+    nc,
+    names,
+    buckets,
+    log: silentLogger,
+    config,
+    machineId,
+    machine: () => record,
+    connect: (name) => connectOnce({ url, name: `${machineId}-${name}` }),
+  };
   const service = new ApiService({ nc, names, handlers: buildHandlers(ctx), log: silentLogger, version: "0.0.0-test", machineId });
   await service.start();
   return { names, buckets, ctx, stop: () => service.stop() };

@@ -20,7 +20,8 @@ export interface ClusterOpts {
 }
 
 export class EngineCluster {
-  readonly engines: { engine: Engine; nc: NatsConnection }[] = [];
+  /** Each engine with its connection and those it opened itself (its lease's). */
+  readonly engines: { engine: Engine; nc: NatsConnection; opened: NatsConnection[] }[] = [];
   private readonly beats = new Map<string, { timer: NodeJS.Timeout; record: MachineRecord }>();
   private watchers: { stop(): void }[] = [];
 
@@ -43,6 +44,7 @@ export class EngineCluster {
   async startEngine(machineId = `engine${this.engines.length + 1}`, log?: Logger): Promise<Engine> {
     const nc = await connectOnce({ url: this.url });
     const buckets = await ensureBuckets(nc, this.names, this.o);
+    const opened: NatsConnection[] = [];
     const engine = new Engine({
       buckets,
       nc,
@@ -51,18 +53,27 @@ export class EngineCluster {
       leaseTtlMs: this.o.leaseTtlMs,
       agentTtlMs: this.o.agentTtlMs,
       reconcileIntervalMs: this.o.reconcileIntervalMs,
+      leaseConnection: {
+        connect: async (name) => {
+          const c = await connectOnce({ url: this.url, name: `${machineId}-${name}` });
+          opened.push(c);
+          return c;
+        },
+        bucket: this.names.bucket("leases"),
+      },
     });
+    this.engines.push({ engine, nc, opened });
     await engine.start();
-    this.engines.push({ engine, nc });
     return engine;
   }
 
   /** Kills an engine as SIGKILL would: its connection drops, nothing is released. */
   async killEngine(engine: Engine): Promise<void> {
     const i = this.engines.findIndex((e) => e.engine === engine);
-    const [{ nc }] = this.engines.splice(i, 1);
-    // Close the connection first so that no goodbye (lease release) can reach the server.
+    const [{ nc, opened }] = this.engines.splice(i, 1);
+    // Close the connections first so that no goodbye (lease release) can reach the server.
     await nc.close();
+    for (const c of opened) await c.close();
     await engine.stop().catch(() => undefined);
   }
 

@@ -97,6 +97,29 @@ describe("engine leadership", () => {
     expect(leaders).toHaveLength(1);
   });
 
+  it("holds its lease on a connection of its own: closed at stop, opened again at start", async () => {
+    c = await EngineCluster.create(server.url);
+    const cl = c;
+    cl.addMachine("m1");
+    const engine = await cl.startEngine("e1");
+    const opened = cl.engines[0]!.opened;
+    await check(() => engine.isLeader, 10_000, "leader");
+    expect(opened).toHaveLength(1);
+    await check(() => engine.stats.renewals > 0, 10_000, "a renewal answered on the lease connection");
+    const t0 = Date.now();
+    await engine.stop();
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(opened[0]!.isClosed()).toBe(true);
+    expect(engine.isLeader).toBe(false);
+    // the monitor restarts components: start after stop must lead again, on a new connection
+    await engine.start();
+    await check(() => engine.isLeader, 10_000, "leader again after a restart");
+    expect(opened).toHaveLength(2);
+    expect(opened[1]!.isClosed()).toBe(false);
+    await cl.putUnit("after-restart.service", unitFile());
+    await check(async () => (await cl.schedule()).get("after-restart.service")?.[0] === "m1", 10_000, "placed after the restart");
+  });
+
   it("skips a garbage value in any bucket with a log line, and keeps working", async () => {
     c = await EngineCluster.create(server.url);
     const cl = c;
