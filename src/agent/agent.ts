@@ -18,7 +18,7 @@ import { decodeAs } from "../protocol/codec.js";
 import { describeError } from "../protocol/errors.js";
 import { childLogger } from "../log.js";
 import { ScheduleEntry, UnitRecord } from "../protocol/messages.js";
-import { parseUnitFile, conflictsWith, matchesMetadata } from "../unit/index.js";
+import { parseUnitFile, chooseGlobals } from "../unit/index.js";
 import type { ParsedUnit } from "../unit/types.js";
 import type { Executor } from "../exec/executor.js";
 import { ProcessExecutor, killStale, logFileOf } from "../exec/process-executor.js";
@@ -279,7 +279,7 @@ export class Agent implements Component {
   // ---- reconcile ----
 
   /**
-   * The desired set: this machine's schedule, plus Global units that fit here. Globals are
+   * The desired set: this machine's schedule, plus the Global units chooseGlobals picks here. Globals are
    * taken in name order and each one chosen joins the set the later ones are checked against,
    * so of two globals that conflict only the first by name runs, and on every machine the same.
    */
@@ -294,20 +294,15 @@ export class Agent implements Component {
         return [];
       }
     });
-    const globals = [...this.globals.values.values()].sort((a, b) => (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));
-    for (const g of globals) {
-      if (out.has(g.unit)) continue;
+    const globals = [...this.globals.values.values()].flatMap((g) => {
+      if (out.has(g.unit)) return [];
       try {
-        const fleet = this.parse(g.unit, g.contents).fleet;
-        if (!matchesMetadata(fleet.machineMetadata, metadata)) continue;
-        const self = { name: g.unit, fleet };
-        if (here.some((u) => conflictsWith(u, self))) continue;
-        out.set(g.unit, g);
-        here.push(self);
+        return [{ name: g.unit, fleet: this.parse(g.unit, g.contents).fleet, entry: g }];
       } catch {
-        /* not parseable: never reaches here (applyUnit drops it) */
+        return []; // not parseable: never reaches here (applyUnit drops it)
       }
-    }
+    });
+    for (const g of chooseGlobals(globals, metadata, here)) out.set(g.name, g.entry);
     return out;
   }
 

@@ -6,7 +6,7 @@
 // each machine has reserved. Unconstrained units (the common case at scale) take a fast path:
 // a lazy min-heap of active machines by load, so 100,000 placements stay O(n log m).
 import type { EngineMachine, EngineUnit } from "./model.js";
-import { explainMetadata, formatMissing, globMatch } from "../unit/match.js";
+import { chooseGlobals, explainMetadata, formatMissing, globMatch } from "../unit/match.js";
 
 /** Conflicts=/Replaces= globs, Go's path.Match as fleet (the parser's matcher). */
 export function globMatches(glob: string, name: string): boolean {
@@ -41,11 +41,6 @@ function isUnconstrained(u: EngineUnit): boolean {
   );
 }
 
-/** Whether a global unit (run by the agents themselves) would run on machine m. */
-export function globalRunsOn(g: EngineUnit, m: EngineMachine): boolean {
-  if (g.fleet.machineId !== undefined && !machineIdMatches(g.fleet.machineId, m.id)) return false;
-  return unmetMetadata(g.fleet.machineMetadata, m.metadata) === undefined;
-}
 
 /** One filter's verdict on one machine: a phrase for one machine and for several. */
 export interface Rejection {
@@ -108,12 +103,33 @@ export class ClusterState {
     return this.on.get(machineId) ?? new Set();
   }
 
+  /**
+   * The globals the agent on m runs (chooseGlobals, as the agent decides it), given the units
+   * placed there now. Cached per machine until its units change.
+   */
+  globalsOn(m: EngineMachine): readonly EngineUnit[] {
+    if (this.globals.length === 0) return this.globals;
+    let g = this.globalsCache.get(m.id);
+    if (!g) {
+      const here: EngineUnit[] = [];
+      for (const name of this.on.get(m.id) ?? []) {
+        const u = this.units.get(name);
+        if (u && !u.invalid) here.push(u);
+      }
+      g = chooseGlobals(this.globals, m.metadata, here);
+      this.globalsCache.set(m.id, g);
+    }
+    return g;
+  }
+  private readonly globalsCache = new Map<string, EngineUnit[]>();
+
   place(u: EngineUnit, machineId: string): void {
     const prev = this.where.get(u.name);
     if (prev === machineId) return;
     if (prev !== undefined) this.remove(u.name);
     this.where.set(u.name, machineId);
     this.on.get(machineId)!.add(u.name);
+    this.globalsCache.delete(machineId);
     this.cpu.set(machineId, (this.cpu.get(machineId) ?? 0) + (u.fleet.cpu ?? 0));
     this.mem.set(machineId, (this.mem.get(machineId) ?? 0) + (u.fleet.memoryBytes ?? 0));
     // Loads only grow here; the heap corrects stale entries lazily.
@@ -124,6 +140,7 @@ export class ClusterState {
     if (m === undefined) return;
     this.where.delete(unit);
     this.on.get(m)?.delete(unit);
+    this.globalsCache.delete(m);
     const u = this.units.get(unit);
     if (u) {
       this.cpu.set(m, (this.cpu.get(m) ?? 0) - (u.fleet.cpu ?? 0));
@@ -158,8 +175,8 @@ export class ClusterState {
       if (this.where.get(peer) !== m.id) return { one: `does not run ${peer}`, many: `do not run ${peer}` };
     }
     const here = this.on.get(m.id)!;
-    for (const g of this.globals) {
-      if (g.name === u.name || !globalRunsOn(g, m)) continue;
+    for (const g of this.globalsOn(m)) {
+      if (g.name === u.name) continue;
       if (anyGlob(f.conflicts, g.name) || anyGlob(g.fleet.conflicts, u.name)) {
         return { one: `conflicts with ${g.name}`, many: `conflict with ${g.name}` };
       }

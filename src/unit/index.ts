@@ -21,6 +21,7 @@ export {
 export { validateFleetOptions, FLEET_RULES } from "./validate.js";
 export {
   matchesMetadata,
+  chooseGlobals,
   explainMetadata,
   formatMissing,
   formatMetadata,

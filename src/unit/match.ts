@@ -216,3 +216,31 @@ export function replaces(unit: { name: string; fleet: Pick<FleetOptions, "replac
 export function isGlobal(u: { fleet: Pick<FleetOptions, "global"> }): boolean {
   return u.fleet.global;
 }
+
+/**
+ * The Global units that run on a machine, decided the same way by its agent (which runs them)
+ * and by the engine (which keeps non-global units off a machine where a conflicting global
+ * runs): in name order, each global whose MachineMetadata the machine has and that conflicts
+ * with none of the units already there (the machine's scheduled units, then the globals chosen
+ * before it). So of two conflicting globals only the first by name runs, on every machine.
+ * A global already among `here` (by name) is not chosen again.
+ */
+export function chooseGlobals<G extends UnitRef & { fleet: Pick<FleetOptions, "machineMetadata"> }>(
+  globals: Iterable<G>,
+  metadata: Record<string, string>,
+  here: Iterable<UnitRef>,
+): G[] {
+  const sorted = [...globals].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const present: UnitRef[] = [...here];
+  const names = new Set(present.map((u) => u.name));
+  const chosen: G[] = [];
+  for (const g of sorted) {
+    if (names.has(g.name)) continue;
+    if (!matchesMetadata(g.fleet.machineMetadata, metadata)) continue;
+    if (present.some((u) => conflictsWith(u, g))) continue;
+    chosen.push(g);
+    present.push(g);
+    names.add(g.name);
+  }
+  return chosen;
+}

@@ -241,6 +241,19 @@ describe("scheduler", () => {
     expect(converge([g, web], ms).where).toEqual(new Map([["web.service", "m2"]]));
   });
 
+  it("a global that loses to an earlier conflicting global (name order, as the agent decides) does not keep units away", () => {
+    const ms = [machine("m1")];
+    // a-proxy wins on m1; b-proxy conflicts with it, so no agent runs b-proxy. web conflicts
+    // only with b-proxy, so m1 is fine for it.
+    const a = unit("a-proxy.service", { global: true, conflicts: ["b-proxy.service"] });
+    const b = unit("b-proxy.service", { global: true, conflicts: ["web*"] });
+    const web = unit("web.service");
+    expect(converge([a, b, web], ms).where).toEqual(new Map([["web.service", "m1"]]));
+    // and the reverse: web conflicts with a-proxy, which does run there
+    const web2 = unit("web2.service", { conflicts: ["a-proxy.service"] });
+    expect(converge([a, b, web2], ms).where).toEqual(new Map());
+  });
+
   it("a unit file that does not parse is never placed and says why", () => {
     const bad = { ...unit("bad.service"), invalid: "line 3: unknown section" };
     expect(run([bad], [machine("m1")])).toEqual([{ type: "unplaced", unit: "bad.service", reason: "unit file is invalid: line 3: unknown section" }]);

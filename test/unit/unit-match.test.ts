@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  chooseGlobals,
   conflictReason,
   conflictsWith,
   explainMetadata,
@@ -167,4 +168,29 @@ describe("unit relations", () => {
     expect(isGlobal(unit("g", "Global=true"))).toBe(true);
     expect(isGlobal(unit("n", ""))).toBe(false);
   });
+});
+
+describe("chooseGlobals (the agent's and the engine's rule for which globals run on a machine)", () => {
+  const g = (name: string, conflicts: string[] = [], machineMetadata: Record<string, string[]> = {}) => ({
+    name,
+    fleet: { conflicts, machineMetadata },
+  });
+  const u = (name: string, conflicts: string[] = []) => ({ name, fleet: { conflicts } });
+  const table: { why: string; globals: ReturnType<typeof g>[]; metadata?: Record<string, string>; here?: ReturnType<typeof u>[]; want: string[] }[] = [
+    { why: "no conflicts: all, in name order", globals: [g("b"), g("a")], want: ["a", "b"] },
+    { why: "two conflicting: the first by name wins, whatever the input order", globals: [g("b", ["a"]), g("a")], want: ["a"] },
+    { why: "the conflict declared by the first one counts as well", globals: [g("b"), g("a", ["b"])], want: ["a"] },
+    { why: "a loser does not block later ones", globals: [g("a", ["b"]), g("b", ["c"]), g("c")], want: ["a", "c"] },
+    { why: "metadata not met: skipped, and blocks nothing", globals: [g("a", ["b"], { role: ["edge"] }), g("b")], metadata: { role: "db" }, want: ["b"] },
+    { why: "metadata met", globals: [g("a", [], { role: ["edge", "db"] })], metadata: { role: "db" }, want: ["a"] },
+    { why: "a scheduled unit here blocks a global it conflicts with", globals: [g("a"), g("b")], here: [u("web", ["b"])], want: ["a"] },
+    { why: "a global's Conflicts against a scheduled unit", globals: [g("a", ["web*"]), g("b")], here: [u("web1")], want: ["b"] },
+    { why: "a global already here by name is not chosen again", globals: [g("a")], here: [u("a")], want: [] },
+    { why: "globs", globals: [g("proxy-1", ["proxy-*"]), g("proxy-2", ["proxy-*"])], want: ["proxy-1"] },
+  ];
+  for (const t of table) {
+    it(t.why, () => {
+      expect(chooseGlobals(t.globals, t.metadata ?? {}, t.here ?? []).map((x) => x.name)).toEqual(t.want);
+    });
+  }
 });
