@@ -27,3 +27,28 @@ export async function check<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * The opposite of check(): asserts that fn keeps holding (returns truthy, does not throw) on
+ * every poll for the whole window — for "nothing happens" claims such as "the workload was never
+ * stopped while NATS was down". Throws at the first poll where it does not hold.
+ */
+export async function holds(
+  fn: () => unknown | Promise<unknown>,
+  windowMs: number,
+  what = "condition",
+  intervalMs = 100,
+): Promise<void> {
+  const until = Date.now() + windowMs;
+  for (;;) {
+    let ok: unknown;
+    try {
+      ok = await fn();
+    } catch (e) {
+      throw new Error(`${what} stopped holding after ${windowMs - Math.max(0, until - Date.now())} ms: ${(e as Error).message}`);
+    }
+    if (!ok) throw new Error(`${what} stopped holding after ${windowMs - Math.max(0, until - Date.now())} ms`);
+    if (Date.now() >= until) return;
+    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(1, until - Date.now()))));
+  }
+}

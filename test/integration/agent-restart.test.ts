@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
-import { check } from "../helpers/check.js";
+import { check, holds } from "../helpers/check.js";
 import { stopChild } from "../helpers/cli.js";
 import {
   agentHost,
@@ -176,12 +176,11 @@ describe("agent restarts and lost connections", () => {
 
     await server.stop();
     // Watch the workloads for three TTLs without NATS: every check must hold every time.
-    const until = Date.now() + 3000;
-    while (Date.now() < until) {
-      for (const pid of pids.values()) expect(pidAlive(pid)).toBe(true);
-      for (const t of h.agent.snapshot()) expect(t.target).toBe("launched");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await holds(
+      () => [...pids.values()].every(pidAlive) && h.agent.snapshot().every((t) => t.target === "launched"),
+      3000,
+      "every workload alive and launched while NATS is down",
+    );
     await server.restart();
 
     for (const u of units) {
@@ -219,11 +218,8 @@ describe("agent restarts and lost connections", () => {
     // The leader moves moves.service to another machine while m1 cannot hear it.
     await unschedule(b, "m1", "moves.service");
     await schedule(b, "m2", "moves.service", "[Service]\nExecStart=/bin/sleep 600\n");
-    const until = Date.now() + 2500; // longer than the TTL: nothing may happen to m1's tasks
-    while (Date.now() < until) {
-      for (const pid of pids.values()) expect(pidAlive(pid)).toBe(true);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // Longer than the TTL: nothing may happen to m1's tasks.
+    await holds(() => [...pids.values()].every(pidAlive), 2500, "m1's workloads alive while it is cut off");
     const back = Date.now();
     proxy.restore();
     await check(() => !pidAlive(pids.get("moves.service")!), 10_000, "moves.service stopped after the resync");

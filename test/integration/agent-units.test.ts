@@ -2,7 +2,7 @@
 // back from the states bucket, output through the journal CLI, exactly as a user sees them.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
-import { check } from "../helpers/check.js";
+import { check, holds } from "../helpers/check.js";
 import { runCli, spawnCli, stopChild } from "../helpers/cli.js";
 import { agentHost, killStateDirWorkloads, pidAlive, readState, schedule, unschedule, type AgentHost } from "../helpers/agent-host.js";
 import { ApiService } from "../../src/api/service.js";
@@ -122,9 +122,11 @@ describe("agent", () => {
     expect(s.restarts).toBe(2);
     expect(s.exitCode).toBe(3);
     expect([s.active, s.sub]).toEqual(["failed", "failed"]);
-    // It stays failed: no further attempt after the limit.
-    await new Promise((r) => setTimeout(r, 600));
-    expect((await readState(b, "crash.service", "m1"))?.restarts).toBe(2);
+    // It stays failed: no further attempt after the limit (RestartSec is 100 ms, so 6 chances).
+    await holds(async () => {
+      const r = await readState(b, "crash.service", "m1");
+      return r?.taskState === "failed" && r.restarts === 2;
+    }, 600, "crash.service staying failed after 2 restarts");
   });
 
   test("a unit ignoring SIGTERM is killed after TimeoutStopSec", async () => {

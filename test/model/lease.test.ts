@@ -60,7 +60,8 @@ function harness() {
   return { clock, pending, calls, actor };
 }
 
-const flush = () => new Promise((r) => setTimeout(r, 0));
+// Lets settled actor promises deliver their done/error events (no time passes: SimulatedClock).
+const flush = () => new Promise((r) => setImmediate(r));
 
 describe("lease statechart paths", () => {
   const model = new TestModel(leaseMachine as never, {
