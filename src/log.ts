@@ -22,11 +22,10 @@ export function resolveLogLevel(explicit?: string, env: NodeJS.ProcessEnv = proc
   return fallback;
 }
 
-export function createLogger(opts: { level?: string; name?: string } = {}): Logger {
-  return pino(
-    { name: opts.name ?? "flotilla", level: resolveLogLevel(opts.level), base: { pid: process.pid } },
-    pino.destination(2),
-  );
+export function createLogger(opts: { level?: string; name?: string; format?: "text" | "json" } = {}): Logger {
+  const options = { name: opts.name ?? "flotilla", level: resolveLogLevel(opts.level), base: { pid: process.pid } };
+  if ((opts.format ?? resolveLogFormat()) === "json") return pino(options, pino.destination(2));
+  return pino(options, { write: (line: string) => void process.stderr.write(formatLogLine(line)) });
 }
 
 /** For unit tests and library callers that pass nothing. */
@@ -40,4 +39,44 @@ export function childLogger(log: Logger, bindings: Record<string, unknown>): Log
   const have = log.bindings();
   const missing = Object.fromEntries(Object.entries(bindings).filter(([k]) => !(k in have)));
   return Object.keys(missing).length ? log.child(missing) : log;
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
+const HIDDEN = new Set(["level", "time", "pid", "hostname", "name", "msg", "component", "machineId"]);
+
+function pretty(v: unknown): string {
+  if (typeof v === "string") return /\s/.test(v) ? JSON.stringify(v) : v;
+  if (v && typeof v === "object" && "message" in v) return JSON.stringify((v as { message: unknown }).message);
+  return JSON.stringify(v);
+}
+
+/**
+ * One pino JSON line as a person reads it:
+ * `03:12:01.123 WARN  daemon 78d7c16c  heartbeat failed (1 in a row): ... failures=1`
+ */
+export function formatLogLine(line: string): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line.endsWith("\n") ? line : `${line}\n`;
+  }
+  const time = typeof o.time === "number" ? new Date(o.time).toISOString().slice(11, 23) : "";
+  const level = (LEVEL_NAMES[o.level as number] ?? String(o.level)).padEnd(5);
+  const who = [o.component, typeof o.machineId === "string" ? o.machineId.slice(0, 8) : undefined].filter(Boolean).join(" ");
+  const extra = Object.entries(o)
+    .filter(([k]) => !HIDDEN.has(k))
+    .map(([k, v]) => `${k}=${pretty(v)}`)
+    .join(" ");
+  return `${time} ${level} ${who ? `${who}  ` : ""}${String(o.msg ?? "")}${extra ? `  ${extra}` : ""}\n`;
+}
+
+/**
+ * text when stderr is a terminal (people), json otherwise (files, journald, log shippers);
+ * FLOTILLA_LOG_FORMAT=text|json decides explicitly.
+ */
+export function resolveLogFormat(env: NodeJS.ProcessEnv = process.env, isTTY = Boolean(process.stderr.isTTY)): "text" | "json" {
+  const wanted = (env.FLOTILLA_LOG_FORMAT ?? "").trim().toLowerCase();
+  if (wanted === "text" || wanted === "json") return wanted;
+  return isTTY ? "text" : "json";
 }

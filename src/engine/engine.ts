@@ -212,7 +212,9 @@ export class Engine implements Component {
   private stepDown(why: string): void {
     this.leading = false;
     this.gen++;
-    this.log.warn({ epoch: this.epoch, why }, "no longer engine leader: stopped writing");
+    // Handing over on our own stop is routine; losing the lease otherwise is worth a warning.
+    const level = why === "stopping" ? "info" : "warn";
+    this.log[level]({ epoch: this.epoch, why }, "no longer engine leader: stopped writing");
     for (const w of this.watches) w.stop();
     this.watches = [];
     if (this.timer) clearTimeout(this.timer);
