@@ -6,7 +6,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
-import { Kvm } from "@nats-io/kv";
+import { openKv } from "../nats/buckets.js";
 import type { CommandRegistrar } from "./main.js";
 import { ApiClient, withClient } from "./client.js";
 import { FlotillaError, describeError } from "../protocol/errors.js";
@@ -166,7 +166,7 @@ async function whereTo(client: ApiClient, units: string[]): Promise<string[]> {
 /** Blocks until every unit reaches the goal; prints one line per unit; throws on timeout. */
 async function waitAll(client: ApiClient, units: string[], goal: WaitGoal, attempts: number, word = GOAL_WORDS[goal]): Promise<void> {
   const name = client.names.bucket("states");
-  const states = { kv: await new Kvm(client.nc).open(name), nc: client.nc, name };
+  const states = { kv: await openKv(client.nc, name), nc: client.nc, name };
   const timeoutMs = attempts === 0 ? 0 : attempts * BLOCK_ATTEMPT_MS;
   const w: Waiter = { client };
   const where = goal === "loaded" || goal === "launched" ? await whereTo(client, units) : units.map(() => "");

@@ -11,12 +11,12 @@
 // then gets one full agent TTL of grace. On stepping down it stops at once: the watches close,
 // the views are dropped, an in-flight batch stops at its next window.
 import { randomBytes } from "node:crypto";
-import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
+import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createActor, type Actor, type InspectionEvent } from "xstate";
 import type { Logger } from "pino";
 import { describeError } from "../protocol/errors.js";
-import type { Buckets } from "../nats/buckets.js";
+import { openKv, type Buckets } from "../nats/buckets.js";
 import type { ClusterContext, Component } from "../server/context.js";
 import { inspector } from "../server/inspect.js";
 import { childLogger } from "../log.js";
@@ -123,7 +123,7 @@ export class Engine implements Component {
     if (lc) {
       const nc = await lc.connect("lease");
       try {
-        kv = await new Kvm(nc).open(lc.bucket);
+        kv = await openKv(nc, lc.bucket);
       } catch (e) {
         await nc.close().catch(() => undefined);
         throw e;

@@ -15,6 +15,18 @@ export interface BucketOptions {
 
 export type Buckets = Record<BucketRole, KV>;
 
+/**
+ * Opens an existing KV bucket the way create() would have: with direct get when its stream
+ * allows it. nats.js's Kvm.open() binds without reading the stream, so its get() falls back to
+ * $JS.API.STREAM.MSG.GET — the request that panics nats-server 2.9.10 (nil pointer in
+ * jsMsgGetRequest), killing the whole server. Every bucket we open goes through here.
+ */
+export async function openKv(nc: NatsConnection, bucket: string): Promise<KV> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(`KV_${bucket}`);
+  return new Kvm(nc).open(bucket, { allow_direct: info.config.allow_direct === true });
+}
+
 function bucketSpec(role: BucketRole, o: BucketOptions): { ttl: number; history: number } {
   switch (role) {
     case "units":
@@ -60,17 +72,16 @@ export async function ensureBuckets(nc: NatsConnection, names: Names, o: BucketO
         duplicate_window: wantAge > 0 && dupe > wantAge ? wantAge : dupe,
       });
     }
-    out[role] = await kvm.open(name);
+    out[role] = await openKv(nc, name);
   }
   return out;
 }
 
 /** Opens existing buckets without creating them (for the CLI and tools). */
 export async function openBuckets(nc: NatsConnection, names: Names): Promise<Buckets> {
-  const kvm = new Kvm(nc);
   const out = {} as Buckets;
   for (const role of ["units", "schedule", "states", "machines", "leases"] as const) {
-    out[role] = await kvm.open(names.bucket(role));
+    out[role] = await openKv(nc, names.bucket(role));
   }
   return out;
 }

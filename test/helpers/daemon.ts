@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { afterAll } from "vitest";
 import { connect } from "@nats-io/transport-node";
-import { Kvm } from "@nats-io/kv";
+import { openKv } from "../../src/nats/buckets.js";
 import { Names, keys } from "../../src/protocol/names.js";
 import type { NatsServer } from "./nats-server.js";
 import { check } from "./check.js";
@@ -99,7 +99,7 @@ export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon>
     const registered = await check(
       async () => {
         if (exited()) return "dead";
-        const kv = await new Kvm(nc).open(names.bucket("machines"));
+        const kv = await openKv(nc, names.bucket("machines"));
         const e = await kv.get(keys.machine(machineId));
         return e !== null && e.operation === "PUT" && e.value.length > 0 ? "ok" : "";
       },

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Kvm } from "@nats-io/kv";
+import { openKv } from "../../src/nats/buckets.js";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
 import { runCli } from "../helpers/cli.js";
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 async function record(prefix: string, id: string): Promise<Record<string, unknown> | null> {
-  const kv = await new Kvm(nc).open(new Names(prefix).bucket("machines"));
+  const kv = await openKv(nc, new Names(prefix).bucket("machines"));
   const e = await kv.get(id);
   return e && e.operation === "PUT" && e.value.length ? (decode(e.value) as Record<string, unknown>) : null;
 }

@@ -2,7 +2,7 @@
 // outage visibly, and its machine record returns by itself; the API answers again.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
-import { Kvm } from "@nats-io/kv";
+import { openKv } from "../../src/nats/buckets.js";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
 import { runCli } from "../helpers/cli.js";
@@ -39,7 +39,7 @@ describe("NATS restart", () => {
 
     const nc = await connect({ servers: server.url });
     try {
-      const kv = await new Kvm(nc).open(new Names(prefix).bucket("machines"));
+      const kv = await openKv(nc, new Names(prefix).bucket("machines"));
       await check(async () => {
         const e = await kv.get("survivor");
         // A fresh beat, not the record left in the store from before the outage.

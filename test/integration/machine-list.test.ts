@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Kvm } from "@nats-io/kv";
+import { openKv } from "../../src/nats/buckets.js";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
 import { runCli } from "../helpers/cli.js";
@@ -105,7 +105,7 @@ describe("list-machines", () => {
   });
 
   it("skips a garbage value written by hand into the machines bucket", async () => {
-    const kv = await new Kvm(nc).open(new Names(prefix).bucket("machines"));
+    const kv = await openKv(nc, new Names(prefix).bucket("machines"));
     await kv.put("garbage-1", new TextEncoder().encode("this is not msgpack {"));
     await kv.put("garbage-2", new TextEncoder().encode(JSON.stringify({ id: 42 })));
     const r = await cli("list-machines", "--json");
