@@ -7,6 +7,7 @@
 // a lazy min-heap of active machines by load, so 100,000 placements stay O(n log m).
 import type { EngineMachine, EngineUnit } from "./model.js";
 import { chooseGlobals, explainMetadata, formatMissing, globMatch } from "../unit/match.js";
+import { formatSize } from "../util/measure.js";
 
 /** Conflicts=/Replaces= globs, Go's path.Match as fleet (the parser's matcher). */
 export function globMatches(glob: string, name: string): boolean {
@@ -208,7 +209,7 @@ export class ClusterState {
         return { one: `lacks ${f.cpu} free CPU`, many: `lack ${f.cpu} free CPU` };
       }
       if (f.memoryBytes && (this.mem.get(m.id) ?? 0) - freedMem + f.memoryBytes > m.capacity.memory) {
-        return { one: `lacks ${formatBytes(f.memoryBytes)} free memory`, many: `lack ${formatBytes(f.memoryBytes)} free memory` };
+        return { one: `lacks ${formatSize(f.memoryBytes)} free memory`, many: `lack ${formatSize(f.memoryBytes)} free memory` };
       }
     }
     return undefined;
@@ -293,15 +294,4 @@ export function combine(rejections: Rejection[]): string {
   return groups
     .map((g, i) => `${g.n}${i === 0 ? (g.n === 1 ? " machine" : " machines") : ""} ${g.n === 1 ? g.r.one : g.r.many}`)
     .join("; ");
-}
-
-function formatBytes(n: number): string {
-  const units = ["B", "K", "M", "G", "T"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${+v.toFixed(1)}${units[i]}`;
 }

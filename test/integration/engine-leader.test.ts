@@ -1,30 +1,24 @@
 // Leadership against a real nats-server: several in-process engines on their own connections
 // (a killed engine's connection is closed without releasing its lease, as SIGKILL would),
 // lease TTL 1.5 s, agent TTL 2 s.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { NatsServer } from "../helpers/nats-server.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { useNatsServer } from "../helpers/fixture.js";
 import { check } from "../helpers/check.js";
 import { EngineCluster, capturingLogger, unitFile } from "../helpers/engine-cluster.js";
 import { keys, LEASE_KEY_ENGINE } from "../../src/protocol/names.js";
 import { decodeAs, encode } from "../../src/protocol/codec.js";
 import { LeaseRecord } from "../../src/protocol/messages.js";
 
-let server: NatsServer;
+const nats = useNatsServer();
 let c: EngineCluster | undefined;
-beforeAll(async () => {
-  server = await NatsServer.start();
-});
 afterEach(async () => {
   await c?.dispose();
   c = undefined;
 });
-afterAll(async () => {
-  await server?.dispose();
-});
 
 describe("engine leadership", () => {
   it("exactly one of three engines leads; when it is killed another leads and placements continue", async () => {
-    c = await EngineCluster.create(server.url);
+    c = await EngineCluster.create(nats.server.url);
     const cl = c;
     for (const m of ["m1", "m2", "m3"]) cl.addMachine(m);
     for (let i = 0; i < 3; i++) await cl.startEngine();
@@ -50,7 +44,7 @@ describe("engine leadership", () => {
   });
 
   it("a stopped leader hands over at once (releases its lease) and can start again", async () => {
-    c = await EngineCluster.create(server.url, { leaseTtlMs: 10_000 });
+    c = await EngineCluster.create(nats.server.url, { leaseTtlMs: 10_000 });
     const cl = c;
     cl.addMachine("m1");
     const a = await cl.startEngine();
@@ -68,7 +62,7 @@ describe("engine leadership", () => {
   });
 
   it("two engines never both write: no unit is ever on two machines under churn", async () => {
-    c = await EngineCluster.create(server.url);
+    c = await EngineCluster.create(nats.server.url);
     const cl = c;
     const violations = await cl.watchInvariant();
     for (const m of ["m1", "m2", "m3", "m4"]) cl.addMachine(m);
@@ -98,7 +92,7 @@ describe("engine leadership", () => {
   });
 
   it("holds its lease on a connection of its own: closed at stop, opened again at start", async () => {
-    c = await EngineCluster.create(server.url);
+    c = await EngineCluster.create(nats.server.url);
     const cl = c;
     cl.addMachine("m1");
     const engine = await cl.startEngine("e1");
@@ -121,7 +115,7 @@ describe("engine leadership", () => {
   });
 
   it("skips a garbage value in any bucket with a log line, and keeps working", async () => {
-    c = await EngineCluster.create(server.url);
+    c = await EngineCluster.create(nats.server.url);
     const cl = c;
     const junk = new Uint8Array([0xc1, 0xff, 0x00, 0x13]);
     // garbage lease first: the engine waits for it to expire (lease TTL), then leads
@@ -158,7 +152,7 @@ describe("engine leadership", () => {
   });
 
   it("notices a write into the schedule that is not its own, and repairs it", async () => {
-    c = await EngineCluster.create(server.url);
+    c = await EngineCluster.create(nats.server.url);
     const cl = c;
     cl.addMachine("m1");
     cl.addMachine("m2");

@@ -2,26 +2,20 @@
 // simulated machines (records refreshed in `machines`), units written into `units`.
 // Global units are run by the agents themselves (fleet's way), so "globals on every machine"
 // is the agent's test; here only the engine's side of globals is checked.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { NatsServer } from "../helpers/nats-server.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { useNatsServer } from "../helpers/fixture.js";
 import { check } from "../helpers/check.js";
 import { EngineCluster, unitFile } from "../helpers/engine-cluster.js";
 
-let server: NatsServer;
+const nats = useNatsServer();
 let c: EngineCluster | undefined;
-beforeAll(async () => {
-  server = await NatsServer.start();
-});
 afterEach(async () => {
   await c?.dispose();
   c = undefined;
 });
-afterAll(async () => {
-  await server?.dispose();
-});
 
 async function cluster(machines: string[] | Record<string, Record<string, string>>): Promise<EngineCluster> {
-  c = await EngineCluster.create(server.url);
+  c = await EngineCluster.create(nats.server.url);
   if (Array.isArray(machines)) for (const m of machines) c.addMachine(m);
   else for (const [m, metadata] of Object.entries(machines)) c.addMachine(m, { metadata });
   await c.startEngine();
