@@ -121,14 +121,21 @@ export class Engine implements Component {
     let kv = this.o.buckets.leases;
     const lc = this.o.leaseConnection;
     if (lc) {
-      const nc = await lc.connect("lease");
+      // The lease's own connection keeps renewals clear of a flood of watch traffic. If it
+      // cannot be had now (NATS blipped while the daemon starts), renew on the shared
+      // connection, which reconnects by itself: an outage must never stop the daemon. The next
+      // start (the monitor restarts components after an outage) tries again.
+      let nc: NatsConnection | undefined;
       try {
+        nc = await lc.connect("lease");
         kv = await openKv(nc, lc.bucket);
+        this.leaseNc = nc;
       } catch (e) {
-        await nc.close().catch(() => undefined);
-        throw e;
+        await nc?.close().catch(() => undefined);
+        this.log.warn(
+          `the lease's own NATS connection is not available (${describeError(e)}); renewing the lease on the shared connection until the next restart`,
+        );
       }
-      this.leaseNc = nc;
     }
     const onRenewed = (ms: number): void => {
       this.stats.renewals++;

@@ -41,7 +41,11 @@ export class EngineCluster {
     return new EngineCluster(url, nc, names, buckets, o);
   }
 
-  async startEngine(machineId = `engine${this.engines.length + 1}`, log?: Logger): Promise<Engine> {
+  async startEngine(
+    machineId = `engine${this.engines.length + 1}`,
+    log?: Logger,
+    opts: { leaseConnect?: (name: string) => Promise<NatsConnection> } = {},
+  ): Promise<Engine> {
     const nc = await connectOnce({ url: this.url });
     const buckets = await ensureBuckets(nc, this.names, this.o);
     const opened: NatsConnection[] = [];
@@ -55,6 +59,7 @@ export class EngineCluster {
       reconcileIntervalMs: this.o.reconcileIntervalMs,
       leaseConnection: {
         connect: async (name) => {
+          if (opts.leaseConnect) return opts.leaseConnect(name);
           const c = await connectOnce({ url: this.url, name: `${machineId}-${name}` });
           opened.push(c);
           return c;

@@ -31,7 +31,9 @@ describe("NATS restart", () => {
     await server.stop();
     // The daemon notices, says so, and keeps trying (no crash).
     await check(() => /disconnected from NATS|heartbeat failed/.test(d!.output()), 10_000, "a visible outage log line");
-    await check(() => /stopping components/.test(d!.output()), 10_000, "the monitor stopping components");
+    await check(() => /stopping components/.test(d!.output()), 10_000, "the monitor stopping components").catch((e: Error) => {
+      throw new Error(`${e.message}\ndaemon output:\n${d!.output().slice(-6000)}`);
+    });
     expect(d.child.exitCode).toBeNull();
 
     await server.restart();

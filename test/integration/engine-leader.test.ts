@@ -114,6 +114,20 @@ describe("engine leadership", () => {
     await check(async () => (await cl.schedule()).get("after-restart.service")?.[0] === "m1", 10_000, "placed after the restart");
   });
 
+  it("starts and leads on the shared connection when the lease's own connection cannot be had", async () => {
+    c = await EngineCluster.create(nats.server.url);
+    const cl = c;
+    cl.addMachine("m1");
+    const { log, lines } = capturingLogger();
+    const engine = await cl.startEngine("e1", log, {
+      leaseConnect: () => Promise.reject(new Error("cannot reach NATS at nats://127.0.0.1:1: timeout")),
+    });
+    await check(() => engine.isLeader, 10_000, "the engine to lead on the shared connection");
+    await cl.putUnit("still-placed.service", unitFile());
+    await check(async () => (await cl.schedule()).get("still-placed.service")?.[0] === "m1", 10_000, "the unit placed");
+    expect(lines.some((l) => /lease's own NATS connection is not available/.test(l))).toBe(true);
+  });
+
   it("skips a garbage value in any bucket with a log line, and keeps working", async () => {
     c = await EngineCluster.create(nats.server.url);
     const cl = c;
