@@ -8,6 +8,7 @@ import { runCli } from "../helpers/cli.js";
 import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { connectOnce } from "../../src/nats/connection.js";
 import { openBuckets, type Buckets } from "../../src/nats/buckets.js";
+import { listKeys } from "../../src/nats/kv-keys.js";
 import { keys, LEASE_KEY_ENGINE, Names } from "../../src/protocol/names.js";
 import { decodeAs, encode } from "../../src/protocol/codec.js";
 import { LeaseRecord, ScheduleEntry, type UnitRecord } from "../../src/protocol/messages.js";
@@ -52,9 +53,11 @@ async function where(b: Buckets, unit: string): Promise<string[]> {
 }
 
 /** Machines on which the agent reports a state for this unit (states bucket). */
-async function runningOn(b: Buckets, unit: string): Promise<string[]> {
+// states is a TTL bucket: list with listKeys, since kv.keys() can hang forever when a key
+// expires mid-listing (and a hung read would outlive check()'s deadline).
+async function runningOn(prefix: string, unit: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const k of await b.states.keys(keys.statesOfUnit(unit))) {
+  for (const k of await listKeys(nc, new Names(prefix).bucket("states"), keys.statesOfUnit(unit))) {
     const p = keys.parseState(k);
     if (p) out.push(p.machineId);
   }
@@ -149,10 +152,10 @@ describe("engine in daemons", () => {
     for (const id of ["g1", "g2"]) daemons.push(await startDaemon({ server, prefix, machineId: id, leaseTtl: "1500ms", agentTtl: "2s" }));
     const b = await openBuckets(nc, new Names(prefix));
     await putGlobal(b, "everywhere.service");
-    await check(async () => (await runningOn(b, "everywhere.service")).join() === "g1,g2", 20_000, "the global unit on both machines");
+    await check(async () => (await runningOn(prefix, "everywhere.service")).join() === "g1,g2", 20_000, "the global unit on both machines");
     await putUnit(b, "plain.service");
     await check(async () => (await where(b, "plain.service")).length === 1, 15_000, "a plain unit placed beside the globals");
-    await check(async () => (await runningOn(b, "plain.service")).length === 1, 20_000, "plain runs");
+    await check(async () => (await runningOn(prefix, "plain.service")).length === 1, 20_000, "plain runs");
     expect(await where(b, "everywhere.service")).toEqual([]);
   });
 });
