@@ -25,7 +25,7 @@ const done = new Promise((resolve) => {
     callback: (_err, msg) => {
       inFlight--;
       const ack = msg.data.length ? JSON.parse(new TextDecoder().decode(msg.data)) : {};
-      if (typeof ack.seq === "number") acked++;
+      if (!ack.error && typeof ack.seq === "number" && ack.seq > 0) acked++;
       else failed++;
       if (wake && inFlight < WINDOW / 2) {
         const w = wake;

@@ -29,8 +29,8 @@ import { ClusterViews } from "./views.js";
 
 export interface EngineOptions {
   buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
-  /** For the fast acknowledged publishes of schedule entries; without it, kv.put. */
-  nc?: NatsConnection;
+  /** For the schedule writes: core publishes proven by acknowledged checkpoints (ack-publisher.ts). */
+  nc: NatsConnection;
   log: Logger;
   machineId: string;
   leaseTtlMs: number;
@@ -55,6 +55,8 @@ export interface EngineStats {
   lastRoundMs: number;
   /** Date.now() of the first acknowledged write of the current term (0: none yet). */
   firstWriteAt: number;
+  /** Date.now() when the latest batch with placements or removals was proven written. */
+  lastWriteAt: number;
   /** Answered lease renewals, and the slowest answer in ms (renewals time out at TTL/2). */
   renewals: number;
   renewMaxMs: number;
@@ -64,7 +66,7 @@ type Watch = Awaited<ReturnType<KV["watch"]>>;
 
 export class Engine implements Component {
   readonly holder: string;
-  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0, renewals: 0, renewMaxMs: 0 };
+  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0, lastWriteAt: 0, renewals: 0, renewMaxMs: 0 };
   private readonly log: Logger;
   private readonly writer: ScheduleWriter;
   private lease?: Actor<typeof leaseMachine>;
@@ -78,9 +80,7 @@ export class Engine implements Component {
   private ready = { units: false, schedule: false, machines: false };
   private readonly views: ClusterViews;
   private liveness: Liveness;
-  /** We publish schedule writes with acknowledgements, so we know every revision we wrote. */
-  private readonly trackSeq: boolean;
-  /** The schedule stream's sequence our view accounts for (trackSeq). */
+  /** The schedule stream's sequence our view accounts for (we know the revision of every write). */
   private scheduleSeq = 0;
   private graced = false;
   // round scheduling
@@ -95,8 +95,7 @@ export class Engine implements Component {
     this.log = o.log;
     this.writer = new ScheduleWriter(o.buckets.schedule, o.log, o.nc);
     this.liveness = new Liveness(o.agentTtlMs);
-    this.trackSeq = o.nc !== undefined;
-    this.views = new ClusterViews(o.log, this.liveness, this.trackSeq);
+    this.views = new ClusterViews(o.log, this.liveness);
   }
 
   get isLeader(): boolean {
@@ -235,8 +234,8 @@ export class Engine implements Component {
   }
 
   /**
-   * Replays a bucket into its view, then follows it. The schedule is special when we publish
-   * with acknowledgements (trackSeq): we are its only writer, so after the replay its watch is
+   * Replays a bucket into its view, then follows it. The schedule is special: we know the
+   * revision of each of our writes and are its only writer, so after the replay its watch is
    * closed (no echo of our own 100,000 writes) and the view follows our acknowledged writes;
    * any write of someone else shows as a gap in the stream sequence (checked after each batch
    * and before each round) and makes us replay the schedule again.
@@ -254,7 +253,7 @@ export class Engine implements Component {
       return;
     }
     this.watches.push(w);
-    const follow = !(name === "schedule" && this.trackSeq);
+    const follow = name !== "schedule";
     let maxRev = st.streamInfo.state.last_seq;
     const replayed = () => {
       if (name === "schedule") this.scheduleSeq = maxRev;
@@ -294,9 +293,8 @@ export class Engine implements Component {
     });
   }
 
-  /** Checks that our acknowledged writes are the only ones since scheduleSeq; false: resync. */
+  /** Checks that our proven writes are the only ones since scheduleSeq; false: resync. */
   private accountWrites(revisions: number[], failures: number): boolean {
-    if (!this.trackSeq) return true;
     if (failures > 0) {
       this.resyncSchedule(`${failures} write(s) failed and may or may not have landed`);
       return false;
@@ -359,7 +357,7 @@ export class Engine implements Component {
     let progress = false;
     try {
       const t0 = performance.now();
-      if (this.trackSeq && periodic) {
+      if (periodic) {
         const last = (await this.o.buckets.schedule.status()).streamInfo.state.last_seq;
         if (gen !== this.gen || !this.ready.schedule) return;
         if (last !== this.scheduleSeq) {
@@ -381,12 +379,16 @@ export class Engine implements Component {
             const margin = Math.min(500, Math.floor(this.o.leaseTtlMs / 10));
             return c !== undefined && c.epoch === this.epoch && Date.now() < c.validUntil - margin;
           },
+          base: this.scheduleSeq,
         });
         if (gen === this.gen) {
           progress = this.views.apply(res);
           this.stats.scheduled += res.put.length;
           this.stats.unscheduled += res.deleted.length;
-          if (!this.stats.firstWriteAt && (res.put.length || res.deleted.length)) this.stats.firstWriteAt = Date.now();
+          if (res.put.length || res.deleted.length) {
+            this.stats.lastWriteAt = Date.now();
+            if (!this.stats.firstWriteAt) this.stats.firstWriteAt = this.stats.lastWriteAt;
+          }
           const revs = [...res.put, ...res.deleted, ...res.unplacedSet, ...res.unplacedCleared].map((x) => x.revision);
           if (!this.accountWrites(revs, res.failures)) progress = false;
         }

@@ -1,44 +1,37 @@
-// Executes the reconciler's actions against the `schedule` bucket, pipelined: many puts in
-// flight at once and awaited together (a put awaited one at a time costs a round trip each;
-// DESIGN.md §3 measured ~7,000/s sequential, ~20,000/s pipelined).
+// Executes the reconciler's actions against the `schedule` bucket, pipelined: many writes in
+// flight at once (a put awaited one at a time costs a round trip each; DESIGN.md §3 measured
+// ~7,000/s sequential, ~20,000/s pipelined).
 //
 // Order and guards, so that a non-global unit is never on two machines and a deposed leader's
 // late writes do not win:
 //   1. check the lease: the statechart must still be `leader`, and our last accepted
 //      compare-and-set write of the lease (create or renewal by revision) was sent less than a
 //      TTL ago (minus a margin), so nobody else can hold it yet; checked again before every
-//      window of writes;
-//   2. every delete (unschedule), all acknowledged; a failed delete stops the batch, so no
+//      chunk of writes (CHECKPOINT of them);
+//   2. every delete (unschedule), all proven stored; a delete not proven stops the batch, so no
 //      placement is written while an old one may remain;
-//   3. check the lease again; then the puts (schedule, update) in windows of WINDOW, checking
-//      between windows that we still lead; a step-down stops the batch at once;
+//   3. the puts (schedule, update), the guard checked before each chunk; a step-down stops the
+//      batch at once;
 //   4. unplaced reasons (puts and deletes of keys.unplaced(unit)).
-// Writes go out as core publishes whose JetStream acknowledgements come back on one inbox
-// (ack-publisher.ts), so each write's revision is known: the engine uses them to tell its own
-// writes from anyone else's (engine.ts, accountWrites).
+// Each phase goes out as a sequence of core publishes proven by acknowledged checkpoints
+// (ack-publisher.ts): a checkpoint acknowledged at exactly the stream sequence we expect proves
+// every write before it landed, in order, and that nobody else wrote in between. So the
+// revision of each write is known, and anything unexpected (someone else's write, a refusal, a
+// lost answer) is a failure that makes the engine reload the schedule (engine.ts,
+// accountWrites).
 // Entries carry the term's epoch. Agents do not drop entries of older epochs: a new leader
 // adopts the schedule as it stands instead of rewriting every entry. The guard above is what
-// stops a deposed leader: it re-checks the lease before each window, and a leader steps down
+// stops a deposed leader: it re-checks the lease before each chunk, and a leader steps down
 // (stops writing) when a renewal fails, which is always before its lease can expire, so the
-// window for a late write is at most one in-flight window of puts.
+// window for a late write is at most the chunks in flight (CHECKPOINT × CHUNKS_IN_FLIGHT).
 import type { KV } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { AckPublisher } from "./ack-publisher.js";
+import { Empty, type NatsConnection } from "@nats-io/nats-core";
+import { AckPublisher, type SeqMessage } from "./ack-publisher.js";
 import type { Logger } from "pino";
 import { encode } from "../protocol/codec.js";
 import { keys } from "../protocol/names.js";
-import { describeError } from "../protocol/errors.js";
 import type { ScheduleEntry, UnplacedRecord } from "../protocol/messages.js";
 import type { Action, EngineUnit, Placement } from "./model.js";
-
-/** Deletes in flight at once (all acknowledged before any put); the guard is checked between windows. */
-export const WINDOW = 2048;
-/**
- * Puts in flight at once, as a sliding window (no barrier waiting for a window's slowest ack).
- * On 2 busy cores (bench:schedule) 512-1,024 did best for 10,000 units; 8,192 was clearly
- * worse (acks of a big window queue behind each other and behind the units watch).
- */
-export const IN_FLIGHT = 1024;
 
 export interface WriteContext {
   epoch: number;
@@ -51,11 +44,12 @@ export interface WriteContext {
    * our own writes and prove no more than the CAS already did.
    */
   leaseHeld: () => boolean;
+  /** The schedule stream's last sequence as the engine's view accounts for it. */
+  base: number;
 }
 
-/** What the engine's in-memory view must learn from a batch (acknowledged writes only). */
+/** What the engine's in-memory view must learn from a batch (writes proven stored only). */
 export interface WriteResult {
-  /** revision 0: unknown (kv.delete() does not say). */
   deleted: { key: string; revision: number }[];
   put: { key: string; revision: number; placement: Placement }[];
   unplacedSet: { unit: string; reason: string; key: string; revision: number }[];
@@ -65,133 +59,116 @@ export interface WriteResult {
 }
 
 export class ScheduleWriter {
-  private readonly fast?: { pub: AckPublisher; subject: (key: string) => string };
+  private readonly pub: AckPublisher;
+  private readonly prefix: string;
 
-  /** With a connection, puts go out as acknowledged core publishes (ack-publisher.ts). */
   constructor(
-    private readonly kv: KV,
+    kv: KV,
     private readonly log: Logger,
-    nc?: NatsConnection,
+    nc: NatsConnection,
   ) {
+    // The bucket's subject prefix, once: our keys are valid by construction (names.ts).
     const subjectForKey = (kv as unknown as { subjectForKey?: (k: string, edit?: boolean) => string }).subjectForKey;
-    if (nc && typeof subjectForKey === "function") {
-      // The bucket's subject prefix, once: our keys are valid by construction (names.ts).
-      const prefix = subjectForKey.call(kv, "x", true).slice(0, -1);
-      this.fast = { pub: new AckPublisher(nc), subject: (k) => prefix + k };
-    }
-  }
-
-  private put(key: string, value: Uint8Array): Promise<number> {
-    return this.fast ? this.fast.pub.publish(this.fast.subject(key), value) : this.kv.put(key, value);
-  }
-
-  /** Resolves with the delete marker's revision when known (fast path), else 0. */
-  private del(key: string): Promise<number> {
-    return this.fast ? this.fast.pub.publishDelete(this.fast.subject(key)) : this.kv.delete(key).then(() => 0);
+    this.prefix = typeof subjectForKey === "function" ? subjectForKey.call(kv, "x", true).slice(0, -1) : `$KV.${(kv as unknown as { bucket: string }).bucket}.`;
+    this.pub = new AckPublisher(nc);
   }
 
   close(): void {
-    this.fast?.pub.close();
+    this.pub.close();
   }
 
   async execute(actions: Action[], ctx: WriteContext): Promise<WriteResult> {
     const res: WriteResult = { deleted: [], put: [], unplacedSet: [], unplacedCleared: [], failures: 0 };
-    const dels = actions.filter((a) => a.type === "unschedule");
-    const puts = actions.filter((a) => a.type === "schedule" || a.type === "update");
-    const reasons = actions.filter((a) => a.type === "unplaced" || a.type === "clear-unplaced");
-
-    if (!this.guard(ctx, res)) return res;
-
-    // 2. deletes, all acknowledged before any placement
-    for (let i = 0; i < dels.length; i += WINDOW) {
-      if (!this.guard(ctx, res)) return res;
-      const window = dels.slice(i, i + WINDOW);
-      const out = await Promise.allSettled(window.map((a) => this.del(keys.schedule(a.machineId, a.unit))));
-      out.forEach((r, j) => {
-        const a = window[j]!;
-        if (r.status === "fulfilled") {
-          res.deleted.push({ key: keys.schedule(a.machineId, a.unit), revision: r.value });
-          this.log.info({ unit: a.unit, machine: a.machineId, reason: a.reason }, "unscheduled");
-        } else {
-          res.failures++;
-          this.log.warn({ unit: a.unit, machine: a.machineId, err: describeError(r.reason) }, "unschedule failed");
-        }
-      });
-      if (res.failures) return abort(res, "a delete failed: no placement is written this round");
+    const dels: (Action & { machineId: string })[] = [];
+    const puts: (Action & { machineId: string })[] = [];
+    const reasons: Action[] = [];
+    for (const a of actions) {
+      if (a.type === "unschedule") dels.push(a);
+      else if (a.type === "schedule" || a.type === "update") puts.push(a);
+      else reasons.push(a);
     }
-
-    // 3. puts: a sliding window of IN_FLIGHT writes, the guard checked before each one is sent
+    const guard = (): string | undefined =>
+      !ctx.leading() ? "not leader" : !ctx.leaseHeld() ? "the lease may no longer be ours" : undefined;
+    let base = ctx.base;
+    /** Publishes one phase as a proven sequence; false: stop the batch here. */
+    const phase = async <T>(items: T[], msg: (t: T) => SeqMessage, landed: (t: T, key: string, revision: number) => void): Promise<boolean> => {
+      if (!items.length) return true;
+      const msgs = items.map(msg);
+      const r = await this.pub.publishSequence(msgs, { base, guard });
+      for (let i = 0; i < r.proven; i++) landed(items[i]!, msgs[i]!.subject.slice(this.prefix.length), base + 1 + i);
+      base += r.proven;
+      if (r.stopped === undefined) return true;
+      // Writes sent but not proven may or may not have landed: the engine reloads the schedule.
+      res.failures += r.unproven;
+      abort(res, r.stopped);
+      if (r.unproven) this.log.warn({ unproven: r.unproven, why: r.stopped }, "schedule writes not confirmed");
+      return false;
+    };
+    const subject = (key: string): string => this.prefix + key;
     const now = Date.now();
-    let next = 0;
-    let stopped = false;
-    const one = async (a: Action & { machineId: string }): Promise<void> => {
+    const chatty = (n: number): boolean => n <= 64 || this.log.isLevelEnabled("debug");
+
+    // 1-2. deletes, all proven stored before any placement
+    const gone = dels.length;
+    if (
+      !(await phase(
+        dels,
+        (a) => ({ subject: subject(keys.schedule(a.machineId, a.unit)), data: Empty, del: true }),
+        (a, key, revision) => {
+          res.deleted.push({ key, revision });
+          if (chatty(gone)) this.log.info({ unit: a.unit, machine: a.machineId, reason: a.reason }, "unscheduled");
+        },
+      ))
+    ) {
+      if (res.failures) abort(res, "a delete was not confirmed: no placement is written this round");
+      return res;
+    }
+    if (gone > 64) this.log.info({ count: res.deleted.length }, "unscheduled a batch");
+
+    // 3. puts (schedule, update)
+    const placed: { a: Action & { machineId: string }; u: EngineUnit }[] = [];
+    for (const a of puts) {
       const u = ctx.units.get(a.unit);
-      if (!u) return;
-      const entry: ScheduleEntry = {
-        unit: u.name,
-        machineId: a.machineId,
-        hash: u.hash,
-        desiredState: u.desiredState,
-        contents: u.contents,
-        epoch: ctx.epoch,
-        scheduledAt: now,
-      };
-      const key = keys.schedule(a.machineId, a.unit);
-      const placement: Placement = { unit: u.name, machineId: a.machineId, hash: u.hash, desiredState: u.desiredState };
-      try {
-        const revision = await this.put(key, encode(entry));
-        res.put.push({ key, revision, placement });
-        if (puts.length <= 64 || this.log.isLevelEnabled("debug")) {
-          this.log.info({ unit: u.name, machine: a.machineId, reason: a.reason }, a.type === "update" ? "rewrote" : "scheduled");
-        }
-      } catch (e) {
-        res.failures++;
-        this.log.warn({ unit: u.name, machine: a.machineId, err: describeError(e) }, "schedule write failed");
-      }
-    };
-    const lane = async (): Promise<void> => {
-      while (!stopped && next < puts.length) {
-        if (!this.guard(ctx, res)) {
-          stopped = true;
-          return;
-        }
-        await one(puts[next++] as Action & { machineId: string });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, puts.length) }, lane));
-    if (stopped) return res;
-    if (puts.length > 64) this.log.info({ count: res.put.length, failures: res.failures }, "scheduled a batch");
+      if (u) placed.push({ a, u });
+    }
+    const ok = await phase(
+      placed,
+      ({ a, u }) => {
+        const entry: ScheduleEntry = {
+          unit: u.name,
+          machineId: a.machineId,
+          hash: u.hash,
+          desiredState: u.desiredState,
+          contents: u.contents,
+          epoch: ctx.epoch,
+          scheduledAt: now,
+        };
+        return { subject: subject(keys.schedule(a.machineId, a.unit)), data: encode(entry) };
+      },
+      ({ a, u }, key, revision) => {
+        res.put.push({ key, revision, placement: { unit: u.name, machineId: a.machineId, hash: u.hash, desiredState: u.desiredState } });
+        if (chatty(placed.length)) this.log.info({ unit: u.name, machine: a.machineId, reason: a.reason }, a.type === "update" ? "rewrote" : "scheduled");
+      },
+    );
+    if (placed.length > 64) this.log.info({ count: res.put.length, failures: res.failures }, "scheduled a batch");
+    if (!ok) return res;
 
     // 4. unplaced reasons
-    if (!this.guard(ctx, res)) return res;
-    const rs = await Promise.allSettled(
-      reasons.map(async (a) => {
-        const key = keys.unplaced(a.unit);
-        if (a.type === "clear-unplaced") {
-          const revision = await this.del(key);
-          res.unplacedCleared.push({ unit: a.unit, key, revision });
-        } else {
-          const rec: UnplacedRecord = { unit: a.unit, reason: a.reason, epoch: ctx.epoch, at: now };
-          const revision = await this.put(key, encode(rec));
+    await phase(
+      reasons,
+      (a) =>
+        a.type === "clear-unplaced"
+          ? { subject: subject(keys.unplaced(a.unit)), data: Empty, del: true }
+          : { subject: subject(keys.unplaced(a.unit)), data: encode({ unit: a.unit, reason: a.reason, epoch: ctx.epoch, at: now } satisfies UnplacedRecord) },
+      (a, key, revision) => {
+        if (a.type === "clear-unplaced") res.unplacedCleared.push({ unit: a.unit, key, revision });
+        else {
           res.unplacedSet.push({ unit: a.unit, reason: a.reason, key, revision });
-          this.log.info({ unit: a.unit, reason: a.reason }, "cannot place unit");
+          if (chatty(reasons.length)) this.log.info({ unit: a.unit, reason: a.reason }, "cannot place unit");
         }
-      }),
+      },
     );
-    for (const r of rs) if (r.status === "rejected") res.failures++;
     return res;
-  }
-
-  private guard(ctx: WriteContext, res: WriteResult): boolean {
-    if (!ctx.leading()) {
-      abort(res, "not leader");
-      return false;
-    }
-    if (!ctx.leaseHeld()) {
-      abort(res, "the lease may no longer be ours");
-      return false;
-    }
-    return true;
   }
 }
 

@@ -18,14 +18,10 @@ export class ClusterViews {
   placements = new Map<string, Placement>();
   unplaced = new Map<string, string>();
   machines = new Map<string, MachineRecord>();
-  /** Keys we wrote: watch echoes older than our write are ignored ("del": until the delete's echo). */
-  floor = new Map<string, number | "del">();
 
   constructor(
     private readonly log: Logger,
     private readonly liveness: Liveness,
-    /** No schedule watch follows our writes (engine.ts trackSeq): no echoes to hold back. */
-    private readonly noEchoes: boolean,
   ) {}
 
   clear(): void {
@@ -37,7 +33,6 @@ export class ClusterViews {
   clearSchedule(): void {
     this.placements = new Map();
     this.unplaced = new Map();
-    this.floor = new Map();
   }
 
   /** Machines alive now, as the scheduler sees them. */
@@ -68,19 +63,8 @@ export class ClusterViews {
     return true;
   }
 
+  /** Only the schedule's replay comes here: after it, the view follows our own writes. */
   onSchedule(e: KvWatchEntry): boolean {
-    const f = this.floor.get(e.key);
-    if (f !== undefined) {
-      if (f === "del") {
-        if (e.operation !== "PUT") this.floor.delete(e.key);
-        return false;
-      }
-      if (e.revision <= f) {
-        if (e.revision === f) this.floor.delete(e.key);
-        return false;
-      }
-      this.floor.delete(e.key);
-    }
     const un = keys.parseUnplaced(e.key);
     if (un !== undefined) {
       if (e.operation !== "PUT") {
@@ -141,23 +125,10 @@ export class ClusterViews {
 
   /** Learns a batch's acknowledged writes; true when something was placed or removed. */
   apply(res: WriteResult): boolean {
-    const floor = this.noEchoes ? undefined : this.floor;
-    for (const d of res.deleted) {
-      this.placements.delete(d.key);
-      floor?.set(d.key, "del");
-    }
-    for (const p of res.put) {
-      this.placements.set(p.key, p.placement);
-      floor?.set(p.key, p.revision);
-    }
-    for (const u of res.unplacedSet) {
-      this.unplaced.set(u.unit, u.reason);
-      floor?.set(u.key, u.revision);
-    }
-    for (const u of res.unplacedCleared) {
-      this.unplaced.delete(u.unit);
-      floor?.set(u.key, "del");
-    }
+    for (const d of res.deleted) this.placements.delete(d.key);
+    for (const p of res.put) this.placements.set(p.key, p.placement);
+    for (const u of res.unplacedSet) this.unplaced.set(u.unit, u.reason);
+    for (const u of res.unplacedCleared) this.unplaced.delete(u.unit);
     return res.failures === 0 && !res.aborted && (res.put.length > 0 || res.deleted.length > 0);
   }
 }
