@@ -2,13 +2,16 @@
 // straight into the units bucket as JetStream publishes with acknowledgements gathered on one
 // inbox (the same technique as src/engine/ack-publisher.ts). Prints "start <ms>" just before
 // the first publish and "done <ms>" once every write is acknowledged (Date.now() clocks).
-// Usage: node bench/submit-units.mjs URL BUCKET COUNT PREFIX
+// Usage: node bench/submit-units.mjs URL BUCKET COUNT PREFIX [put|del]
+// (del: deletes those units instead, as kv.delete() does: an empty message marked KV-Operation: DEL)
 import { createHash } from "node:crypto";
 import { connect } from "@nats-io/transport-node";
-import { createInbox } from "@nats-io/nats-core";
+import { createInbox, headers } from "@nats-io/nats-core";
 import { Packr } from "msgpackr";
 
-const [url, bucket, countText, prefix] = process.argv.slice(2);
+const [url, bucket, countText, prefix, mode = "put"] = process.argv.slice(2);
+const del = headers();
+del.set("KV-Operation", "DEL");
 const count = Number(countText);
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 const contents = "[Unit]\nDescription=bench\n\n[Service]\nExecStart=/bin/sleep 600\n";
@@ -43,9 +46,12 @@ for (let i = 0; i < count; i++) {
   const name = `${prefix}${i}.service`;
   const now = Date.now();
   inFlight++;
-  nc.publish(`$KV.${bucket}.${name}`, packr.pack({ name, contents, hash, desiredState: "launched", version: 1, createdAt: now, updatedAt: now }), {
-    reply: `${inbox}.${i}`,
-  });
+  if (mode === "del") nc.publish(`$KV.${bucket}.${name}`, new Uint8Array(0), { reply: `${inbox}.${i}`, headers: del });
+  else {
+    nc.publish(`$KV.${bucket}.${name}`, packr.pack({ name, contents, hash, desiredState: "launched", version: 1, createdAt: now, updatedAt: now }), {
+      reply: `${inbox}.${i}`,
+    });
+  }
 }
 await done;
 process.stdout.write(`done ${Date.now()} ${failed}\n`);

@@ -126,6 +126,7 @@ export class ScheduleWriter {
     if (gone > 64) this.log.info({ count: res.deleted.length }, "unscheduled a batch");
 
     // 3. puts (schedule, update)
+    const entries = new EntryEncoder(ctx.epoch, now);
     const placed: { a: Action & { machineId: string }; u: EngineUnit }[] = [];
     for (const a of puts) {
       const u = ctx.units.get(a.unit);
@@ -133,18 +134,7 @@ export class ScheduleWriter {
     }
     const ok = await phase(
       placed,
-      ({ a, u }) => {
-        const entry: ScheduleEntry = {
-          unit: u.name,
-          machineId: a.machineId,
-          hash: u.hash,
-          desiredState: u.desiredState,
-          contents: u.contents,
-          epoch: ctx.epoch,
-          scheduledAt: now,
-        };
-        return { subject: subject(keys.schedule(a.machineId, a.unit)), data: encode(entry) };
-      },
+      ({ a, u }) => ({ subject: subject(keys.schedule(a.machineId, a.unit)), data: entries.encode(u, a.machineId) }),
       ({ a, u }, key, revision) => {
         res.put.push({ key, revision, placement: { unit: u.name, machineId: a.machineId, hash: u.hash, desiredState: u.desiredState } });
         if (chatty(placed.length)) this.log.info({ unit: u.name, machine: a.machineId, reason: a.reason }, a.type === "update" ? "rewrote" : "scheduled");
@@ -169,6 +159,49 @@ export class ScheduleWriter {
       },
     );
     return res;
+  }
+}
+
+/**
+ * Encodes the schedule entries of one batch. An entry is a msgpack map of 7 fields of which only
+ * `unit` and `machineId` differ between units with the same file and desired state (a template's
+ * instances, or the same file submitted many times): those 5 shared fields are encoded once per
+ * batch and joined to the 2 of each entry. The bytes are exactly what encode(entry) gives
+ * (test/unit/schedule-entry-encoder.test.ts).
+ */
+export class EntryEncoder {
+  private readonly shared = new Map<string, Uint8Array>();
+
+  constructor(
+    private readonly epoch: number,
+    private readonly scheduledAt: number,
+  ) {}
+
+  encode(u: Pick<EngineUnit, "name" | "hash" | "desiredState" | "contents">, machineId: string): Uint8Array {
+    const k = `${u.desiredState}:${u.hash}`;
+    let tail = this.shared.get(k);
+    if (!tail) {
+      const rest: Omit<ScheduleEntry, "unit" | "machineId"> = {
+        hash: u.hash,
+        desiredState: u.desiredState,
+        contents: u.contents,
+        epoch: this.epoch,
+        scheduledAt: this.scheduledAt,
+      };
+      tail = encode(rest);
+      this.shared.set(k, tail);
+    }
+    const head = encode({ unit: u.name, machineId });
+    // fixmap headers: 0x80 | number of entries
+    if (head[0] !== 0x82 || tail[0] !== 0x85) {
+      const entry: ScheduleEntry = { unit: u.name, machineId, hash: u.hash, desiredState: u.desiredState, contents: u.contents, epoch: this.epoch, scheduledAt: this.scheduledAt };
+      return encode(entry);
+    }
+    const out = new Uint8Array(head.length + tail.length - 1);
+    out[0] = 0x87;
+    out.set(head.subarray(1), 1);
+    out.set(tail.subarray(1), head.length);
+    return out;
   }
 }
 
