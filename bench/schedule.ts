@@ -202,23 +202,29 @@ async function placementRun(url: string, units: number, machines: number, warm =
   // Let the new leader load its (empty) views before the clock starts.
   await until(() => engine.stats.rounds > 0, 15_000, "first round");
   const epoch = engine.term;
+  let rounds0 = engine.stats.rounds;
+  let rec0 = engine.stats.reconcileMs;
   const report = (b: Burst, label: string) => {
     const secs = (b.tLast - b.t0) / 1000;
     const rate = Math.round(units / secs);
     console.log(
       `placement: ${units.toLocaleString("en-US")} units onto ${machines.toLocaleString("en-US")} machines${label}: ` +
         `${secs.toFixed(2)} s from first submit to last schedule entry written = ${rate.toLocaleString("en-US")} placements/s ` +
-        `(submit alone ${((b.submittedAt - b.t0) / 1000).toFixed(2)} s; ${engine.stats.rounds} rounds; ` +
+        `(submit alone ${((b.submittedAt - b.t0) / 1000).toFixed(2)} s; ${engine.stats.rounds - rounds0} rounds, reconciling ${Math.round(engine.stats.reconcileMs - rec0)} ms; ` +
         `${engine.stats.renewals} lease renewals, slowest ${engine.stats.renewMaxMs} ms, ${engine.term === epoch && engine.isLeader ? "same term" : "TERM CHANGED"}; ` +
         `CPU: engine ${b.engineCpuMs} ms, nats-server ${b.serverCpuMs} ms) ` +
         `${rate >= 10_000 ? "PASS" : "MISS"} (target >= 10,000/s)`,
     );
+    rounds0 = engine.stats.rounds;
+    rec0 = engine.stats.reconcileMs;
   };
   if (!warm) {
     report(await burst(url, sim, engine, units, "u", "put"), "");
   } else {
     report(await burst(url, sim, engine, units, "c", "put"), ", engine's first work since its process started");
     await burst(url, sim, engine, units, "c", "del");
+    rounds0 = engine.stats.rounds;
+    rec0 = engine.stats.reconcileMs;
     report(await burst(url, sim, engine, units, "u", "put"), ", the same leader again (after the first burst was removed)");
   }
   await engine.stop();

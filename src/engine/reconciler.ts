@@ -34,7 +34,7 @@ function byName<T extends { unit: string; machineId: string }>(a: T, b: T): numb
 
 export function reconcile(input: ReconcileInput): Action[] {
   const { units, machines, unplaced } = input;
-  const state = new ClusterState(units, machines.values());
+  let state = new ClusterState(units, machines.values());
   const unschedule: (Action & { machineId: string })[] = [];
   const updates: Action[] = [];
   const schedule: Action[] = [];
@@ -42,57 +42,63 @@ export function reconcile(input: ReconcileInput): Action[] {
 
   // 1. entries that cannot stand at all. Name order matters only for duplicates (the first
   // machine by ID keeps the unit) and for units that name each other (who goes first): sort
-  // only then, not 100,000 entries every round.
+  // only then, not 100,000 entries every round. A duplicate found in stream order starts the
+  // pass again in name order.
   const all = [...input.placements];
-  let dup = false;
-  const seen = new Set<string>();
-  for (const p of all) {
-    if (seen.has(p.unit)) {
-      dup = true;
-      break;
+  let sorted = state.hasRelations();
+  let placements = sorted ? all.sort(byName) : all;
+  let kept: { p: Placement; u: EngineUnit }[] = [];
+  for (;;) {
+    let restart = false;
+    for (const p of placements) {
+      const u = units.get(p.unit);
+      let why: string | undefined;
+      if (!u) why = "unit no longer exists";
+      else if (u.fleet.global) why = "unit is global: every matching agent runs it itself";
+      else if (u.desiredState === "inactive") why = "desired state is inactive";
+      else if (u.invalid) why = `unit file is invalid: ${u.invalid}`;
+      else if (!machines.has(p.machineId)) why = `machine ${p.machineId} is lost`;
+      else if (state.machineOf(p.unit) !== undefined) {
+        if (!sorted) {
+          restart = true;
+          break;
+        }
+        why = `duplicate placement: kept on ${state.machineOf(p.unit)}`;
+      }
+      if (why) {
+        unschedule.push({ type: "unschedule", unit: p.unit, machineId: p.machineId, reason: why });
+        continue;
+      }
+      state.place(u!, p.machineId);
+      kept.push({ p, u: u! });
     }
-    seen.add(p.unit);
-  }
-  const placements = dup || state.hasRelations() ? all.sort(byName) : all;
-  const kept: Placement[] = [];
-  for (const p of placements) {
-    const u = units.get(p.unit);
-    let why: string | undefined;
-    if (!u) why = "unit no longer exists";
-    else if (u.fleet.global) why = "unit is global: every matching agent runs it itself";
-    else if (u.desiredState === "inactive") why = "desired state is inactive";
-    else if (u.invalid) why = `unit file is invalid: ${u.invalid}`;
-    else if (!machines.has(p.machineId)) why = `machine ${p.machineId} is lost`;
-    else if (state.machineOf(p.unit) !== undefined) why = `duplicate placement: kept on ${state.machineOf(p.unit)}`;
-    if (why) {
-      unschedule.push({ type: "unschedule", unit: p.unit, machineId: p.machineId, reason: why });
-      continue;
-    }
-    state.place(u!, p.machineId);
-    kept.push(p);
+    if (!restart) break;
+    sorted = true;
+    placements = all.sort(byName);
+    state = new ClusterState(units, machines.values());
+    unschedule.length = 0;
+    kept = [];
   }
 
   // 2. entries that can no longer run where they are (to a fixpoint: followers go with peers)
   let alive = kept;
-  for (let changed = true; changed; ) {
+  for (let changed = !state.everyPlacementStays(); changed; ) {
     changed = false;
-    const next: Placement[] = [];
-    for (const p of alive) {
-      const u = units.get(p.unit)!;
-      const m = machines.get(p.machineId)!;
-      const r = state.reject(u, m, undefined, false);
+    const next: typeof kept = [];
+    for (const k of alive) {
+      const { p, u } = k;
+      const r = state.reject(u, machines.get(p.machineId)!, undefined, false);
       if (r) {
         state.remove(p.unit);
         unschedule.push({ type: "unschedule", unit: p.unit, machineId: p.machineId, reason: `machine ${p.machineId} ${r.one}` });
         changed = true;
-      } else next.push(p);
+      } else next.push(k);
     }
     alive = next;
   }
 
   // 3. rewrites in place
-  for (const p of alive) {
-    const u = units.get(p.unit)!;
+  for (const { p, u } of alive) {
     if (p.desiredState !== u.desiredState || p.hash !== u.hash) {
       const why = p.hash !== u.hash ? "unit file changed" : `desired state is now ${u.desiredState}`;
       updates.push({ type: "update", unit: p.unit, machineId: p.machineId, reason: why });

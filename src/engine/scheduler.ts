@@ -5,7 +5,7 @@
 // ClusterState is the scratch picture one reconcile round works on: which unit sits where, what
 // each machine has reserved. Unconstrained units (the common case at scale) take a fast path:
 // a lazy min-heap of active machines by load, so 100,000 placements stay O(n log m).
-import type { EngineMachine, EngineUnit } from "./model.js";
+import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit } from "./model.js";
 import { chooseGlobals, explainMetadata, formatMissing, globMatch } from "../unit/match.js";
 import { formatSize } from "../util/measure.js";
 
@@ -31,6 +31,7 @@ export function machineIdMatches(wanted: string, id: string): boolean {
 
 function isUnconstrained(u: EngineUnit): boolean {
   const f = u.fleet;
+  if (f === NO_FLEET_OPTIONS) return true;
   return (
     f.machineId === undefined &&
     f.machineOf.length === 0 &&
@@ -78,16 +79,33 @@ export class ClusterState {
       this.mem.set(m.id, 0);
     }
     for (const u of units.values()) {
-      if (u.invalid) continue;
+      if (u.invalid || u.fleet === NO_FLEET_OPTIONS) continue;
       if (u.fleet.conflicts.length || u.fleet.replaces.length) this.holders.push(u);
       if (u.fleet.global && u.desiredState !== "inactive") this.globals.push(u);
+      if (!this.constrained && !isUnconstrained(u)) this.constrained = true;
     }
+    for (const m of this.machines) if (m.availability === "drain") this.draining = true;
+  }
+
+  /** Some unit has an [X-Fleet] constraint or relation (MachineID, metadata, Conflicts, ...). */
+  private constrained = false;
+  private draining = false;
+
+  /**
+   * Whether every current placement is sure to be allowed to stay where it is, without asking
+   * reject() for each: no unit constrains where it runs or what runs beside it, no global
+   * unit, no machine draining (the common case at scale).
+   */
+  everyPlacementStays(): boolean {
+    return !this.constrained && !this.draining && this.globals.length === 0;
   }
 
   /** Whether any unit declares Conflicts, Replaces or MachineOf (placement order then matters). */
   hasRelations(): boolean {
     if (this.relations === undefined) {
       this.relations = this.holders.length > 0;
+      // MachineOf is a constraint: without any, no unit can follow another.
+      if (!this.constrained) return this.relations;
       if (!this.relations) for (const u of this.units.values()) if (u.fleet.machineOf.length) { this.relations = true; break; }
     }
     return this.relations;
@@ -130,9 +148,9 @@ export class ClusterState {
     if (prev !== undefined) this.remove(u.name);
     this.where.set(u.name, machineId);
     this.on.get(machineId)!.add(u.name);
-    this.globalsCache.delete(machineId);
-    this.cpu.set(machineId, (this.cpu.get(machineId) ?? 0) + (u.fleet.cpu ?? 0));
-    this.mem.set(machineId, (this.mem.get(machineId) ?? 0) + (u.fleet.memoryBytes ?? 0));
+    if (this.globals.length) this.globalsCache.delete(machineId);
+    if (u.fleet.cpu) this.cpu.set(machineId, (this.cpu.get(machineId) ?? 0) + u.fleet.cpu);
+    if (u.fleet.memoryBytes) this.mem.set(machineId, (this.mem.get(machineId) ?? 0) + u.fleet.memoryBytes);
     // Loads only grow here; the heap corrects stale entries lazily.
   }
 
