@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { reconcile } from "../../src/engine/reconciler.js";
 import { ClusterState, combine, globMatches } from "../../src/engine/scheduler.js";
-import type { Action, EngineMachine, EngineUnit, Placement } from "../../src/engine/model.js";
+import { NO_FLEET_OPTIONS, type Action, type EngineMachine, type EngineUnit, type Placement } from "../../src/engine/model.js";
 import type { FleetOptions } from "../../src/unit/types.js";
 
 function unit(name: string, fleet: Partial<FleetOptions> = {}, desiredState: EngineUnit["desiredState"] = "launched"): EngineUnit {
@@ -231,6 +231,27 @@ describe("scheduler", () => {
       { type: "unschedule", unit: "gone.service", machineId: "m1", reason: "unit no longer exists" },
       { type: "unschedule", unit: "i.service", machineId: "m1", reason: "desired state is inactive" },
       { type: "update", unit: "c.service", machineId: "m2", reason: "desired state is now loaded" },
+    ]);
+  });
+
+  it("keeps a duplicate on the first machine by ID whatever order the schedule lists it in (the engine's own units)", () => {
+    const ms = [machine("m1"), machine("m2"), machine("m3")];
+    // Units as the engine's views make them from a file without [X-Fleet]: the shared options.
+    const plain = (name: string): EngineUnit => ({ ...unit(name), fleet: NO_FLEET_OPTIONS });
+    const [a, b] = [plain("a.service"), plain("b.service")];
+    const actions = run([a, b], ms, [at(b, "m3"), at(a, "m3"), at(a, "m1"), at(b, "m2")]);
+    expect(actions).toEqual([
+      { type: "unschedule", unit: "a.service", machineId: "m3", reason: "duplicate placement: kept on m1" },
+      { type: "unschedule", unit: "b.service", machineId: "m3", reason: "duplicate placement: kept on m2" },
+    ]);
+  });
+
+  it("checks kept placements of the engine's own unconstrained units against a draining machine", () => {
+    const plain: EngineUnit = { ...unit("p.service"), fleet: NO_FLEET_OPTIONS };
+    const actions = run([plain], [machine("m1", { availability: "drain" }), machine("m2")], [at(plain, "m1")]);
+    expect(actions).toEqual([
+      { type: "unschedule", unit: "p.service", machineId: "m1", reason: "machine m1 is draining" },
+      expect.objectContaining({ type: "schedule", unit: "p.service", machineId: "m2" }),
     ]);
   });
 
