@@ -4,7 +4,7 @@
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { decodeAs } from "../protocol/codec.js";
-import { MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
+import { isUnitRecord, MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
 import { keys } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
 import { parseUnitFileCached } from "../unit/index.js";
@@ -52,7 +52,7 @@ export class ClusterViews {
     if (e.operation !== "PUT") return this.units.delete(name);
     let rec: UnitRecord;
     try {
-      rec = decodeAs(UnitRecord, e.value, `units/${e.key}`);
+      rec = decodeAs(UnitRecord, e.value, `units/${e.key}`, isUnitRecord);
     } catch (err) {
       this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in units");
       return false;

@@ -74,6 +74,29 @@ export const UnitRecord = z.object({
 });
 export type UnitRecord = z.infer<typeof UnitRecord>;
 
+const isMillis = (x: unknown): boolean => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+/**
+ * A quick check of a decoded unit record, for the engine that takes in 10,000s at once: true
+ * only for values that UnitRecord accepts (they may carry extra fields, which the schema would
+ * drop). Anything else goes through the schema, which says what is wrong. The two are compared
+ * in test/unit/protocol.test.ts.
+ */
+export function isUnitRecord(v: unknown): v is UnitRecord {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const r = v as Record<string, unknown>;
+  return (
+    typeof r.name === "string" &&
+    r.name.length >= 1 &&
+    typeof r.contents === "string" &&
+    typeof r.hash === "string" &&
+    r.hash.length >= 7 &&
+    (r.desiredState === "launched" || r.desiredState === "loaded" || r.desiredState === "inactive") &&
+    isMillis(r.version) &&
+    isMillis(r.createdAt) &&
+    isMillis(r.updatedAt)
+  );
+}
+
 // ---- schedule bucket: <machineId>.<unit> (leader engine only) ----
 
 export const ScheduleEntry = z.object({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { keys, Names, escapeUnit, unescapeUnit, isValidUnitName } from "../../src/protocol/names.js";
 import { decodeAs, encode } from "../../src/protocol/codec.js";
-import { MachineRecord, taskStateRank } from "../../src/protocol/messages.js";
+import { isUnitRecord, MachineRecord, taskStateRank, UnitRecord } from "../../src/protocol/messages.js";
 import { FlotillaError } from "../../src/protocol/errors.js";
 
 describe("names and keys", () => {
@@ -71,5 +71,34 @@ describe("durations and sizes", () => {
   it("keeps unplaced keys out of every machine's slice", () => {
     expect(keys.unplaced("web@1.service")).toBe("=unplaced.web=401.service");
     expect(keys.parseUnplaced(keys.unplaced("web@1.service"))).toBe("web@1.service");
+  });
+});
+
+describe("the quick unit record check", () => {
+  const good = { name: "a.service", contents: "[Service]\nExecStart=/bin/true\n", hash: "0123456789", desiredState: "launched", version: 1, createdAt: 1, updatedAt: 2 };
+  const bad: unknown[] = [1, 2.5, -1, Number.NaN, Infinity, "1", null, undefined, true, "", "x", [], {}, 2 ** 60, "0123456"];
+  const variants: unknown[] = [good, null, 3, "str", [good], { ...good, extra: 1 }];
+  for (const field of Object.keys(good)) {
+    const { [field]: _dropped, ...without } = good as Record<string, unknown>;
+    variants.push(without);
+    for (const v of bad) variants.push({ ...good, [field]: v });
+  }
+  for (const s of ["loaded", "inactive", "LAUNCHED", "running"]) variants.push({ ...good, desiredState: s });
+
+  it("passes only what the schema accepts, and accepts a well-formed record", () => {
+    expect(isUnitRecord(good)).toBe(true);
+    for (const v of variants) {
+      if (isUnitRecord(v)) expect(UnitRecord.safeParse(v).success, JSON.stringify(v)).toBe(true);
+    }
+    // and it is not a check that passes nothing: every field is checked, each way it can be wrong
+    const rejected = variants.filter((v) => !isUnitRecord(v)).length;
+    const schemaRejected = variants.filter((v) => !UnitRecord.safeParse(v).success).length;
+    expect(rejected).toBe(schemaRejected);
+  });
+
+  it("leaves the explanation of a bad record to the schema", () => {
+    expect(() => decodeAs(UnitRecord, encode({ ...good, hash: "abc" }), "units/a.service", isUnitRecord)).toThrow(
+      /units\/a\.service: field hash/,
+    );
   });
 });
