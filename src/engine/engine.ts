@@ -72,6 +72,8 @@ export interface EngineStats {
  * well under a millisecond, so its placements are not delayed.
  */
 const DUTY = 1;
+/** Changes waiting that start a round at once, without waiting for the debounce timer. */
+const BATCH = 1000;
 
 type Watch = Awaited<ReturnType<KV["watch"]>>;
 
@@ -101,6 +103,10 @@ export class Engine implements Component {
   private again = false;
   private roundDone?: Promise<void>;
   private lastReconcileMs = 0;
+  /** Changes that called for a round since the last one started. */
+  private pending = 0;
+  /** Date.now() before which a change-count round may not start (the duty bound). */
+  private notBefore = 0;
 
   constructor(private readonly o: EngineOptions) {
     this.holder = `${o.machineId}/${randomBytes(4).toString("hex")}`;
@@ -288,7 +294,7 @@ export class Engine implements Component {
           this.log.warn({ bucket: name, key: e.key, err: describeError(err) }, "skipping a watch entry");
         }
         if (e.isUpdate && !this.ready[name]) replayed();
-        else if (kick && this.allReady()) this.kick();
+        else if (kick && this.allReady()) this.changed();
       }
     })().catch((err) => this.log.warn({ bucket: name, err: describeError(err) }, "watch ended"));
   }
@@ -345,6 +351,24 @@ export class Engine implements Component {
 
   // ---- rounds ----
 
+  /**
+   * A watch event that calls for a round. Normally a round follows after debounceMs of quiet;
+   * but while a flood arrives that timer cannot fire (Node reads a busy socket up to 32 times
+   * before it looks at timers, so a 3 MB burst is taken in whole first), and the writes would
+   * only start once the flood is in. So once BATCH changes are waiting, the round starts at
+   * once, intake and writes overlap, and the duty bound (notBefore) still holds.
+   */
+  private changed(): void {
+    this.pending++;
+    if (this.pending >= BATCH && !this.running && this.leading && Date.now() >= this.notBefore) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.roundDone = this.round();
+      return;
+    }
+    this.kick();
+  }
+
   private kick(delay = this.o.debounceMs ?? 20, periodic = false): void {
     if (!this.leading || !this.allReady()) return;
     if (this.running) {
@@ -366,6 +390,7 @@ export class Engine implements Component {
     if (!this.leading || !this.allReady()) return;
     const gen = this.gen;
     this.running = true;
+    this.pending = 0;
     let progress = false;
     try {
       const t0 = performance.now();
@@ -419,7 +444,9 @@ export class Engine implements Component {
     // A new term may have become ready (and kicked: `again`) while this round of the old one ran.
     if (this.again || progress) {
       this.again = false;
-      this.kick(Math.min(250, Math.round(this.lastReconcileMs * DUTY)));
+      const wait = Math.min(250, Math.round(this.lastReconcileMs * DUTY));
+      this.notBefore = Date.now() + wait;
+      this.kick(wait);
       return;
     }
     if (gen !== this.gen) return;
