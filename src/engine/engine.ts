@@ -11,12 +11,12 @@
 // then gets one full agent TTL of grace. On stepping down it stops at once: the watches close,
 // the views are dropped, an in-flight batch stops at its next window.
 import { randomBytes } from "node:crypto";
-import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createActor, type Actor, type InspectionEvent } from "xstate";
 import type { Logger } from "pino";
 import { describeError } from "../protocol/errors.js";
 import { openKv, type Buckets } from "../nats/buckets.js";
+import { watchBucket, type BucketEntry, type BucketWatch } from "../nats/kv-watch.js";
 import type { ClusterContext, Component } from "../server/context.js";
 import { inspector } from "../server/inspect.js";
 import { childLogger } from "../log.js";
@@ -75,7 +75,6 @@ const DUTY = 1;
 /** Changes waiting that start a round at once, without waiting for the debounce timer. */
 const BATCH = 1000;
 
-type Watch = Awaited<ReturnType<KV["watch"]>>;
 
 export class Engine implements Component {
   readonly holder: string;
@@ -89,7 +88,7 @@ export class Engine implements Component {
   private epoch = 0;
   /** Bumped on every term change: loops of an old term see it and end. */
   private gen = 0;
-  private watches: Watch[] = [];
+  private watches: BucketWatch[] = [];
   private ready = { units: false, schedule: false, machines: false };
   private readonly views: ClusterViews;
   private liveness: Liveness;
@@ -260,32 +259,22 @@ export class Engine implements Component {
    */
   private async openWatch(name: keyof Engine["ready"], gen: number): Promise<void> {
     const kv = this.o.buckets[name];
-    const handle = (e: KvWatchEntry): boolean =>
+    const handle = (e: BucketEntry): boolean =>
       name === "units" ? this.views.onUnit(e) : name === "schedule" ? this.views.onSchedule(e) : this.views.onMachine(e);
     const st = await kv.status();
     if (gen !== this.gen) return;
-    const empty = st.values === 0;
-    const w = await kv.watch();
-    if (gen !== this.gen) {
-      w.stop();
-      return;
-    }
-    this.watches.push(w);
     const follow = name !== "schedule";
     let maxRev = st.streamInfo.state.last_seq;
+    let w: BucketWatch | undefined;
+    let caughtUp = false;
     const replayed = () => {
       if (name === "schedule") this.scheduleSeq = maxRev;
-      if (!follow) w.stop();
+      if (!follow) w?.stop();
       this.markReady(name, gen);
     };
-    if (empty) replayed();
-    // The machines bucket loses keys by TTL: its replay may be empty although status said not.
-    if (name === "machines" && !empty) {
-      setTimeout(() => this.markReady("machines", gen), Math.max(200, Math.floor(this.o.agentTtlMs / 2))).unref();
-    }
-    void (async () => {
-      for await (const e of w) {
-        if (gen !== this.gen) break;
+    w = await watchBucket(this.o.nc, kv, {
+      entry: (e) => {
+        if (gen !== this.gen) return;
         if (e.revision > maxRev) maxRev = e.revision;
         let kick = false;
         try {
@@ -293,10 +282,26 @@ export class Engine implements Component {
         } catch (err) {
           this.log.warn({ bucket: name, key: e.key, err: describeError(err) }, "skipping a watch entry");
         }
-        if (e.isUpdate && !this.ready[name]) replayed();
-        else if (kick && this.allReady()) this.changed();
-      }
-    })().catch((err) => this.log.warn({ bucket: name, err: describeError(err) }, "watch ended"));
+        if (kick && this.ready[name] && this.allReady()) this.changed();
+      },
+      caughtUp: () => {
+        caughtUp = true;
+        if (gen === this.gen && w) replayed();
+      },
+    }, st);
+    if (gen !== this.gen) {
+      w.stop();
+      return;
+    }
+    this.watches.push(w);
+    // The replay may have ended while watchBucket was still returning.
+    if (caughtUp) replayed();
+    // The machines bucket loses keys by TTL: a key counted for the replay may expire before it
+    // is delivered, and then the replay never ends by count.
+    if (name === "machines" && !caughtUp) {
+      setTimeout(() => this.markReady("machines", gen), Math.max(200, Math.floor(this.o.agentTtlMs / 2))).unref();
+    }
+    w.closed.catch((err) => this.log.warn({ bucket: name, err: describeError(err) }, "watch ended"));
   }
 
   /** Someone else wrote into the schedule: forget our view of it and replay it. */

@@ -1,7 +1,7 @@
 // The leader's in-memory picture of the cluster, fed by watch entries (units, machines, the
 // schedule's replay) and by the writer's acknowledged writes. Every value is validated as it
 // enters; a garbage one is skipped with a log line and never reaches the reconciler.
-import type { KvWatchEntry } from "@nats-io/kv";
+import type { BucketEntry } from "../nats/kv-watch.js";
 import type { Logger } from "pino";
 import { decodeAs } from "../protocol/codec.js";
 import { isUnitRecord, MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
@@ -47,7 +47,7 @@ export class ClusterViews {
   // ---- watch entries: each returns true when the change calls for a round ----
 
 
-  onUnit(e: KvWatchEntry): boolean {
+  onUnit(e: BucketEntry): boolean {
     const name = keys.unitFromKey(e.key);
     if (e.operation !== "PUT") return this.units.delete(name);
     let rec: UnitRecord;
@@ -64,7 +64,7 @@ export class ClusterViews {
   }
 
   /** Only the schedule's replay comes here: after it, the view follows our own writes. */
-  onSchedule(e: KvWatchEntry): boolean {
+  onSchedule(e: BucketEntry): boolean {
     const un = keys.parseUnplaced(e.key);
     if (un !== undefined) {
       if (e.operation !== "PUT") {
@@ -95,7 +95,7 @@ export class ClusterViews {
     return true;
   }
 
-  onMachine(e: KvWatchEntry): boolean {
+  onMachine(e: BucketEntry): boolean {
     const id = e.key;
     if (e.operation !== "PUT") {
       this.liveness.forget(id);
