@@ -74,6 +74,8 @@ export interface EngineStats {
 const DUTY = 1;
 /** Changes waiting that start a round at once, without waiting for the debounce timer. */
 const BATCH = 1000;
+/** No change for this long: the flood (if any) is over. */
+const QUIET_MS = 10;
 
 
 export class Engine implements Component {
@@ -102,6 +104,8 @@ export class Engine implements Component {
   private again = false;
   private roundDone?: Promise<void>;
   private lastReconcileMs = 0;
+  /** Date.now() of the latest change that called for a round. */
+  private lastChangeAt = 0;
   /** Changes that called for a round since the last one started. */
   private pending = 0;
   /** Date.now() before which a change-count round may not start (the duty bound). */
@@ -365,6 +369,7 @@ export class Engine implements Component {
    */
   private changed(): void {
     this.pending++;
+    this.lastChangeAt = Date.now();
     if (this.pending >= BATCH && !this.running && this.leading && Date.now() >= this.notBefore) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
@@ -449,7 +454,10 @@ export class Engine implements Component {
     // A new term may have become ready (and kicked: `again`) while this round of the old one ran.
     if (this.again || progress) {
       this.again = false;
-      const wait = Math.min(250, Math.round(this.lastReconcileMs * DUTY));
+      // The duty bound only while changes still pour in: once they have stopped, the round that
+      // takes in the last of them starts at once.
+      const flooding = Date.now() - this.lastChangeAt < QUIET_MS;
+      const wait = flooding ? Math.min(250, Math.round(this.lastReconcileMs * DUTY)) : 0;
       this.notBefore = Date.now() + wait;
       this.kick(wait);
       return;
