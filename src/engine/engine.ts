@@ -38,7 +38,7 @@ export interface EngineOptions {
   reconcileIntervalMs: number;
   /** Publishes the lease statechart's transitions (server/inspect.ts), when given. */
   inspect?: (ev: InspectionEvent) => void;
-  /** Quiet time after a watch event before a round (default 20 ms). */
+  /** Wait after a watch event before a round, gathering the changes that come with it (default 5 ms). */
   debounceMs?: number;
   /**
    * The lease on a connection of its own (ClusterContext.connect), opened at start and closed at
@@ -361,7 +361,8 @@ export class Engine implements Component {
   // ---- rounds ----
 
   /**
-   * A watch event that calls for a round. Normally a round follows after debounceMs of quiet;
+   * A watch event that calls for a round. Normally a round follows debounceMs after the first
+   * change, with whatever else came meanwhile;
    * but while a flood arrives that timer cannot fire (Node reads a busy socket up to 32 times
    * before it looks at timers, so a 3 MB burst is taken in whole first), and the writes would
    * only start once the flood is in. So once BATCH changes are waiting, the round starts at
@@ -379,7 +380,7 @@ export class Engine implements Component {
     this.kick();
   }
 
-  private kick(delay = this.o.debounceMs ?? 20, periodic = false): void {
+  private kick(delay = this.o.debounceMs ?? 5, periodic = false): void {
     if (!this.leading || !this.allReady()) return;
     if (this.running) {
       this.again = true;
