@@ -8,6 +8,10 @@ import { check } from "../helpers/check.js";
 import { runCli } from "../helpers/cli.js";
 import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { Names } from "../../src/protocol/names.js";
+import { killStateDirWorkloads } from "../helpers/workloads.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { decode } from "../../src/protocol/codec.js";
 
 let server: NatsServer;
@@ -56,9 +60,22 @@ describe("NATS restart", () => {
       }, 15_000, "list-machines to answer again");
       // The log line may reach us after the API already answers: wait for it, don't read once.
       await check(() => /heartbeat recovered; restarting components/.test(d!.output()), 10_000, "the recovery log line");
+      // The engine leads again on fresh watches, and the agent runs what it places.
+      const dir = mkdtempSync(join(tmpdir(), "flotilla-units-"));
+      const file = join(dir, "after-outage.service");
+      writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+      const started = await runCli(["--nats", server.url, "--prefix", prefix, "start", file], { timeoutMs: 60_000 });
+      expect(started.code, `${started.stderr}\ndaemon output:\n${d.output().slice(-4000)}`).toBe(0);
+      await check(async () => {
+        const r = await runCli(["--nats", server.url, "--prefix", prefix, "list-units", "--json"]);
+        const rows = JSON.parse(r.stdout) as { unit?: string; name?: string; machine?: string; sub?: string }[];
+        const row = rows.find((x) => (x.unit ?? x.name) === "after-outage.service");
+        return row?.sub === "running" && row.machine?.startsWith("survivor");
+      }, 20_000, "a unit started after the outage running on the daemon");
     } finally {
       await nc.close();
     }
     expect(await d.stop()).toBe(0);
+    killStateDirWorkloads(d.stateDir);
   });
 });
