@@ -85,7 +85,14 @@ export class Agent implements Component {
     this.store = store;
     this.executor = this.o.executor ?? new ProcessExecutor({ stateDir: ctx.config.stateDir, log: this.log });
     this.publisher = new UnitStatePublisher({ kv: ctx.buckets.states, machineId: ctx.machineId, ttlMs: ctx.config.agentTtlMs, log: this.log });
-    this.journal = new JournalTailer({ nc: ctx.nc, names: ctx.names, machineId: ctx.machineId, store, log: this.log });
+    this.journal = new JournalTailer({
+      nc: ctx.nc,
+      names: ctx.names,
+      machineId: ctx.machineId,
+      store,
+      log: this.log,
+      maxFileBytes: ctx.config.taskLogMaxBytes,
+    });
     await ensureJournalStream(ctx.nc, ctx.names).catch((e) =>
       this.log.warn(`cannot create the journal stream (task output is not collected until it exists): ${describeError(e)}`),
     );

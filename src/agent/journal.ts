@@ -70,6 +70,8 @@ export interface JournalOptions {
   store: WorkerStore;
   log: Logger;
   pollMs?: number;
+  /** Rotate a log file once it is past this size and wholly sent (default: never). */
+  maxFileBytes?: number;
 }
 
 export class JournalTailer {
@@ -158,11 +160,36 @@ export class JournalTailer {
       } finally {
         await fh.close();
       }
+      if (this.o.maxFileBytes && t.offset >= this.o.maxFileBytes) await this.rotate(t);
       if (t.offset - t.savedOffset > 0) void this.saveOffset(t);
     } catch (e) {
       this.o.log.debug({ unit: t.unit, err: describeError(e) }, "journal read failed");
     } finally {
       t.busy = false;
+    }
+  }
+
+  /**
+   * logrotate's copytruncate: the task holds its log file open for appending, so the file is
+   * copied to <file>.1 and cut back to empty, and the task's next write lands at the start. Only
+   * when everything in it has been sent (the size is still what was read): a line written
+   * between that check and the cut is the one thing that can be lost, as with copytruncate.
+   */
+  private async rotate(t: Tail): Promise<void> {
+    try {
+      await fsp.copyFile(t.file, `${t.file}.1`);
+      const fh = await fsp.open(t.file, "r+");
+      try {
+        if ((await fh.stat()).size !== t.offset) return; // more came meanwhile: next time
+        await fh.truncate(0);
+      } finally {
+        await fh.close();
+      }
+      this.o.log.info({ unit: t.unit, file: t.file, bytes: t.offset }, "task log rotated (the previous part is kept as .1)");
+      t.offset = 0;
+      t.savedOffset = -1; // save the new offset now
+    } catch (e) {
+      this.o.log.warn({ unit: t.unit, file: t.file, err: describeError(e) }, "cannot rotate the task log");
     }
   }
 
@@ -177,7 +204,7 @@ export class JournalTailer {
   private async saveOffset(t: Tail): Promise<void> {
     if (t.noSave) return;
     // Only whole lines count as sent: a partial one is re-read after a restart.
-    const sent = t.offset - Buffer.byteLength(t.partial, "utf8");
+    const sent = Math.max(0, t.offset - Buffer.byteLength(t.partial, "utf8"));
     t.savedOffset = t.offset;
     await this.o.store.putJournalOffset(t.unit, sent).catch(() => undefined);
   }

@@ -21,6 +21,7 @@ interface DaemonFlags {
   stopTasksOnExit?: boolean;
   reconcileInterval?: string;
   replicas?: string;
+  taskLogMaxSize?: string;
 }
 
 /** Only what the user typed: commander's defaults (from NATS_URL etc.) must not beat the file. */
@@ -43,6 +44,7 @@ export function flagsOf(program: Command, cmd: Command): RawConfig {
   if (o.replicas !== undefined) flags.replicas = o.replicas;
   if (fromCli(cmd, "engine") && o.engine === false) flags.disable_engine = "true";
   if (o.stopTasksOnExit) flags.stop_tasks_on_exit = "true";
+  if (o.taskLogMaxSize !== undefined) flags.task_log_max_size = o.taskLogMaxSize;
   return flags;
 }
 
@@ -59,6 +61,7 @@ export function addDaemonOptions(cmd: Command): Command {
     .option("--reconcile-interval <duration>", "engine reconcile period (default 2s)")
     .option("--replicas <n>", "replicas of the KV buckets (default 1)")
     .option("--no-engine", "do not run the engine on this machine (agent only)")
+    .option("--task-log-max-size <size>", "a task's output file under <state-dir>/logs is rotated past this size (default 64M)")
     .option(
       "--stop-tasks-on-exit",
       "stop every task when the daemon exits (default: tasks keep running and the next daemon adopts them)",

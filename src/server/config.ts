@@ -26,6 +26,7 @@ export const CONFIG_KEYS = {
   reconcile_interval: { env: ["FLOTILLA_RECONCILE_INTERVAL"], flag: "--reconcile-interval" },
   replicas: { env: ["FLOTILLA_REPLICAS"], flag: "--replicas" },
   stop_tasks_on_exit: { env: ["FLOTILLA_STOP_TASKS_ON_EXIT"], flag: "--stop-tasks-on-exit" },
+  task_log_max_size: { env: ["FLOTILLA_TASK_LOG_MAX_SIZE"], flag: "--task-log-max-size" },
   creds: { env: ["FLOTILLA_CREDS", "NATS_CREDS"], flag: "--creds" },
   user: { env: ["FLOTILLA_USER", "NATS_USER"], flag: "--user" },
   password: { env: ["FLOTILLA_PASSWORD", "NATS_PASSWORD"], flag: "--password" },
@@ -153,6 +154,12 @@ function ip(v: string, field: string): string {
   return v;
 }
 
+function logSize(v: string, field: string): number {
+  const n = parseSize(v, field);
+  if (n < 64 * 1024) throw new FlotillaError("bad_config", `${field}: "${v}" is too small (at least 64K, e.g. 64M)`, { field, value: v });
+  return n;
+}
+
 function ttl(v: string, field: string): number {
   const ms = parseDuration(v, field);
   if (!Number.isFinite(ms) || ms < 100) {
@@ -199,6 +206,7 @@ export function loadConfig(o: { flags: RawConfig; env?: NodeJS.ProcessEnv; file?
     reconcileIntervalMs: ttl(m.reconcile_interval ?? "2s", "reconcile_interval"),
     replicas: parsePositiveInt(m.replicas ?? "1", "replicas"),
     stopTasksOnExit: parseBool(m.stop_tasks_on_exit ?? "false", "stop_tasks_on_exit"),
+    taskLogMaxBytes: logSize(m.task_log_max_size ?? "64M", "task_log_max_size"),
     creds: m.creds || undefined,
     user: m.user || undefined,
     password: m.password || undefined,

@@ -25,6 +25,11 @@ export interface DaemonConfig {
    * daemon, whose tasks outlive it and are adopted by the next one; on for `flotilla up`.
    */
   stopTasksOnExit: boolean;
+  /**
+   * A task's output file under <state-dir>/logs is cut back to empty once it has grown past this
+   * and all of it is in the journal; the previous contents are kept as <file>.1. Default 64 MiB.
+   */
+  taskLogMaxBytes: number;
   creds?: string;
   user?: string;
   password?: string;

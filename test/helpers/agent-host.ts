@@ -60,6 +60,7 @@ export async function hostContext(o: HostOptions): Promise<{ ctx: ClusterContext
     reconcileIntervalMs: 500,
     replicas: 1,
     stopTasksOnExit: false,
+    taskLogMaxBytes: 64 * 2 ** 20,
   };
   const record: MachineRecord = {
     id: o.machineId,

@@ -2,7 +2,7 @@
 // start → list-units shows it active/running → journal shows its output → stop → inactive →
 // destroy → gone, and the process is gone with it.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
@@ -72,6 +72,29 @@ describe("agent in a real daemon", () => {
     // No process of it is left.
     const pid = (listed as { pid?: number }).pid;
     if (pid) await check(() => !pidAlive(pid), 10_000, "process gone");
+  });
+
+  test("a chatty task's output file is rotated past --task-log-max-size, and its output still reaches the journal", async () => {
+    const prefix = uniquePrefix("rot");
+    const d = await startDaemon({ server, prefix, machineId: "rot1", extraArgs: ["--task-log-max-size", "64K"] });
+    others.push(d);
+    const cli = (...args: string[]) => runCli(["--nats", server.url, "--prefix", prefix, ...args], { timeoutMs: 60_000 });
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-units-"));
+    const file = join(dir, "chatty.service");
+    // About 600 KB of numbered lines (nine times the limit), then quiet.
+    writeFileSync(file, '[Service]\nExecStart=/bin/sh -c \'i=0; while [ $i -lt 20000 ]; do echo "line $i of the chatty unit"; i=$((i+1)); done; exec sleep 600\'\n');
+    const started = await cli("start", file);
+    expect(started.code, started.stderr).toBe(0);
+    await check(async () => (await cli("journal", "-n", "1", "chatty.service")).stdout.includes("line 19999 of the chatty unit"), 30_000, "the last line in the journal");
+    const log = join(d.stateDir, "logs", "chatty.service.log");
+    // Once everything is sent, what is left in the file is under the limit; the part before is .1.
+    const sizes = await check(() => {
+      const now = statSync(log).size;
+      return now < 64 * 1024 && { now, old: statSync(`${log}.1`).size };
+    }, 10_000, "the log file cut back under 64K");
+    expect(sizes.old).toBeGreaterThanOrEqual(64 * 1024);
+    expect(readFileSync(`${log}.1`, "utf8")).toMatch(/^line \d+ of the chatty unit\n/);
+    expect(d.output()).toContain("task log rotated");
   });
 
   test("global units on every machine, and a conflicting second global never placed", async () => {

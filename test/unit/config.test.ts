@@ -35,7 +35,9 @@ describe("config", () => {
       replicas: 1,
       metadata: {},
       stateDir: "/home/u/.local/state/flotilla",
+      taskLogMaxBytes: 64 * 2 ** 20,
     });
+    expect(loadConfig({ flags: {}, env: { FLOTILLA_TASK_LOG_MAX_SIZE: "1G" } }).config.taskLogMaxBytes).toBe(2 ** 30);
     expect(loadConfig({ flags: {}, env: { FLOTILLA_STATE_DIR: "/x" } }).config.stateDir).toBe("/x");
   });
 
@@ -102,5 +104,7 @@ describe("config", () => {
     expect(thrown(() => loadConfig({ flags: { prefix: "a.b" }, env: {} })).field).toBe("prefix");
     expect(thrown(() => loadConfig({ flags: { machine_id: "has.dot" }, env: {} })).field).toBe("machine_id");
     expect(thrown(() => loadConfig({ flags: {}, env: { FLOTILLA_DISABLE_ENGINE: "maybe" } })).field).toBe("disable_engine");
+    expect(thrown(() => loadConfig({ flags: { task_log_max_size: "lots" }, env: {} })).message).toContain('task_log_max_size: "lots" is not a size');
+    expect(thrown(() => loadConfig({ flags: { task_log_max_size: "1K" }, env: {} })).message).toContain("too small (at least 64K");
   });
 });
