@@ -3,10 +3,11 @@
 // written straight into `units` (pipelined). Prints:
 //   1. placements/s, 10,000 units onto 100 machines and 100,000 onto 1,000: from the first unit
 //      submitted to the last schedule entry written (proven stored by JetStream). The 10,000
-//      burst is measured twice on one leader: first as the engine's first work since its
-//      process started (V8 has not optimised its code yet), then again after that burst was
-//      removed, as the leader of a running cluster meets it. Each line adds the rounds, the time
-//      in the reconciler and the CPU the engine and nats-server used meanwhile;
+//      burst is measured on one leader first as the engine's first work since its process
+//      started (V8 has not optimised its code yet), then 3 times more, each after the previous
+//      burst was removed, as the leader of a running cluster meets it (and their median). Each
+//      line adds the rounds, the time in the reconciler and the CPU the engine and nats-server
+//      used meanwhile;
 //   2. leader failover, lease TTL 5 s: two engines on separate connections; the leader is killed
 //      (its connection closed, nothing released, as SIGKILL) → the new leader's first write;
 //   3. machine loss, agent TTL 5 s: a machine's heartbeats stop → all its units rescheduled.
@@ -195,6 +196,8 @@ async function burst(url: string, sim: Sim, engine: Engine, count: number, prefi
  * optimised by V8), then again on the same leader after that first burst was removed, as a
  * leader of a running cluster meets it.
  */
+const WARM_BURSTS = 3;
+
 async function placementRun(url: string, units: number, machines: number, warm = false): Promise<void> {
   const ttl = { agentTtlMs: 30_000, leaseTtlMs: 5000 };
   const sim = await simulate(url, machines, ttl);
@@ -218,15 +221,28 @@ async function placementRun(url: string, units: number, machines: number, warm =
     );
     rounds0 = engine.stats.rounds;
     rec0 = engine.stats.reconcileMs;
+    return rate;
   };
   if (!warm) {
     report(await burst(url, sim, engine, units, "u", "put"), "");
   } else {
     report(await burst(url, sim, engine, units, "c", "put"), ", engine's first work since its process started");
-    await burst(url, sim, engine, units, "c", "del");
-    rounds0 = engine.stats.rounds;
-    rec0 = engine.stats.reconcileMs;
-    report(await burst(url, sim, engine, units, "u", "put"), ", the same leader again (after the first burst was removed)");
+    // Then WARM_BURSTS more on the same leader, each after the previous one was removed: the
+    // machine's own noise moves single runs by ±25%, so the median is the figure to judge.
+    const rates: number[] = [];
+    let prev = "c";
+    for (let i = 1; i <= WARM_BURSTS; i++) {
+      await burst(url, sim, engine, units, prev, "del");
+      rounds0 = engine.stats.rounds;
+      rec0 = engine.stats.reconcileMs;
+      prev = `w${i}-`;
+      rates.push(report(await burst(url, sim, engine, units, prev, "put"), `, the same leader again (${i} of ${WARM_BURSTS})`));
+    }
+    const median = [...rates].sort((a, b) => a - b)[Math.floor(rates.length / 2)]!;
+    console.log(
+      `placement: ${units.toLocaleString("en-US")} units onto ${machines.toLocaleString("en-US")} machines, running leader, median of ${WARM_BURSTS}: ` +
+        `${median.toLocaleString("en-US")} placements/s ${median >= 10_000 ? "PASS" : "MISS"} (target >= 10,000/s)`,
+    );
   }
   await engine.stop();
 }

@@ -50,6 +50,8 @@ export interface Rejection {
   many: string;
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 export type Decision =
   | { ok: true; machineId: string; evicts: string[] }
   | { ok: false; reason: string };
@@ -57,8 +59,14 @@ export type Decision =
 export class ClusterState {
   readonly machines: EngineMachine[];
   readonly machineById = new Map<string, EngineMachine>();
-  /** Non-global units placed on each machine. */
-  private readonly on = new Map<string, Set<string>>();
+  /** How many non-global units are placed on each machine. */
+  private readonly count = new Map<string, number>();
+  /**
+   * Which ones, built from `where` the first time a filter asks (conflicts, globals): an
+   * unconstrained cluster never needs them, and 100,000 set inserts per round were a third of
+   * a reconcile pass.
+   */
+  private on?: Map<string, Set<string>>;
   private readonly where = new Map<string, string>();
   private readonly cpu = new Map<string, number>();
   private readonly mem = new Map<string, number>();
@@ -74,7 +82,7 @@ export class ClusterState {
     this.machines = [...machines].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const m of this.machines) {
       this.machineById.set(m.id, m);
-      this.on.set(m.id, new Set());
+      this.count.set(m.id, 0);
       this.cpu.set(m.id, 0);
       this.mem.set(m.id, 0);
     }
@@ -116,10 +124,14 @@ export class ClusterState {
     return this.where.get(unit);
   }
   load(machineId: string): number {
-    return this.on.get(machineId)?.size ?? 0;
+    return this.count.get(machineId) ?? 0;
   }
   unitsOn(machineId: string): ReadonlySet<string> {
-    return this.on.get(machineId) ?? new Set();
+    if (!this.on) {
+      this.on = new Map(this.machines.map((m) => [m.id, new Set<string>()]));
+      for (const [unit, m] of this.where) this.on.get(m)?.add(unit);
+    }
+    return this.on.get(machineId) ?? NONE;
   }
 
   /**
@@ -131,7 +143,7 @@ export class ClusterState {
     let g = this.globalsCache.get(m.id);
     if (!g) {
       const here: EngineUnit[] = [];
-      for (const name of this.on.get(m.id) ?? []) {
+      for (const name of this.unitsOn(m.id)) {
         const u = this.units.get(name);
         if (u && !u.invalid) here.push(u);
       }
@@ -147,7 +159,8 @@ export class ClusterState {
     if (prev === machineId) return;
     if (prev !== undefined) this.remove(u.name);
     this.where.set(u.name, machineId);
-    this.on.get(machineId)!.add(u.name);
+    this.count.set(machineId, (this.count.get(machineId) ?? 0) + 1);
+    this.on?.get(machineId)?.add(u.name);
     if (this.globals.length) this.globalsCache.delete(machineId);
     if (u.fleet.cpu) this.cpu.set(machineId, (this.cpu.get(machineId) ?? 0) + u.fleet.cpu);
     if (u.fleet.memoryBytes) this.mem.set(machineId, (this.mem.get(machineId) ?? 0) + u.fleet.memoryBytes);
@@ -158,7 +171,8 @@ export class ClusterState {
     const m = this.where.get(unit);
     if (m === undefined) return;
     this.where.delete(unit);
-    this.on.get(m)?.delete(unit);
+    this.count.set(m, (this.count.get(m) ?? 1) - 1);
+    this.on?.get(m)?.delete(unit);
     this.globalsCache.delete(m);
     const u = this.units.get(unit);
     if (u) {
@@ -193,7 +207,7 @@ export class ClusterState {
     for (const peer of f.machineOf) {
       if (this.where.get(peer) !== m.id) return { one: `does not run ${peer}`, many: `do not run ${peer}` };
     }
-    const here = this.on.get(m.id)!;
+    const here = f.conflicts.length || f.replaces.length || this.holders.length ? this.unitsOn(m.id) : NONE;
     for (const g of this.globalsOn(m)) {
       if (g.name === u.name) continue;
       if (anyGlob(f.conflicts, g.name) || anyGlob(g.fleet.conflicts, u.name)) {
