@@ -6,7 +6,7 @@
 //      burst is measured on one leader first as the engine's first work since its process
 //      started (V8 has not optimised its code yet), then 3 times more, each after the previous
 //      burst was removed, as the leader of a running cluster meets it (and their median). Each
-//      line adds the rounds, the time in the reconciler and the CPU the engine and nats-server
+//      line adds the rounds, the time spent deciding (reconciler or fast path) and the CPU the engine and nats-server
 //      used meanwhile;
 //   2. leader failover, lease TTL 5 s: two engines on separate connections; the leader is killed
 //      (its connection closed, nothing released, as SIGKILL) → the new leader's first write;
@@ -208,19 +208,21 @@ async function placementRun(url: string, units: number, machines: number, warm =
   const epoch = engine.term;
   let rounds0 = engine.stats.rounds;
   let rec0 = engine.stats.reconcileMs;
+  let fast0 = engine.stats.fastRounds;
   const report = (b: Burst, label: string) => {
     const secs = (b.tLast - b.t0) / 1000;
     const rate = Math.round(units / secs);
     console.log(
       `placement: ${units.toLocaleString("en-US")} units onto ${machines.toLocaleString("en-US")} machines${label}: ` +
         `${secs.toFixed(2)} s from first submit to last schedule entry written = ${rate.toLocaleString("en-US")} placements/s ` +
-        `(submit alone ${((b.submittedAt - b.t0) / 1000).toFixed(2)} s; ${engine.stats.rounds - rounds0} rounds, reconciling ${Math.round(engine.stats.reconcileMs - rec0)} ms; ` +
+        `(submit alone ${((b.submittedAt - b.t0) / 1000).toFixed(2)} s; ${engine.stats.rounds - rounds0} rounds (${engine.stats.fastRounds - fast0} fast), deciding ${Math.round(engine.stats.reconcileMs - rec0)} ms; ` +
         `${engine.stats.renewals} lease renewals, slowest ${engine.stats.renewMaxMs} ms, ${engine.term === epoch && engine.isLeader ? "same term" : "TERM CHANGED"}; ` +
         `CPU: engine ${b.engineCpuMs} ms, nats-server ${b.serverCpuMs} ms) ` +
         `${rate >= 10_000 ? "PASS" : "MISS"} (target >= 10,000/s)`,
     );
     rounds0 = engine.stats.rounds;
     rec0 = engine.stats.reconcileMs;
+    fast0 = engine.stats.fastRounds;
     return rate;
   };
   if (!warm) {
@@ -235,6 +237,7 @@ async function placementRun(url: string, units: number, machines: number, warm =
       await burst(url, sim, engine, units, prev, "del");
       rounds0 = engine.stats.rounds;
       rec0 = engine.stats.reconcileMs;
+      fast0 = engine.stats.fastRounds;
       prev = `w${i}-`;
       rates.push(report(await burst(url, sim, engine, units, prev, "put"), `, the same leader again (${i} of ${WARM_BURSTS})`));
     }

@@ -24,6 +24,7 @@ import { isLeading, leaseMachine } from "./lease.machine.js";
 import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
 import { reconcile } from "./reconciler.js";
+import { machinesSignature, placeFresh } from "./fast-path.js";
 import { ScheduleWriter } from "./schedule-writer.js";
 import { ClusterViews } from "./views.js";
 
@@ -60,8 +61,10 @@ export interface EngineStats {
   /** Answered lease renewals, and the slowest answer in ms (renewals time out at TTL/2). */
   renewals: number;
   renewMaxMs: number;
-  /** Time spent in the reconciler (the pure pass over the whole cluster), in ms. */
+  /** Time spent deciding (the reconciler, or the fast path), in ms. */
   reconcileMs: number;
+  /** Rounds that took the fast path (fast-path.ts). */
+  fastRounds: number;
 }
 
 /**
@@ -80,11 +83,17 @@ const QUIET_MS = 10;
 
 export class Engine implements Component {
   readonly holder: string;
-  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0, lastWriteAt: 0, renewals: 0, renewMaxMs: 0, reconcileMs: 0 };
+  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0, lastWriteAt: 0, renewals: 0, renewMaxMs: 0, reconcileMs: 0, fastRounds: 0 };
   private readonly log: Logger;
   private readonly writer: ScheduleWriter;
   private lease?: Actor<typeof leaseMachine>;
-  private starting?: Promise<void>;
+  /**
+   * start() and stop() run one at a time, in call order: a stop that outlasts its caller's
+   * patience (the monitor gives components a budget, then starts them again) must not tear down
+   * the start that came after it.
+   */
+  private lifecycle: Promise<void> = Promise.resolve();
+  private started = false;
   private leaseNc?: NatsConnection;
   private leading = false;
   private epoch = 0;
@@ -103,7 +112,13 @@ export class Engine implements Component {
   private running = false;
   private again = false;
   private roundDone?: Promise<void>;
+  /** Calls of stop() so far: a stand-again does not undo a stop that came meanwhile. */
+  private stops = 0;
   private lastReconcileMs = 0;
+  /** The last round wrote all it decided and left nothing unplaced (fast-path.ts). */
+  private settled = false;
+  /** The live machines of the last round (machinesSignature). */
+  private lastSignature = "";
   /** Date.now() of the latest change that called for a round. */
   private lastChangeAt = 0;
   /** Changes that called for a round since the last one started. */
@@ -126,15 +141,18 @@ export class Engine implements Component {
     return this.epoch;
   }
 
-  async start(): Promise<void> {
-    if (!this.starting) {
-      const p = this.startInner();
-      this.starting = p;
-      p.catch(() => {
-        if (this.starting === p) this.starting = undefined;
-      });
-    }
-    return this.starting;
+  start(): Promise<void> {
+    return this.serially(async () => {
+      if (this.started) return;
+      await this.startInner();
+      this.started = true;
+    });
+  }
+
+  private serially(f: () => Promise<void>): Promise<void> {
+    const p = this.lifecycle.then(f);
+    this.lifecycle = p.catch(() => undefined);
+    return p;
   }
 
   private async startInner(): Promise<void> {
@@ -180,12 +198,30 @@ export class Engine implements Component {
     actor.start();
   }
 
-  async stop(): Promise<void> {
-    const starting = this.starting;
-    if (!starting) return;
-    this.starting = undefined;
-    // connectOnce gives up after a few seconds, so this wait is bounded
-    await starting.catch(() => undefined);
+  stop(): Promise<void> {
+    this.stops++;
+    return this.serially(() => this.stopInner());
+  }
+
+  /**
+   * The leader cannot see the cluster (its watches could not be opened): it gives the lease up
+   * and stands again, as after a restart of the component, unless someone stopped it meanwhile.
+   * Giving up for good would leave a one-daemon cluster without an engine until the daemon's
+   * next restart.
+   */
+  private async standAgain(why: string, gen: number): Promise<void> {
+    if (gen !== this.gen || !this.started) return; // an old term's failure, or stopping anyway
+    this.log.error(`${why}; giving up the lease and standing again`);
+    const stops = this.stops;
+    await this.serially(() => this.stopInner());
+    // A pause first, so that a cluster state that stays unreadable costs a try per pause.
+    await new Promise((r) => setTimeout(r, Math.max(100, Math.floor(this.o.leaseTtlMs / 5))));
+    if (this.stops === stops) await this.start().catch((e) => this.log.error({ err: describeError(e) }, "cannot stand again for the lease"));
+  }
+
+  private async stopInner(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
     const actor = this.lease;
     const leaseNc = this.leaseNc;
     this.leaseNc = undefined;
@@ -229,11 +265,9 @@ export class Engine implements Component {
     const gen = ++this.gen;
     this.log.info({ epoch, holder: this.holder }, "elected engine leader");
     this.ready = { units: false, schedule: false, machines: false };
+    this.settled = false;
     this.graced = false;
-    void this.openWatches(gen).catch((e) => {
-      this.log.error({ err: describeError(e) }, "cannot watch the cluster state; resigning the lease");
-      this.lease?.send({ type: "RESIGN" });
-    });
+    void this.openWatches(gen).catch((e) => this.standAgain(`cannot watch the cluster state (${describeError(e)})`, gen));
   }
 
   private stepDown(why: string): void {
@@ -311,13 +345,11 @@ export class Engine implements Component {
   /** Someone else wrote into the schedule: forget our view of it and replay it. */
   private resyncSchedule(why: string): void {
     this.log.warn({ why }, "the schedule changed behind our back; reloading it");
+    this.settled = false;
     this.ready.schedule = false;
     this.views.clearSchedule();
     const gen = this.gen;
-    void this.openWatch("schedule", gen).catch((e) => {
-      this.log.error({ err: describeError(e) }, "cannot reload the schedule; resigning the lease");
-      this.lease?.send({ type: "RESIGN" });
-    });
+    void this.openWatch("schedule", gen).catch((e) => this.standAgain(`cannot reload the schedule (${describeError(e)})`, gen));
   }
 
   /** Checks that our proven writes are the only ones since scheduleSeq; false: resync. */
@@ -416,7 +448,20 @@ export class Engine implements Component {
       const now = Date.now();
       const v = this.views;
       const r0 = performance.now();
-      const actions = reconcile({ units: v.units, placements: v.placements.values(), machines: v.liveMachines(now), unplaced: v.unplaced });
+      const live = v.liveMachines(now);
+      const sig = machinesSignature(live);
+      const changes = v.takeChanges();
+      // The fast path (fast-path.ts) when its conditions hold; a timer round always takes the
+      // full pass, which also repairs anything the fast path's bookkeeping could have missed.
+      const fast =
+        !periodic && this.settled && !changes.other && sig === this.lastSignature && v.notPlain.size === 0 && v.unplaced.size === 0
+          ? placeFresh({ fresh: changes.fresh, units: v.units, loads: v.loads, machines: live })
+          : undefined;
+      const actions = fast ?? reconcile({ units: v.units, placements: v.placements.values(), machines: live, unplaced: v.unplaced });
+      if (fast) this.stats.fastRounds++;
+      this.lastSignature = sig;
+      this.settled = false;
+      let settled = !actions.some((a) => a.type === "unplaced");
       this.lastReconcileMs = performance.now() - r0;
       this.stats.reconcileMs += this.lastReconcileMs;
       this.stats.rounds++;
@@ -442,9 +487,13 @@ export class Engine implements Component {
           }
           const revs = [...res.put, ...res.deleted, ...res.unplacedSet, ...res.unplacedCleared].map((x) => x.revision);
           if (!this.accountWrites(revs, res.failures)) progress = false;
+          if (res.failures || res.aborted) settled = false;
         }
         if (res.aborted) this.log.warn({ why: res.aborted }, "schedule batch stopped");
       }
+      // Everything this round decided is written, and nothing is left unplaced: the next round
+      // may take the fast path.
+      this.settled = settled && gen === this.gen && this.views.unplaced.size === 0;
       this.stats.lastRoundMs = performance.now() - t0;
     } catch (e) {
       this.log.error({ err: describeError(e) }, "reconcile round failed");

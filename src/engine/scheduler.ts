@@ -297,10 +297,11 @@ export class ClusterState {
   }
 }
 
-function cmp(a: [number, string], b: [number, string]): number {
+/** Heap order of [load, machine ID]: least loaded first, ties by machine ID. */
+export function cmp(a: [number, string], b: [number, string]): number {
   return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
 }
-function siftDown(h: [number, string][], i: number): void {
+export function siftDown(h: [number, string][], i: number): void {
   const n = h.length;
   for (;;) {
     const l = 2 * i + 1;

@@ -19,6 +19,15 @@ export class ClusterViews {
   unplaced = new Map<string, string>();
   machines = new Map<string, MachineRecord>();
 
+  // What changed since the last round, for the fast path (fast-path.ts): the units first seen
+  // that are plain (no [X-Fleet] section, not inactive), and whether anything else changed.
+  fresh: string[] = [];
+  otherChange = true;
+  /** Units known that are not plain (constrained, global, invalid): while any, no fast path. */
+  notPlain = new Set<string>();
+  /** Placements per machine (the schedule as this view holds it). */
+  loads = new Map<string, number>();
+
   constructor(
     private readonly log: Logger,
     private readonly liveness: Liveness,
@@ -26,6 +35,7 @@ export class ClusterViews {
 
   clear(): void {
     this.units = new Map();
+    this.notPlain = new Set();
     this.clearSchedule();
     this.machines = new Map();
   }
@@ -33,6 +43,29 @@ export class ClusterViews {
   clearSchedule(): void {
     this.placements = new Map();
     this.unplaced = new Map();
+    this.loads = new Map();
+    this.otherChange = true;
+  }
+
+  /** The changes since the last round, handed to it (and forgotten here). */
+  takeChanges(): { fresh: string[]; other: boolean } {
+    const c = { fresh: this.fresh, other: this.otherChange };
+    this.fresh = [];
+    this.otherChange = false;
+    return c;
+  }
+
+  private setPlacement(key: string, p: Placement): void {
+    if (!this.placements.has(key)) this.loads.set(p.machineId, (this.loads.get(p.machineId) ?? 0) + 1);
+    this.placements.set(key, p);
+  }
+
+  private deletePlacement(key: string): boolean {
+    const p = this.placements.get(key);
+    if (!p) return false;
+    this.placements.delete(key);
+    this.loads.set(p.machineId, (this.loads.get(p.machineId) ?? 1) - 1);
+    return true;
   }
 
   /** Machines alive now, as the scheduler sees them. */
@@ -49,7 +82,12 @@ export class ClusterViews {
 
   onUnit(e: BucketEntry): boolean {
     const name = keys.unitFromKey(e.key);
-    if (e.operation !== "PUT") return this.units.delete(name);
+    if (e.operation !== "PUT") {
+      this.notPlain.delete(name);
+      const had = this.units.delete(name);
+      if (had) this.otherChange = true;
+      return had;
+    }
     let rec: UnitRecord;
     try {
       rec = decodeAs(UnitRecord, e.value, `units/${e.key}`, isUnitRecord);
@@ -59,7 +97,13 @@ export class ClusterViews {
     }
     const prev = this.units.get(name);
     if (prev && prev.hash === rec.hash && prev.desiredState === rec.desiredState) return false;
-    this.units.set(name, toEngineUnit(name, rec));
+    const u = toEngineUnit(name, rec);
+    this.units.set(name, u);
+    const plain = u.fleet === NO_FLEET_OPTIONS && !u.invalid;
+    if (plain) this.notPlain.delete(name);
+    else this.notPlain.add(name);
+    if (!prev && plain && u.desiredState !== "inactive") this.fresh.push(name);
+    else this.otherChange = true;
     return true;
   }
 
@@ -83,7 +127,8 @@ export class ClusterViews {
       this.log.warn({ key: e.key }, "skipping a schedule key that names no machine and unit");
       return false;
     }
-    if (e.operation !== "PUT") return this.placements.delete(e.key);
+    this.otherChange = true;
+    if (e.operation !== "PUT") return this.deletePlacement(e.key);
     let entry: ScheduleEntry;
     try {
       entry = decodeAs(ScheduleEntry, e.value, `schedule/${e.key}`);
@@ -91,7 +136,7 @@ export class ClusterViews {
       this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in schedule");
       return false;
     }
-    this.placements.set(e.key, { unit: k.unit, machineId: k.machineId, hash: entry.hash, desiredState: entry.desiredState });
+    this.setPlacement(e.key, { unit: k.unit, machineId: k.machineId, hash: entry.hash, desiredState: entry.desiredState });
     return true;
   }
 
@@ -99,6 +144,7 @@ export class ClusterViews {
     const id = e.key;
     if (e.operation !== "PUT") {
       this.liveness.forget(id);
+      this.otherChange = true;
       return this.machines.delete(id);
     }
     let rec: MachineRecord;
@@ -113,20 +159,21 @@ export class ClusterViews {
     const wasAlive = this.liveness.isAlive(id, Date.now());
     this.liveness.seen(id, Date.now());
     // Plain heartbeats change nothing the scheduler reads: no round for them.
-    return (
+    const changed =
       !prev ||
       !wasAlive ||
       prev.availability !== rec.availability ||
       JSON.stringify(prev.metadata) !== JSON.stringify(rec.metadata) ||
       prev.capacity.cpu !== rec.capacity.cpu ||
-      prev.capacity.memory !== rec.capacity.memory
-    );
+      prev.capacity.memory !== rec.capacity.memory;
+    if (changed) this.otherChange = true;
+    return changed;
   }
 
   /** Learns a batch's acknowledged writes; true when something was placed or removed. */
   apply(res: WriteResult): boolean {
-    for (const d of res.deleted) this.placements.delete(d.key);
-    for (const p of res.put) this.placements.set(p.key, p.placement);
+    for (const d of res.deleted) this.deletePlacement(d.key);
+    for (const p of res.put) this.setPlacement(p.key, p.placement);
     for (const u of res.unplacedSet) this.unplaced.set(u.unit, u.reason);
     for (const u of res.unplacedCleared) this.unplaced.delete(u.unit);
     return res.failures === 0 && !res.aborted && (res.put.length > 0 || res.deleted.length > 0);

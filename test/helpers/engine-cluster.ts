@@ -6,6 +6,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { connectOnce } from "../../src/nats/connection.js";
 import { ensureBuckets, type Buckets } from "../../src/nats/buckets.js";
 import { Names, keys } from "../../src/protocol/names.js";
+import { listKeys } from "../../src/nats/kv-keys.js";
 import { encode, decodeAs } from "../../src/protocol/codec.js";
 import { ScheduleEntry, UnplacedRecord, type Availability, type DesiredState, type MachineRecord, type UnitRecord } from "../../src/protocol/messages.js";
 import { Engine } from "../../src/engine/engine.js";
@@ -143,8 +144,9 @@ export class EngineCluster {
   /** unit -> machines it is scheduled on (non-unplaced keys), read fresh. */
   async schedule(): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    const it = await this.buckets.schedule.keys();
-    for await (const k of it) {
+    // listKeys, not kv.keys(): that one can wait forever when keys are deleted while it lists,
+    // and a check() cannot time out a call that never returns.
+    for (const k of await listKeys(this.nc, this.names.bucket("schedule"))) {
       if (keys.parseUnplaced(k) !== undefined) continue;
       const p = keys.parseSchedule(k);
       if (!p) continue;

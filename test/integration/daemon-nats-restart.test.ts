@@ -64,14 +64,16 @@ describe("NATS restart", () => {
       const dir = mkdtempSync(join(tmpdir(), "flotilla-units-"));
       const file = join(dir, "after-outage.service");
       writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
-      const started = await runCli(["--nats", server.url, "--prefix", prefix, "start", file], { timeoutMs: 60_000 });
+      const started = await runCli(["--nats", server.url, "--prefix", prefix, "start", "--no-block", file], { timeoutMs: 20_000 });
       expect(started.code, `${started.stderr}\ndaemon output:\n${d.output().slice(-4000)}`).toBe(0);
       await check(async () => {
         const r = await runCli(["--nats", server.url, "--prefix", prefix, "list-units", "--json"]);
         const rows = JSON.parse(r.stdout) as { unit?: string; name?: string; machine?: string; sub?: string }[];
         const row = rows.find((x) => (x.unit ?? x.name) === "after-outage.service");
         return row?.sub === "running" && row.machine?.startsWith("survivor");
-      }, 20_000, "a unit started after the outage running on the daemon");
+      }, 20_000, "a unit started after the outage running on the daemon").catch((e: Error) => {
+        throw new Error(`${e.message}\ndaemon output:\n${d!.output().slice(-8000)}`);
+      });
     } finally {
       await nc.close();
     }

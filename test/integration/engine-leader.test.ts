@@ -8,6 +8,8 @@ import { EngineCluster, capturingLogger, unitFile } from "../helpers/engine-clus
 import { keys, LEASE_KEY_ENGINE } from "../../src/protocol/names.js";
 import { decodeAs, encode } from "../../src/protocol/codec.js";
 import { LeaseRecord } from "../../src/protocol/messages.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { ensureBuckets } from "../../src/nats/buckets.js";
 
 const nats = useNatsServer();
 let c: EngineCluster | undefined;
@@ -162,6 +164,28 @@ describe("engine leadership", () => {
     expect(text).toContain("skipping a garbage value in schedule");
     expect(text).toContain("skipping a schedule key that names no machine and unit");
     expect(text).toContain("skipping a garbage unplaced reason");
+    expect(engine.isLeader).toBe(true);
+  });
+
+  it("a leader that cannot watch the cluster state stands again, and leads once it can", async () => {
+    c = await EngineCluster.create(nats.server.url);
+    const cl = c;
+    cl.addMachine("m1");
+    // Someone else's lease (unreadable) holds the engine back for a lease TTL; meanwhile the
+    // units bucket goes, so the new leader cannot open its watch.
+    await cl.buckets.leases.put(keys.lease(LEASE_KEY_ENGINE), new Uint8Array([0xc1]));
+    const { log, lines } = capturingLogger();
+    const engine = await cl.startEngine("e1", log);
+    const jsm = await jetstreamManager(nats.nc);
+    await jsm.streams.delete(`KV_${cl.names.bucket("units")}`);
+    expect(engine.isLeader).toBe(false);
+    await check(() => lines.some((l) => /cannot watch the cluster state.*standing again/.test(l)), 10_000, "the engine standing again").catch((e: Error) => {
+      throw new Error(`${e.message}\n${lines.join("")}`);
+    });
+    // Before, it resigned for good: nothing was placed again until the daemon restarted.
+    await ensureBuckets(nats.nc, cl.names, cl.o);
+    await cl.putUnit("back.service", unitFile());
+    await check(async () => (await cl.schedule()).get("back.service")?.[0] === "m1", 15_000, "placed once the bucket is back");
     expect(engine.isLeader).toBe(true);
   });
 
