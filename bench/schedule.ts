@@ -20,6 +20,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { NatsServer, uniquePrefix } from "../test/helpers/nats-server.js";
 import { connectOnce } from "../src/nats/connection.js";
 import { ensureBuckets, type Buckets } from "../src/nats/buckets.js";
+import { listKeys } from "../src/nats/kv-keys.js";
 import { Names, keys } from "../src/protocol/names.js";
 import { encode } from "../src/protocol/codec.js";
 import type { MachineRecord, UnitRecord } from "../src/protocol/messages.js";
@@ -284,7 +285,7 @@ async function machineLossRun(url: string): Promise<void> {
   // Which units sit on the victim, and watch for each of them to land elsewhere.
   const victim = sim.machineIds[37]!;
   const mine = new Set<string>();
-  for await (const k of await sim.buckets.schedule.keys(keys.scheduleOfMachine(victim))) mine.add(keys.parseSchedule(k)!.unit);
+  for (const k of await listKeys(sim.nc, sim.names.bucket("schedule"), keys.scheduleOfMachine(victim))) mine.add(keys.parseSchedule(k)!.unit);
   const w = await sim.buckets.schedule.watch({ include: "updates" });
   const pending = new Set(mine);
   let doneAt = 0;
