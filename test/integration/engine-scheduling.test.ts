@@ -179,4 +179,58 @@ describe("engine scheduling (fleet's functional scenarios)", () => {
     await c.putUnit("x.service", unitFile(), "inactive");
     await check(async () => !(await c.schedule()).has("x.service"), 10_000, "entry removed");
   });
+
+  it("bursts of plain units take the fast path and still land least loaded across pauses, deletes and new machines", async () => {
+    const c = await cluster(["m1", "m2", "m3"]);
+    const engine = c.leader()!;
+    const counts = async () => {
+      const per: Record<string, number> = {};
+      for (const [, on] of await c.schedule()) for (const m of on) per[m] = (per[m] ?? 0) + 1;
+      return per;
+    };
+    const settle = (want: Record<string, number>, what: string) =>
+      check(async () => JSON.stringify(await counts()) === JSON.stringify(want) && want, 10_000, what).catch(async (e: Error) => {
+        throw new Error(`${e.message}: have ${JSON.stringify(await counts())}`);
+      });
+    const put = (from: number, to: number) => Promise.all(Array.from({ length: to - from }, (_, i) => c.putUnit(`p${from + i}.service`, unitFile())));
+    /**
+     * Waits until the engine has seen a machine change: a probe unit with MachineID= is placed
+     * there (or refused for a pause), then it is destroyed again, so the counts stay plain.
+     */
+    let probes = 0;
+    const seen = async (machine: string, takesUnits: boolean) => {
+      const name = `probe${++probes}.service`;
+      await c.putUnit(name, unitFile({ MachineID: machine }));
+      if (takesUnits) await check(async () => (await c.schedule()).get(name)?.[0] === machine, 10_000, `${name} on ${machine}`);
+      else await check(async () => /paused/.test((await c.unplacedReason(name)) ?? ""), 10_000, `${name} refused by paused ${machine}`);
+      await c.destroyUnit(name);
+      await check(async () => !(await c.schedule()).has(name) && (await c.unplacedReason(name)) === undefined, 10_000, `${name} gone`);
+    };
+    // Least loaded first, ties by machine ID, whatever the rounds: the counts below are the
+    // full reconciler's answer at each step.
+    await put(0, 30);
+    await settle({ m1: 10, m2: 10, m3: 10 }, "30 plain units spread 10/10/10");
+    expect(engine.stats.fastRounds).toBeGreaterThan(0);
+    // paused m1 takes nothing new (the ties would otherwise go to m1)
+    c.setAvailability("m1", "pause");
+    await seen("m1", false);
+    await put(30, 37);
+    await settle({ m1: 10, m2: 14, m3: 13 }, "7 more on m2 and m3 only");
+    // 5 removed from m2: the per-machine counts must follow (else the next ones go to m3)
+    const onM2 = [...(await c.schedule())].filter(([, on]) => on[0] === "m2").map(([u]) => u).slice(0, 5);
+    for (const u of onM2) await c.destroyUnit(u);
+    await settle({ m1: 10, m2: 9, m3: 13 }, "5 removed from m2");
+    await put(37, 39);
+    await settle({ m1: 10, m2: 11, m3: 13 }, "2 more, both on m2");
+    c.setAvailability("m1", "active");
+    await seen("m1", true);
+    await put(39, 40);
+    await settle({ m1: 11, m2: 11, m3: 13 }, "the next one on m1, active again");
+    c.addMachine("m4");
+    await seen("m4", true);
+    const fastBefore = engine.stats.fastRounds;
+    await put(40, 51);
+    await settle({ m1: 11, m2: 11, m3: 13, m4: 11 }, "11 more, all on the new m4");
+    expect(engine.stats.fastRounds).toBeGreaterThan(fastBefore);
+  });
 });
