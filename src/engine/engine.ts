@@ -68,18 +68,17 @@ export interface EngineStats {
 }
 
 /**
- * After a round that changed something, the next waits DUTY × the last reconcile pass (capped at
- * 250 ms): during a flood a pass over the whole cluster then takes at most about half of the
- * engine's time, and the other half goes to taking the flood in (bench:schedule, 100,000 units:
- * about half the rounds and reconcile time of back-to-back rounds). A small cluster's pass takes
- * well under a millisecond, so its placements are not delayed.
+ * After a round that changed something, while changes still arrive (one in the last QUIET_MS),
+ * the next round waits DUTY × the time the last one took to decide (capped at 250 ms): during a
+ * flood, passes over the whole cluster then take at most about half of the engine's time, and
+ * the rest goes to taking the flood in (bench:schedule, 100,000 units: about half the rounds and
+ * reconcile time of back-to-back rounds). Once the flood stops, the next round starts at once.
  */
 const DUTY = 1;
 /** Changes waiting that start a round at once, without waiting for the debounce timer. */
 const BATCH = 1000;
 /** No change for this long: the flood (if any) is over. */
 const QUIET_MS = 10;
-
 
 export class Engine implements Component {
   readonly holder: string;
@@ -394,11 +393,11 @@ export class Engine implements Component {
 
   /**
    * A watch event that calls for a round. Normally a round follows debounceMs after the first
-   * change, with whatever else came meanwhile;
-   * but while a flood arrives that timer cannot fire (Node reads a busy socket up to 32 times
-   * before it looks at timers, so a 3 MB burst is taken in whole first), and the writes would
-   * only start once the flood is in. So once BATCH changes are waiting, the round starts at
-   * once, intake and writes overlap, and the duty bound (notBefore) still holds.
+   * change, with whatever else came meanwhile. But while a flood arrives that timer cannot fire
+   * (Node reads a busy socket up to 32 times before it looks at timers, so a 3 MB burst is taken
+   * in whole first), and the writes would only start once the flood is in. So once BATCH
+   * changes are waiting, the round starts at once, intake and writes overlap, and the duty
+   * bound (notBefore) still holds.
    */
   private changed(): void {
     this.pending++;
@@ -486,7 +485,7 @@ export class Engine implements Component {
             if (!this.stats.firstWriteAt) this.stats.firstWriteAt = this.stats.lastWriteAt;
           }
           const revs = [...res.put, ...res.deleted, ...res.unplacedSet, ...res.unplacedCleared].map((x) => x.revision);
-          if (!this.accountWrites(revs, res.failures)) progress = false;
+          if (!this.accountWrites(revs, res.failures)) progress = settled = false;
           if (res.failures || res.aborted) settled = false;
         }
         if (res.aborted) this.log.warn({ why: res.aborted }, "schedule batch stopped");
