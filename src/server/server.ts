@@ -17,7 +17,7 @@ import { FlotillaError, describeError, isWrongLastSequence } from "../protocol/e
 import { ApiService } from "../api/service.js";
 import { buildHandlers } from "../api/handlers.js";
 import { VERSION } from "../version.js";
-import { componentFactories } from "./components.js";
+import { componentFactories, serialized } from "./components.js";
 import type { ClusterContext, Component, DaemonConfig } from "./context.js";
 import { inspector } from "./inspect.js";
 import { detectHost } from "../machine/detect.js";
@@ -367,7 +367,7 @@ export class Daemon {
     if (this.components.length === 0) {
       for (const f of componentFactories) {
         const component = f.create({ ...ctx, log: this.rootLog.child({ component: f.name, machineId: this.machineId }) });
-        if (component) this.components.push({ name: f.name, component });
+        if (component) this.components.push({ name: f.name, component: serialized(component) });
       }
     }
     this.componentsUp = true;
