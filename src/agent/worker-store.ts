@@ -104,31 +104,39 @@ export class WorkerStore {
   }
 
   // Writes commit synchronously (noSync: no fsync, so tens of µs): the status is in the store
-  // before the caller reports it, without a hop through lmdb's write thread.
+  // before the caller reports it, without a hop through lmdb's write thread. Once close() has
+  // begun they are dropped: an async lmdb write that starts after the environment closed throws
+  // from a timer callback, which would take the whole daemon down.
   async putTask(t: StoredTask): Promise<void> {
-    this.tasks.putSync(t.entry.unit, t);
+    if (this.root) this.tasks.putSync(t.entry.unit, t);
   }
 
   async setAssigned(unit: string, assigned: boolean): Promise<void> {
+    if (!this.root) return;
     const t = this.tasks.get(unit);
     if (t) this.tasks.putSync(unit, { ...t, assigned });
   }
 
   async putStatus(unit: string, s: TaskStatus): Promise<void> {
-    this.statuses.putSync(unit, s);
+    if (this.root) this.statuses.putSync(unit, s);
   }
 
   async putRun(unit: string, run: RunInfo | undefined): Promise<void> {
+    if (!this.root) return;
     if (run) this.runs.putSync(unit, run);
     else this.runs.removeSync(unit);
   }
 
   /** Batched (async): losing the last offsets only means a few lines sent twice. */
   putJournalOffset(unit: string, offset: number): Promise<boolean> {
-    return this.journal.put(unit, offset);
+    return this.root ? this.journal.put(unit, offset) : Promise.resolve(false);
   }
 
   async delete(unit: string): Promise<void> {
-    await Promise.all([this.tasks.remove(unit), this.statuses.remove(unit), this.runs.remove(unit), this.journal.remove(unit)]);
+    if (!this.root) return;
+    this.tasks.removeSync(unit);
+    this.statuses.removeSync(unit);
+    this.runs.removeSync(unit);
+    this.journal.removeSync(unit);
   }
 }

@@ -48,4 +48,34 @@ describe("worker store", () => {
     expect(s2.get("a.service")).toBeUndefined();
     await s2.close();
   });
+
+  test("drops writes that come once closing has begun, instead of throwing from a timer", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-store-"));
+    dirs.push(dir);
+    const s = new WorkerStore(dir);
+    s.open();
+    await s.putTask({ entry: entry("a.service"), target: "launched", assigned: true });
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown) => void uncaught.push(e);
+    process.on("uncaughtException", onUncaught);
+    try {
+      const closing = s.close();
+      // a journal tail or a task finishing just as the agent stops
+      expect(await s.putJournalOffset("a.service", 99)).toBe(false);
+      await s.putStatus("a.service", { taskState: "complete", hash: "abcdef0123", restarts: 0, since: 6 });
+      await s.delete("a.service");
+      await closing;
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off("uncaughtException", onUncaught);
+    }
+    expect(uncaught).toEqual([]);
+    // what was written before the close is all there is
+    const again = new WorkerStore(dir);
+    const { resume } = await again.init();
+    expect(resume.map((t) => [t.entry.unit, t.status, t.journalOffset])).toEqual([["a.service", undefined, undefined]]);
+    await again.close();
+  });
 });
+
