@@ -3,6 +3,7 @@
 // enters; a garbage one is skipped with a log line and never reaches the reconciler.
 import type { BucketEntry } from "../nats/kv-watch.js";
 import type { Logger } from "pino";
+import type { z } from "zod";
 import { decodeAs } from "../protocol/codec.js";
 import { isUnitRecord, MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
 import { keys } from "../protocol/names.js";
@@ -79,6 +80,16 @@ export class ClusterViews {
 
   // ---- watch entries: each returns true when the change calls for a round ----
 
+  /** A watch entry's value, validated; undefined (and a log line saying what was skipped) when garbage. */
+  private decode<S extends z.ZodType>(schema: S, e: BucketEntry, bucket: string, what: string, quick?: (v: unknown) => v is z.infer<S>): z.infer<S> | undefined {
+    try {
+      return decodeAs(schema, e.value, `${bucket}/${e.key}`, quick);
+    } catch (err) {
+      this.log.warn({ key: e.key, err: describeError(err) }, `skipping ${what}`);
+      return undefined;
+    }
+  }
+
 
   onUnit(e: BucketEntry): boolean {
     const name = keys.unitFromKey(e.key);
@@ -88,13 +99,8 @@ export class ClusterViews {
       if (had) this.otherChange = true;
       return had;
     }
-    let rec: UnitRecord;
-    try {
-      rec = decodeAs(UnitRecord, e.value, `units/${e.key}`, isUnitRecord);
-    } catch (err) {
-      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in units");
-      return false;
-    }
+    const rec = this.decode(UnitRecord, e, "units", "a garbage value in units", isUnitRecord);
+    if (!rec) return false;
     const prev = this.units.get(name);
     if (prev && prev.hash === rec.hash && prev.desiredState === rec.desiredState) return false;
     const u = toEngineUnit(name, rec);
@@ -115,11 +121,8 @@ export class ClusterViews {
         this.unplaced.delete(un);
         return false;
       }
-      try {
-        this.unplaced.set(un, decodeAs(UnplacedRecord, e.value, `schedule/${e.key}`).reason);
-      } catch (err) {
-        this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage unplaced reason");
-      }
+      const rec = this.decode(UnplacedRecord, e, "schedule", "a garbage unplaced reason");
+      if (rec) this.unplaced.set(un, rec.reason);
       return false;
     }
     const k = keys.parseSchedule(e.key);
@@ -129,13 +132,8 @@ export class ClusterViews {
     }
     this.otherChange = true;
     if (e.operation !== "PUT") return this.deletePlacement(e.key);
-    let entry: ScheduleEntry;
-    try {
-      entry = decodeAs(ScheduleEntry, e.value, `schedule/${e.key}`);
-    } catch (err) {
-      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in schedule");
-      return false;
-    }
+    const entry = this.decode(ScheduleEntry, e, "schedule", "a garbage value in schedule");
+    if (!entry) return false;
     this.setPlacement(e.key, { unit: k.unit, machineId: k.machineId, hash: entry.hash, desiredState: entry.desiredState });
     return true;
   }
@@ -147,13 +145,8 @@ export class ClusterViews {
       this.otherChange = true;
       return this.machines.delete(id);
     }
-    let rec: MachineRecord;
-    try {
-      rec = decodeAs(MachineRecord, e.value, `machines/${e.key}`);
-    } catch (err) {
-      this.log.warn({ key: e.key, err: describeError(err) }, "skipping a garbage value in machines");
-      return false;
-    }
+    const rec = this.decode(MachineRecord, e, "machines", "a garbage value in machines");
+    if (!rec) return false;
     const prev = this.machines.get(id);
     this.machines.set(id, rec);
     const wasAlive = this.liveness.isAlive(id, Date.now());

@@ -22,6 +22,7 @@ import {
   unschedule,
   type AgentHost,
 } from "../helpers/agent-host.js";
+import type { Buckets } from "../../src/nats/buckets.js";
 
 let server: NatsServer;
 const children: ChildProcess[] = [];
@@ -88,6 +89,14 @@ async function natsProxy(port: number): Promise<{ url: string; cut(): void; rest
 }
 
 /** PIDs of processes whose argv is exactly [/bin/sleep, arg] (counts copies of one workload). */
+/** Waits until m1 reports the unit running; its state record. */
+function runningOn(b: Buckets, unit: string, timeoutMs: number, what: string) {
+  return check(async () => {
+    const r = await readState(b, unit, "m1");
+    return r?.taskState === "running" && r;
+  }, timeoutMs, what);
+}
+
 function sleepsWithArg(arg: string): number[] {
   const out: number[] = [];
   for (const p of readdirSync("/proc")) {
@@ -118,10 +127,7 @@ describe("agent restarts and lost connections", () => {
     await schedule(b, "m1", "moved.service", "[Service]\nExecStart=/bin/sleep 7005\n");
     const before = new Map<string, number>();
     for (const u of [...units, "dies.service", "moved.service"]) {
-      const s = await check(async () => {
-        const r = await readState(b, u, "m1");
-        return r?.taskState === "running" && r;
-      }, 20_000, `${u} running`);
+      const s = await runningOn(b, u, 20_000, `${u} running`);
       before.set(u, s.pid!);
       seenPids.push(s.pid!);
     }
@@ -166,10 +172,7 @@ describe("agent restarts and lost connections", () => {
     const pids = new Map<string, number>();
     for (const u of units) await schedule(b, "m1", u, "[Service]\nExecStart=/bin/sleep 600\n");
     for (const u of units) {
-      const s = await check(async () => {
-        const r = await readState(b, u, "m1");
-        return r?.taskState === "running" && r;
-      }, 10_000, `${u} running`);
+      const s = await runningOn(b, u, 10_000, `${u} running`);
       pids.set(u, s.pid!);
       seenPids.push(s.pid!);
     }
@@ -184,10 +187,7 @@ describe("agent restarts and lost connections", () => {
     await server.restart();
 
     for (const u of units) {
-      const s = await check(async () => {
-        const r = await readState(b, u, "m1");
-        return r?.taskState === "running" && r;
-      }, 15_000, `${u} state back after NATS returned`);
+      const s = await runningOn(b, u, 15_000, `${u} state back after NATS returned`);
       expect(s.pid).toBe(pids.get(u));
       expect(s.restarts).toBe(0);
     }
@@ -207,10 +207,7 @@ describe("agent restarts and lost connections", () => {
     await schedule(b, "m1", "moves.service", "[Service]\nExecStart=/bin/sleep 600\n");
     const pids = new Map<string, number>();
     for (const u of ["stays.service", "moves.service"]) {
-      const s = await check(async () => {
-        const r = await readState(b, u, "m1");
-        return r?.taskState === "running" && r;
-      }, 10_000, `${u} running`);
+      const s = await runningOn(b, u, 10_000, `${u} running`);
       pids.set(u, s.pid!);
       seenPids.push(s.pid!);
     }
@@ -226,10 +223,7 @@ describe("agent restarts and lost connections", () => {
     const took = Date.now() - back;
     expect(took).toBeLessThan(5000);
     expect(pidAlive(pids.get("stays.service")!)).toBe(true);
-    const s = await check(async () => {
-      const r = await readState(b, "stays.service", "m1");
-      return r?.taskState === "running" && r;
-    }, 10_000, "stays.service state back");
+    const s = await runningOn(b, "stays.service", 10_000, "stays.service state back");
     expect(s.pid).toBe(pids.get("stays.service"));
     await check(async () => (await readState(b, "moves.service", "m1")) === undefined, 10_000, "moves.service state gone from m1");
     await h.close();
