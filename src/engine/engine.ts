@@ -333,11 +333,9 @@ export class Engine implements Component {
     this.watches.push(w);
     // The replay may have ended while watchBucket was still returning.
     if (caughtUp) replayed();
-    // The machines bucket loses keys by TTL: a key counted for the replay may expire before it
-    // is delivered, and then the replay never ends by count.
-    if (name === "machines" && !caughtUp) {
-      setTimeout(() => this.markReady("machines", gen), Math.max(200, Math.floor(this.o.agentTtlMs / 2))).unref();
-    }
+    // No timer ends a replay (watchBucket ends it from what the consumer has left, also when keys
+    // expire mid-replay): a first round on half the machines would unschedule the units of the
+    // rest, the mass eviction the grace period exists to prevent.
     w.closed.catch((err) => this.log.warn({ bucket: name, err: describeError(err) }, "watch ended"));
   }
 

@@ -45,9 +45,9 @@ export class EngineCluster {
   async startEngine(
     machineId = `engine${this.engines.length + 1}`,
     log?: Logger,
-    opts: { leaseConnect?: (name: string) => Promise<NatsConnection> } = {},
+    opts: { leaseConnect?: (name: string) => Promise<NatsConnection>; /** The engine's main connection (watches, writes) goes here: a proxy, say. */ url?: string } = {},
   ): Promise<Engine> {
-    const nc = await connectOnce({ url: this.url });
+    const nc = await connectOnce({ url: opts.url ?? this.url });
     const buckets = await ensureBuckets(nc, this.names, this.o);
     const opened: NatsConnection[] = [];
     const engine = new Engine({
