@@ -19,29 +19,60 @@ export const LEASE_KEY = keys.lease(LEASE_KEY_ENGINE);
 
 /** Reads the lease record; undefined when absent, "garbage" when unreadable (logged). */
 export async function readLease(kv: KV, log: Logger): Promise<LeaseRecord | undefined | "garbage"> {
+  const e = await readLeaseEntry(kv, log);
+  return e === undefined || e === "garbage" ? e : e.record;
+}
+
+async function readLeaseEntry(kv: KV, log: Logger): Promise<{ record: LeaseRecord; revision: number } | undefined | "garbage"> {
   const e = await kv.get(LEASE_KEY);
   if (!e || e.operation !== "PUT") return undefined;
   try {
-    return decodeAs(LeaseRecord, e.value, `leases/${LEASE_KEY}`);
+    return { record: decodeAs(LeaseRecord, e.value, `leases/${LEASE_KEY}`), revision: e.revision };
   } catch (err) {
     log.warn({ err: describeError(err) }, "skipping an unreadable lease record; it expires with the lease TTL");
     return "garbage";
   }
 }
 
+/**
+ * Create the key, then record the term's epoch in it with an update. Either step can fail after
+ * the server took it (a lost reply); the key then holds a record of ours that nobody else can
+ * take for a whole TTL. So a record of our own holder found in the key is ours: we lead with its
+ * revision instead of waiting for it to expire.
+ */
 export async function acquireLease(kv: KV, holder: string, ttlMs: number, log: Logger): Promise<AcquireResult> {
   let rev: number;
+  const createdAt = Date.now();
   try {
-    rev = await kv.create(LEASE_KEY, encode({ holder, epoch: 0, expiresAt: Date.now() + ttlMs } satisfies LeaseRecord));
+    rev = await kv.create(LEASE_KEY, encode({ holder, epoch: 0, expiresAt: createdAt + ttlMs } satisfies LeaseRecord));
   } catch (e) {
     if (!isWrongLastSequence(e) && !/exists/i.test(describeError(e))) throw e;
-    const cur = await readLease(kv, log);
-    return { acquired: false, holder: cur === "garbage" ? "(unreadable)" : cur?.holder };
+    const cur = await readLeaseEntry(kv, log);
+    if (cur !== "garbage" && cur?.record.holder === holder) {
+      // Our own create (or update) whose answer we never got. When it was sent is unknown, so
+      // the lease counts as held only from the first renewal on (validUntil 0 until then).
+      log.info({ revision: cur.revision }, "the lease key holds our own record from an acquire whose answer was lost; taking it");
+      return { acquired: true, epoch: cur.record.epoch || cur.revision, revision: cur.revision };
+    }
+    return { acquired: false, holder: cur === "garbage" ? "(unreadable)" : cur?.record.holder };
   }
   const sentAt = Date.now();
   const record: LeaseRecord = { holder, epoch: rev, expiresAt: sentAt + ttlMs };
-  const revision = await kv.update(LEASE_KEY, encode(record), rev);
-  return { acquired: true, epoch: rev, revision, sentAt };
+  try {
+    const revision = await kv.update(LEASE_KEY, encode(record), rev);
+    return { acquired: true, epoch: rev, revision, sentAt };
+  } catch (e) {
+    // The key is ours whether or not the update landed: find out at which revision. The key
+    // expires no earlier than TTL after the create was sent.
+    const cur = await readLeaseEntry(kv, log).catch(() => undefined);
+    if (cur !== undefined && cur !== "garbage" && cur.record.holder === holder) {
+      log.warn({ err: describeError(e), revision: cur.revision }, "recording the lease's epoch failed; leading with the key as it stands");
+      return { acquired: true, epoch: rev, revision: cur.revision, sentAt: createdAt };
+    }
+    // Cannot tell: give the key back (guarded by its revision) so that nobody waits a TTL.
+    await kv.delete(LEASE_KEY, { previousSeq: rev }).catch(() => undefined);
+    throw e;
+  }
 }
 
 export async function renewLease(
