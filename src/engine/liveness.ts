@@ -35,6 +35,11 @@ export class Liveness {
     return min;
   }
 
+  /** Machines tracked (alive or not yet found dead). */
+  get size(): number {
+    return this.lastSeen.size;
+  }
+
   clear(): void {
     this.lastSeen.clear();
   }

@@ -9,6 +9,7 @@ import { isUnitRecord, MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord 
 import { keys } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
 import { parseUnitFileCached } from "../unit/index.js";
+import { arrivalOf } from "../unit/match.js";
 import type { Liveness } from "./liveness.js";
 import type { WriteResult } from "./schedule-writer.js";
 import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit, type Placement } from "./model.js";
@@ -69,11 +70,20 @@ export class ClusterViews {
     return true;
   }
 
-  /** Machines alive now, as the scheduler sees them. */
+  /**
+   * Machines alive now, as the scheduler sees them. A machine found dead is forgotten here and in
+   * liveness (its record expired without a watch event, 2.9 has none): over a long term machines
+   * come and go, and the dead would otherwise stay in every round. A later heartbeat makes it
+   * new again.
+   */
   liveMachines(now: number): Map<string, EngineMachine> {
     const live = new Map<string, EngineMachine>();
     for (const [id, r] of this.machines) {
       if (this.liveness.isAlive(id, now)) live.set(id, { id, metadata: r.metadata, capacity: r.capacity, availability: r.availability });
+      else {
+        this.machines.delete(id);
+        this.liveness.forget(id);
+      }
     }
     return live;
   }
@@ -102,8 +112,9 @@ export class ClusterViews {
     const rec = this.decode(UnitRecord, e, "units", "a garbage value in units", isUnitRecord);
     if (!rec) return false;
     const prev = this.units.get(name);
-    if (prev && prev.hash === rec.hash && prev.desiredState === rec.desiredState) return false;
-    const u = toEngineUnit(name, rec);
+    const arrival = arrivalOf(rec, e.revision);
+    if (prev && prev.hash === rec.hash && prev.desiredState === rec.desiredState && prev.arrival === arrival) return false;
+    const u = toEngineUnit(name, rec, arrival);
     this.units.set(name, u);
     const plain = u.fleet === NO_FLEET_OPTIONS && !u.invalid;
     if (plain) this.notPlain.delete(name);
@@ -174,8 +185,8 @@ export class ClusterViews {
 }
 
 /** A units-bucket record as the engine sees it: only [X-Fleet] matters here. */
-export function toEngineUnit(name: string, rec: UnitRecord): EngineUnit {
-  const base = { name, hash: rec.hash, desiredState: rec.desiredState, contents: rec.contents };
+export function toEngineUnit(name: string, rec: UnitRecord, arrival?: number): EngineUnit {
+  const base = { name, hash: rec.hash, desiredState: rec.desiredState, contents: rec.contents, arrival };
   // Most units have no [X-Fleet] section; skip the parse for them (the API validated the file).
   if (!rec.contents.includes("[X-Fleet]") || !/^\s*\[X-Fleet\]/m.test(rec.contents)) return { ...base, fleet: NO_FLEET_OPTIONS };
   try {
