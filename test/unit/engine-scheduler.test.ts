@@ -303,3 +303,32 @@ describe("scheduler", () => {
     expect(new ClusterState(new Map(), []).decide(unit("a.service"))).toEqual({ ok: false, reason: "no live machines" });
   });
 });
+
+// Boundaries a mutation run found untested (issue 9 §6).
+describe("scheduler boundaries", () => {
+  it("a constrained unit between equally loaded machines goes to the lowest machine ID, whatever their order", () => {
+    const u = unit("web.service", { machineMetadata: { region: ["eu"] } });
+    const eu = { metadata: { region: "eu" } };
+    for (const order of [["m3", "m1", "m2"], ["m2", "m3", "m1"], ["m1", "m2", "m3"]]) {
+      const where = apply([], run([u], order.map((id) => machine(id, eu))), [u]);
+      expect(where.get("web.service")).toBe("m1");
+    }
+    // And with one more unit on m1, the next least loaded (m2), not m1 again.
+    const filler = unit("filler.service", { machineId: "m1" });
+    const where = apply([at(filler, "m1")], run([u, filler], ["m3", "m2", "m1"].map((id) => machine(id, eu)), [at(filler, "m1")]), [u, filler]);
+    expect(where.get("web.service")).toBe("m2");
+  });
+
+  it("CPU and memory reservations fit when they fill a machine exactly, and not one unit more", () => {
+    const cap = { cpu: 2, memory: 512 * 2 ** 20 };
+    const cpuUnits = [unit("c1.service", { cpu: 1 }), unit("c2.service", { cpu: 1 }), unit("c3.service", { cpu: 1 })];
+    const a1 = run(cpuUnits, [machine("m1", { capacity: cap })]);
+    expect(a1.filter((a) => a.type === "schedule").map((a) => a.unit)).toEqual(["c1.service", "c2.service"]);
+    expect(a1.find((a) => a.type === "unplaced")).toMatchObject({ unit: "c3.service" });
+    expect((a1.find((a) => a.type === "unplaced") as { reason: string }).reason).toMatch(/lacks 1 free CPU/);
+    const memUnits = [unit("a.service", { memoryBytes: 256 * 2 ** 20 }), unit("b.service", { memoryBytes: 256 * 2 ** 20 }), unit("c.service", { memoryBytes: 1 })];
+    const a2 = run(memUnits, [machine("m1", { capacity: cap })]);
+    expect(a2.filter((a) => a.type === "schedule").map((a) => a.unit)).toEqual(["a.service", "b.service"]);
+    expect((a2.find((a) => a.type === "unplaced") as { reason: string }).reason).toMatch(/lacks 1 B free memory|lacks .* free memory/);
+  });
+});
