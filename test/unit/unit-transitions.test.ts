@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decide, REPLACE_ALLOWED } from "../../src/unit/transitions.js";
+import { decide } from "../../src/unit/transitions.js";
 import type { DesiredState, UnitRecord } from "../../src/protocol/messages.js";
 import { FlotillaError } from "../../src/protocol/errors.js";
 
@@ -63,20 +63,27 @@ describe("decide: desired state per verb (fleet's setTargetStateOfUnits)", () =>
 });
 
 describe("decide: --replace rules (fleetctl's checkReplaceUnitState)", () => {
-  const states: DesiredState[] = ["inactive", "loaded", "launched"];
-  for (const verb of ["submit", "load", "start"] as const) {
-    for (const from of states) {
-      const allowed = REPLACE_ALLOWED[verb].includes(from);
-      it(`${verb} --replace over a ${from} unit is ${allowed ? "allowed" : "refused"}`, () => {
-        if (!allowed) {
-          expect(code(() => decide(verb, rec(from), { ...NEW, replace: true }))).toBe("illegal_state_change");
-          return;
-        }
-        const d = decide(verb, rec(from), { ...NEW, replace: true });
-        expect(d).toMatchObject({ action: "put", contents: NEW.contents, hash: NEW.hash });
-      });
+  // fleetctl's rules, written out literally (not read back from REPLACE_ALLOWED): submit
+  // replaces only an inactive unit, load an inactive or loaded one, start any.
+  const RULES: [verb: "submit" | "load" | "start", from: DesiredState, allowed: boolean][] = [
+    ["submit", "inactive", true],
+    ["submit", "loaded", false],
+    ["submit", "launched", false],
+    ["load", "inactive", true],
+    ["load", "loaded", true],
+    ["load", "launched", false],
+    ["start", "inactive", true],
+    ["start", "loaded", true],
+    ["start", "launched", true],
+  ];
+  it.each(RULES)("%s --replace over a %s unit: allowed %s", (verb, from, allowed) => {
+    if (!allowed) {
+      expect(code(() => decide(verb, rec(from), { ...NEW, replace: true }))).toBe("illegal_state_change");
+      return;
     }
-  }
+    const d = decide(verb, rec(from), { ...NEW, replace: true });
+    expect(d).toMatchObject({ action: "put", contents: NEW.contents, hash: NEW.hash });
+  });
   it("without --replace keeps the cluster's file and warns", () => {
     const d = decide("start", rec("loaded"), { ...NEW, replace: false });
     expect(d).toMatchObject({ action: "put", desiredState: "launched", hash: "a".repeat(40) });
