@@ -5,11 +5,18 @@
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { FlotillaError, describeError, type ErrorCode } from "../protocol/errors.js";
+import { FlotillaError, describeError, oneLine, type ErrorCode } from "../protocol/errors.js";
 import { Names, SERVICE_NAME } from "../protocol/names.js";
 
 /** Bodies larger than this are refused before parsing (unit files are small). */
 export const MAX_REQUEST_BYTES = 512 * 1024;
+
+/**
+ * The Nats-Service-Error header carries one line of at most this many characters: headers may
+ * not hold CR or LF (nats.js throws from respondError, which took the daemon down when a JSON
+ * error quoted a newline), and a header is a summary; the JSON body keeps the whole message.
+ */
+export const ERROR_HEADER_MAX = 200;
 
 export type ApiHandler = (body: unknown) => Promise<unknown>;
 export type ApiHandlers = Record<string, ApiHandler>;
@@ -86,7 +93,9 @@ export class ApiService {
             this.o.log.warn({ err: describeError(err), verb }, "API endpoint error");
             return;
           }
-          void this.handle(verb, handler, msg);
+          this.handle(verb, handler, msg).catch((e: unknown) => {
+            this.o.log.error({ err: describeError(e), verb }, "API request handling failed");
+          });
         },
         metadata: { verb },
       });
@@ -94,19 +103,42 @@ export class ApiService {
     this.service = service;
   }
 
+  /** Never rejects: every failure, of the handler or of the reply itself, ends in a log line. */
   private async handle(verb: string, handler: ApiHandler, msg: ServiceMsg): Promise<void> {
     let reply: string;
     try {
       const body = parseBody(msg.data);
       const result = await handler(body);
       reply = JSON.stringify(result ?? {});
+    } catch (e) {
+      this.refuse(verb, msg, e);
+      return;
+    }
+    try {
       msg.respond(reply);
     } catch (e) {
+      // Too big for the server's max_payload, or the connection is closing: say so if we still can.
+      this.o.log.warn({ verb, bytes: reply.length, err: describeError(e) }, "API reply could not be sent");
+      this.refuse(verb, msg, new FlotillaError("payload_too_large", `${verb}: the reply could not be sent: ${describeError(e)}`, { field: "reply" }));
+    }
+  }
+
+  private refuse(verb: string, msg: ServiceMsg, e: unknown): void {
+    try {
       const fe =
         e instanceof FlotillaError ? e : new FlotillaError("internal", `${verb} failed: ${describeError(e)}`);
       if (fe.code === "internal") this.o.log.error({ err: e, verb }, "API handler failed");
-      else this.o.log.debug({ code: fe.code, verb, message: fe.message }, "API request refused");
-      msg.respondError(statusFor(fe.code), `${fe.code}: ${fe.message}`, errorBody(fe));
+      else this.o.log.debug({ code: fe.code, verb, message: oneLine(fe.message, 1000) }, "API request refused");
+      const header = oneLine(`${fe.code}: ${fe.message}`, ERROR_HEADER_MAX);
+      try {
+        msg.respondError(statusFor(fe.code), header, errorBody(fe));
+      } catch (err) {
+        // The body did not fit (a message quoting too much): the header line alone still answers.
+        this.o.log.warn({ verb, err: describeError(err) }, "API error reply too big; sending its first line only");
+        msg.respondError(statusFor(fe.code), header, JSON.stringify({ error: { code: fe.code, message: header } }));
+      }
+    } catch (err) {
+      this.o.log.warn({ verb, err: describeError(err) }, "API error reply could not be sent");
     }
   }
 

@@ -73,3 +73,29 @@ export function isWrongLastSequence(e: unknown): boolean {
   if (anyE.api_error?.err_code === 10071) return true;
   return /wrong last sequence/i.test(e.message) || /10071/.test(e.message);
 }
+
+/**
+ * A received value as an error message quotes it: JSON-like, at most `max` characters (then
+ * "…"), control characters escaped, and never recursing into a deeply nested value (a request
+ * may hold 100,000 nested arrays; JSON.stringify of it would overflow the stack).
+ */
+export function showValue(v: unknown, max = 60): string {
+  let out: string;
+  if (typeof v === "string") out = JSON.stringify(v.length > max * 2 ? v.slice(0, max * 2) : v);
+  else if (v === null || typeof v === "number" || typeof v === "boolean") out = String(v);
+  else if (v === undefined) out = "nothing";
+  else if (Array.isArray(v)) out = v.length === 0 ? "[]" : `an array of ${v.length}`;
+  else if (typeof v === "object") {
+    const ks = Object.keys(v);
+    out = ks.length === 0 ? "{}" : `an object with ${ks.slice(0, 3).map((k) => showValue(k, 20)).join(", ")}${ks.length > 3 ? ", …" : ""}`;
+  } else out = typeof v;
+  // JSON.stringify leaves U+2028/2029 and C1 controls alone; a message must stay one clean line.
+  out = out.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return out.length > max ? `${out.slice(0, max - 1)}…` : out;
+}
+
+/** An error message as one header line: control characters become spaces, at most `max` characters. */
+export function oneLine(s: string, max = 200): string {
+  const flat = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
