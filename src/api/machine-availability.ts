@@ -6,26 +6,42 @@
 import { z } from "zod";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
-import { FlotillaError, describeError, type ErrorCode } from "../protocol/errors.js";
+import { FlotillaError, describeError, showValue, type ErrorCode } from "../protocol/errors.js";
 import { Availability, type MachineRecord } from "../protocol/messages.js";
 import type { Names } from "../protocol/names.js";
+import { listKeys, type BucketRef } from "../nats/kv-keys.js";
 import type { HandlerFactory } from "./handlers.js";
+import { parseRequest } from "./request.js";
 
-const Body = z.object({ machine: z.string().min(1), availability: Availability });
+const Body = z.object({ machine: z.string().min(1).max(128), availability: z.unknown() }).strict();
+const EX = `{"machine":"<id>","availability":"drain|pause|active"}`;
 
-export async function resolveMachine(kv: KV, wanted: string): Promise<string> {
-  const ids: string[] = [];
-  for await (const k of await kv.keys()) ids.push(k);
-  if (ids.includes(wanted)) return wanted;
-  const hits = ids.filter((id) => id.startsWith(wanted));
+/**
+ * The machine's full ID from its ID or a unique prefix. Keys are listed with listKeys (one
+ * STREAM.INFO): kv.keys() on this TTL bucket hangs when a record expires mid-listing. listKeys
+ * also names keys whose last entry is a delete marker, so a hit is confirmed with a get.
+ */
+export async function resolveMachine(machines: BucketRef, wanted: string): Promise<string> {
+  const ids = await listKeys(machines.nc, machines.name);
+  const live = async (id: string) => {
+    const e = await machines.kv.get(id).catch(() => null);
+    return e !== null && e.operation === "PUT" && e.value.length > 0;
+  };
+  if (ids.includes(wanted) && (await live(wanted))) return wanted;
+  const candidates = ids.filter((id) => id.startsWith(wanted));
+  const hits: string[] = [];
+  for (const id of candidates.slice(0, 32)) if (await live(id)) hits.push(id);
   if (hits.length === 1) return hits[0]!;
   if (hits.length > 1) {
-    throw new FlotillaError("bad_request", `machine "${wanted}" is ambiguous: it matches ${hits.sort().join(", ")}`, {
+    throw new FlotillaError("bad_request", `machine ${showValue(wanted)} is ambiguous: it matches ${hits.sort().join(", ")}`, {
       field: "machine",
       value: wanted,
     });
   }
-  throw new FlotillaError("unknown_machine", `no live machine "${wanted}" (see flotilla list-machines)`, { field: "machine", value: wanted });
+  throw new FlotillaError("unknown_machine", `no live machine ${showValue(wanted)} (see flotilla list-machines)`, {
+    field: "machine",
+    value: showValue(wanted),
+  });
 }
 
 export async function setAvailability(
@@ -34,23 +50,21 @@ export async function setAvailability(
   machines: KV,
   body: unknown,
 ): Promise<MachineRecord> {
-  const parsed = Body.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join(".") || "body";
-    const value = (body as Record<string, unknown> | undefined)?.[field];
-    throw new FlotillaError(
-      "bad_request",
-      field === "availability"
-        ? `availability ${JSON.stringify(value)} is not one of active, pause, drain`
-        : `${field}: ${issue?.message ?? "invalid"}; send {"machine":"<id>","availability":"drain|pause|active"}`,
-      { field, value },
-    );
+  const req = parseRequest(Body, body, "machine-availability", EX);
+  const availability = Availability.safeParse(req.availability);
+  if (req.availability === undefined) {
+    throw new FlotillaError("bad_request", `machine-availability: field availability is missing (expected ${EX})`, { field: "availability" });
   }
-  const id = await resolveMachine(machines, parsed.data.machine);
+  if (!availability.success) {
+    throw new FlotillaError("bad_request", `availability ${showValue(req.availability)} is not one of active, pause, drain`, {
+      field: "availability",
+      value: showValue(req.availability),
+    });
+  }
+  const id = await resolveMachine({ kv: machines, nc, name: names.bucket("machines") }, req.machine);
   let reply;
   try {
-    reply = await nc.request(names.machineControlSubject(id, "availability"), JSON.stringify({ availability: parsed.data.availability }), {
+    reply = await nc.request(names.machineControlSubject(id, "availability"), JSON.stringify({ availability: availability.data }), {
       timeout: 5000,
     });
   } catch (e) {
@@ -60,7 +74,12 @@ export async function setAvailability(
       temporary: true,
     });
   }
-  const answer = JSON.parse(new TextDecoder().decode(reply.data) || "{}") as MachineRecord & { error?: { code?: string; message?: string } };
+  let answer: MachineRecord & { error?: { code?: string; message?: string } };
+  try {
+    answer = JSON.parse(new TextDecoder().decode(reply.data) || "{}");
+  } catch (e) {
+    throw new FlotillaError("internal", `machine ${id} answered something that is not JSON: ${describeError(e)}`, { field: "machine", value: id });
+  }
   if (answer.error) {
     throw new FlotillaError((answer.error.code as ErrorCode) ?? "internal", answer.error.message ?? "refused", { field: "availability" });
   }

@@ -5,7 +5,7 @@
 //   nats req flotilla.api.start '{"units":[{"name":"hello.service","contents":"[Service]\nExecStart=/bin/sleep 600\n"}]}'
 //   nats req flotilla.api.list-unit-files ''
 import { z } from "zod";
-import { FlotillaError } from "../protocol/errors.js";
+import { FlotillaError, showValue } from "../protocol/errors.js";
 import type { UnitRecord } from "../protocol/messages.js";
 import { keys, type BucketRole } from "../protocol/names.js";
 import { listKeys, type BucketRef } from "../nats/kv-keys.js";
@@ -15,6 +15,7 @@ import { CREATING_VERBS, UNIT_VERBS, type UnitVerb } from "../unit/transitions.j
 import { goalReached, waitForUnit } from "../unit/wait.js";
 import { conflictReason, normalizeUnitName, parseUnitFileCached } from "../unit/index.js";
 import type { ApiHandlers } from "./service.js";
+import { parseRequest } from "./request.js";
 import {
   lastError,
   readMachines,
@@ -37,32 +38,24 @@ export const NamesBody = z.object({ units: z.array(UnitRef).min(1, "give at leas
 export const NameBody = z.object({ name: z.string() }).strict();
 export const EmptyBody = z.object({}).strict();
 
-/** "units.0.name" -> "units[0].name" */
-function fieldPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? String(p) : `.${String(p)}`;
-  return out;
-}
+export { parseRequest };
 
-/** Validates a request body; a violation becomes bad_request naming the field. */
-export function parseRequest<S extends z.ZodType>(schema: S, body: unknown, verb: string, example: string): z.infer<S> {
-  if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    const got = Array.isArray(body) ? "an array" : body === null ? "null" : `a ${typeof body}`;
-    throw new FlotillaError("bad_request", `${verb}: the request body must be a JSON object such as ${example}, not ${got}`, {
-      field: "body",
-    });
+/**
+ * A unit name is at most 255 characters (systemd's rule): a longer one is refused here, before
+ * the name checks quote it whole, so an error about a 400 KiB name stays one short line.
+ */
+const MAX_NAME = 255;
+function checkNameLength(name: string, field: string): void {
+  if (name.length > MAX_NAME) {
+    throw new FlotillaError(
+      "invalid_unit_name",
+      `invalid unit name ${showValue(name)} (${name.length} characters): longer than ${MAX_NAME} characters`,
+      { field, value: showValue(name) },
+    );
   }
-  const r = schema.safeParse(body);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  let field = fieldPath(issue.path);
-  let message = issue.message;
-  if (issue.code === "unrecognized_keys") {
-    const k = issue.keys[0]!;
-    field = field ? `${field}.${k}` : k;
-    message = `unknown field (expected ${example})`;
-  }
-  throw new FlotillaError("bad_request", `${verb}: field ${field || "body"}: ${message}`, { field: field || "body" });
+}
+function checkUnitNames(units: readonly { name: string }[]): void {
+  units.forEach((u, i) => checkNameLength(u.name, `units[${i}].name`));
 }
 
 // ---- replies ----
@@ -104,11 +97,13 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
     if ((CREATING_VERBS as readonly string[]).includes(verb)) {
       h[verb] = async (body) => {
         const req = parseRequest(CreatingBody, body, verb, EX_UNITS);
+        checkUnitNames(req.units);
         return reply(await store.apply(verb as "submit" | "load" | "start", req.units, req.replace ?? false));
       };
     } else if (verb === "restart") {
       h[verb] = async (body) => {
         const req = parseRequest(NamesBody, body, verb, EX_NAMES);
+        checkUnitNames(req.units);
         const outcomes = await store.restart(
           req.units.map((u) => u.name),
           async (name) => {
@@ -123,6 +118,7 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
     } else {
       h[verb] = async (body) => {
         const req = parseRequest(NamesBody, body, verb, EX_NAMES);
+        checkUnitNames(req.units);
         return reply(await store.apply(verb as Exclude<UnitVerb, "restart">, req.units, false));
       };
     }
@@ -151,6 +147,7 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
 
   const getUnit = async (body: unknown, verb: string): Promise<UnitRecord> => {
     const req = parseRequest(NameBody, body, verb, EX_NAME);
+    checkNameLength(req.name, "name");
     let name: string;
     try {
       name = normalizeUnitName(req.name);
