@@ -1,20 +1,33 @@
 // API verb `journal` {"name","lines"?}: the last N lines a unit wrote, from every machine that
-// ran it, oldest first: {"unit","lines":[{"machineId","time","line"}]}. Read from the journal
-// stream with an ordered consumer filtered to the unit (bounded by the stream's per-subject
-// limit); `flotilla journal -f` then follows the subject live.
+// ran it, oldest first: {"unit","lines":[{"machineId","time","line"}]}. `flotilla journal -f`
+// then follows the subject live.
+//
+// Only about N messages are read, however many the stream keeps for the unit (up to 10,000 per
+// machine): the read starts at the sequence after which about N of the unit's lines remain. That
+// sequence is found by probing: a consumer created at a start sequence reports, in its create
+// reply, how many messages of the filter lie at or after it (num_pending). A few probes (an
+// interpolation guess, then halving) land within [N, N + slack]; nats-server 2.9 has no
+// multi-filter consumers nor batched direct gets, and this needs neither.
 import { z } from "zod";
-import { jetstream, jetstreamManager, DeliverPolicy } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
 import type { ClusterContext } from "../server/context.js";
 import type { ApiHandlers } from "./service.js";
-import { FlotillaError, describeError } from "../protocol/errors.js";
-import { isValidUnitName, unescapeUnit } from "../protocol/names.js";
+import { FlotillaError, describeError, showValue } from "../protocol/errors.js";
+import { unescapeUnit } from "../protocol/names.js";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Names } from "../protocol/names.js";
+import { normalizeUnitName } from "../unit/names.js";
+import { parseRequest } from "./request.js";
 
-export const JournalRequest = z.object({
-  name: z.string().min(1),
-  lines: z.number().int().min(1).max(10_000).default(10),
-});
+export const MAX_JOURNAL_LINES = 10_000;
+
+export const JournalRequest = z
+  .object({
+    name: z.string().min(1).max(255),
+    lines: z.number().int().min(1).max(MAX_JOURNAL_LINES).default(10),
+  })
+  .strict();
 
 export interface JournalLine {
   machineId: string;
@@ -27,31 +40,128 @@ export interface JournalReply {
   lines: JournalLine[];
 }
 
-export async function readJournal(nc: NatsConnection, names: Names, unit: string, lines: number): Promise<JournalLine[]> {
+/** What a read cost: messages delivered and start sequences probed (tests assert on them). */
+export interface JournalReadStats {
+  delivered: number;
+  probes: number;
+}
+
+/** Probes at most this many start sequences, then reads from the best one found. */
+const MAX_PROBES = 40;
+
+/** Lines past N a read may deliver (and drop) to save probes. */
+const slackFor = (lines: number): number => Math.max(16, lines >> 2);
+
+async function addProbe(jsm: JetStreamManager, stream: string, filter: string, seq: number) {
+  return jsm.consumers.add(stream, {
+    filter_subject: filter,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: seq,
+    ack_policy: AckPolicy.None,
+    mem_storage: true,
+    // Cleans up after a daemon that died mid-read.
+    inactive_threshold: nanos(30_000),
+  });
+}
+
+export async function readJournal(
+  nc: NatsConnection,
+  names: Names,
+  unit: string,
+  lines: number,
+  stats: JournalReadStats = { delivered: 0, probes: 0 },
+): Promise<JournalLine[]> {
   const jsm = await jetstreamManager(nc);
   const stream = names.journalStream();
   const filter = names.journalUnitFilter(unit);
   let total = 0;
+  let firstSeq = 0;
+  let lastSeq = 0;
   try {
     const info = await jsm.streams.info(stream, { subjects_filter: filter });
     for (const n of Object.values(info.state.subjects ?? {})) total += n;
+    firstSeq = info.state.first_seq;
+    lastSeq = info.state.last_seq;
   } catch (e) {
     if (/not found/i.test(describeError(e))) return [];
     throw e;
   }
   if (total === 0) return [];
-  const js = jetstream(nc);
-  const c = await js.consumers.get(stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
+
+  const slack = slackFor(lines);
+  const made: string[] = [];
+  try {
+    // Invariant: pending(lo) >= lines > pending(hi). pending(firstSeq) = total, pending(lastSeq + 1) = 0.
+    let lo = firstSeq;
+    let pLo = total;
+    let hi = lastSeq + 1;
+    let pHi = 0;
+    let chosen: { name: string; pending: number } | undefined;
+    if (total <= lines + slack) {
+      const ci = await addProbe(jsm, stream, filter, firstSeq);
+      made.push(ci.name);
+      stats.probes++;
+      chosen = { name: ci.name, pending: ci.num_pending };
+    }
+    for (let i = 0; !chosen && i < MAX_PROBES && hi - lo > 1; i++) {
+      let seq: number;
+      if (i % 2 === 0) {
+        // Interpolate as if the unit's lines were spread evenly between lo and hi.
+        const target = lines + slack / 2;
+        seq = Math.round(hi - ((target - pHi) * (hi - lo)) / Math.max(1, pLo - pHi));
+      } else {
+        seq = Math.floor((lo + hi) / 2);
+      }
+      seq = Math.min(hi - 1, Math.max(lo + 1, seq));
+      const ci = await addProbe(jsm, stream, filter, seq);
+      stats.probes++;
+      const p = ci.num_pending;
+      if (p >= lines && p <= lines + slack) chosen = { name: ci.name, pending: p };
+      else if (p >= lines) {
+        lo = seq;
+        pLo = p;
+      } else {
+        hi = seq;
+        pHi = p;
+      }
+      // Probes that did not land are dropped at once; the chosen one is read, then deleted.
+      if (chosen) made.push(ci.name);
+      else void jsm.consumers.delete(stream, ci.name).catch(() => undefined);
+    }
+    if (!chosen) {
+      // Out of probes (or a stream changing under us): read from lo, which holds at least N.
+      const ci = await addProbe(jsm, stream, filter, lo);
+      made.push(ci.name);
+      stats.probes++;
+      chosen = { name: ci.name, pending: ci.num_pending };
+    }
+    return await readFrom(nc, stream, chosen.name, chosen.pending, lines, stats);
+  } finally {
+    for (const name of made) void jsm.consumers.delete(stream, name).catch(() => undefined);
+  }
+}
+
+async function readFrom(
+  nc: NatsConnection,
+  stream: string,
+  consumerName: string,
+  pending: number,
+  lines: number,
+  stats: JournalReadStats,
+): Promise<JournalLine[]> {
+  const c = await jetstream(nc).consumers.get(stream, consumerName);
   const ring: JournalLine[] = [];
   const dec = new TextDecoder();
   const deadline = Date.now() + 10_000;
   let seen = 0;
-  outer: while (seen < total && Date.now() < deadline) {
-    const batch = await c.fetch({ max_messages: Math.min(1000, total - seen), expires: 2000 });
+  outer: while (seen < pending && Date.now() < deadline) {
+    // A line that expires (max_age) before it is delivered leaves pending above 0: `expires` ends the wait.
+    const batch = await c.fetch({ max_messages: Math.min(1000, pending - seen), expires: 1000 });
     let got = 0;
     for await (const m of batch) {
       got++;
       seen++;
+      stats.delivered++;
       const parts = m.subject.split(".");
       ring.push({ machineId: parts[parts.length - 1] ?? "", time: Math.floor(m.info.timestampNanos / 1e6), line: dec.decode(m.data) });
       if (ring.length > lines) ring.shift();
@@ -62,21 +172,19 @@ export async function readJournal(nc: NatsConnection, names: Names, unit: string
   return ring;
 }
 
+const EX_JOURNAL = `{"name":"hello.service","lines":10}`;
+
 export function journalHandlers(ctx: ClusterContext): ApiHandlers {
   return {
     journal: async (body) => {
-      const parsed = JournalRequest.safeParse(body);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new FlotillaError("bad_request", `journal: field ${issue?.path.join(".") || "(root)"}: ${issue?.message}`, {
-          field: issue?.path.join("."),
-        });
+      const { name, lines } = parseRequest(JournalRequest, body, "journal", EX_JOURNAL);
+      let unit: string;
+      try {
+        unit = normalizeUnitName(name);
+      } catch (e) {
+        throw new FlotillaError("invalid_unit_name", `journal: ${describeError(e)}`, { field: "name", value: showValue(name) });
       }
-      const { name, lines } = parsed.data;
-      if (!isValidUnitName(name)) {
-        throw new FlotillaError("invalid_unit_name", `"${name}" is not a valid unit name`, { field: "name", value: name });
-      }
-      const reply: JournalReply = { unit: unescapeUnit(name), lines: await readJournal(ctx.nc, ctx.names, name, lines) };
+      const reply: JournalReply = { unit: unescapeUnit(unit), lines: await readJournal(ctx.nc, ctx.names, unit, lines) };
       return reply;
     },
   };

@@ -1,0 +1,104 @@
+// The journal verb reads the last N lines of a unit, not every line the stream keeps: with
+// 5,000 stored, `lines: 10` receives a few dozen messages on its connection (probes and lines),
+// a full read 5,000. Counted with the reading connection's own message counter (nc.stats()),
+// so the count does not depend on how readJournal is written.
+import { beforeAll, describe, expect, it } from "vitest";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { uniquePrefix } from "../helpers/nats-server.js";
+import { useNatsServer } from "../helpers/fixture.js";
+import { check } from "../helpers/check.js";
+import { startApiInProcess } from "../helpers/api-in-process.js";
+import { ensureJournalStream } from "../../src/agent/journal.js";
+import { readJournal, type JournalReadStats } from "../../src/api/journal.js";
+import { Names } from "../../src/protocol/names.js";
+
+const nats = useNatsServer();
+const names = new Names(uniquePrefix("jrn"));
+let reader: NatsConnection;
+
+/** Publishes [subject, line] pairs in order, many in flight. */
+async function publish(lines: [string, string][]): Promise<void> {
+  const js = jetstream(nats.nc);
+  for (let i = 0; i < lines.length; i += 500) {
+    await Promise.all(lines.slice(i, i + 500).map(([s, l]) => js.publish(s, l)));
+  }
+}
+
+/** readJournal on its own connection; `received` is every message that connection took in. */
+async function read(unit: string, lines: number): Promise<{ lines: string[]; machines: string[]; received: number; stats: JournalReadStats }> {
+  const before = reader.stats().inMsgs;
+  const stats: JournalReadStats = { delivered: 0, probes: 0 };
+  const out = await readJournal(reader, names, unit, lines, stats);
+  return { lines: out.map((l) => l.line), machines: out.map((l) => l.machineId), received: reader.stats().inMsgs - before, stats };
+}
+
+beforeAll(async () => {
+  reader = await nats.connect();
+  await ensureJournalStream(nats.nc, names);
+  // chatty.service writes 5,000 lines from two machines, interleaved with 5,000 of another unit;
+  // early.service wrote 300 lines at the very start and nothing since.
+  const batch: [string, string][] = [];
+  for (let i = 0; i < 300; i++) batch.push([names.journalSubject("early.service", "m1"), `early ${i}`]);
+  for (let i = 0; i < 5000; i++) {
+    batch.push([names.journalSubject("chatty.service", i % 3 === 0 ? "m2" : "m1"), `chatty ${i}`]);
+    batch.push([names.journalSubject("other.service", "m1"), `other ${i}`]);
+  }
+  batch.push([names.journalSubject("few.service", "m1"), "few 0"], [names.journalSubject("few.service", "m1"), "few 1"]);
+  await publish(batch);
+});
+
+describe("journal reads only the last N lines", () => {
+  it("lines: 10 of 5,000 stored receives a few dozen messages; a full read receives all 5,000", async () => {
+    const last = await read("chatty.service", 10);
+    expect(last.lines).toEqual(Array.from({ length: 10 }, (_, i) => `chatty ${4990 + i}`));
+    expect(last.machines).toEqual(Array.from({ length: 10 }, (_, i) => ((4990 + i) % 3 === 0 ? "m2" : "m1")));
+    const full = await read("chatty.service", 5000);
+    expect(full.lines.length).toBe(5000);
+    expect(full.lines[0]).toBe("chatty 0");
+    console.log(
+      `journal: lines 10 received ${last.received} messages (${last.stats.delivered} lines, ${last.stats.probes} probes); ` +
+        `lines 5000 received ${full.received}`,
+    );
+    expect(last.received).toBeLessThan(80);
+    expect(last.stats.delivered).toBeLessThanOrEqual(10 + 16);
+    expect(full.received).toBeGreaterThanOrEqual(5000);
+  });
+
+  it("finds the last lines of a unit that wrote long ago, and of one with fewer lines than asked", async () => {
+    const early = await read("early.service", 25);
+    expect(early.lines).toEqual(Array.from({ length: 25 }, (_, i) => `early ${275 + i}`));
+    expect(early.received).toBeLessThan(120);
+    expect((await read("few.service", 10)).lines).toEqual(["few 0", "few 1"]);
+    expect((await read("never.service", 10)).lines).toEqual([]);
+    for (const n of [1, 2, 17, 333, 1000]) {
+      const r = await read("chatty.service", n);
+      expect(r.lines, `lines ${n}`).toEqual(Array.from({ length: n }, (_, i) => `chatty ${5000 - n + i}`));
+      expect(r.stats.delivered, `lines ${n}`).toBeLessThanOrEqual(n + Math.max(16, n >> 2));
+    }
+  });
+
+  it("leaves no consumer behind", async () => {
+    const jsm = await jetstreamManager(nats.nc);
+    await check(async () => (await jsm.streams.info(names.journalStream())).state.consumer_count === 0, 10_000, "no journal consumers");
+  });
+
+  it("over the API: the verb answers the last lines; bad bodies get clear errors", async () => {
+    const api = await startApiInProcess(nats.nc, names.prefix, nats.server.url);
+    try {
+      const req = async (body: unknown) => {
+        const m = await nats.nc.request(names.apiSubject("journal"), JSON.stringify(body), { timeout: 5000 });
+        return JSON.parse(new TextDecoder().decode(m.data));
+      };
+      const ok = await req({ name: "chatty", lines: 3 });
+      expect(ok.unit).toBe("chatty.service");
+      expect(ok.lines.map((l: { line: string }) => l.line)).toEqual(["chatty 4997", "chatty 4998", "chatty 4999"]);
+      expect((await req({ name: "chatty.service", lines: 0 })).error).toMatchObject({ code: "bad_request", field: "lines" });
+      expect((await req({ name: "chatty.service", lines: "5" })).error.message).toContain('(got "5")');
+      expect((await req({ name: "a\nb" })).error).toMatchObject({ code: "invalid_unit_name", field: "name" });
+      expect((await req({ name: "chatty.service", follow: true })).error).toMatchObject({ code: "bad_request", field: "follow" });
+    } finally {
+      await api.stop();
+    }
+  });
+});
