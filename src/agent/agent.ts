@@ -19,6 +19,7 @@ import { describeError } from "../protocol/errors.js";
 import { childLogger } from "../log.js";
 import { ScheduleEntry, UnitRecord } from "../protocol/messages.js";
 import { parseUnitFile, chooseGlobals } from "../unit/index.js";
+import { arrivalOf } from "../unit/match.js";
 import type { ParsedUnit } from "../unit/types.js";
 import type { Executor } from "../exec/executor.js";
 import { ProcessExecutor, killStale, logFileOf } from "../exec/process-executor.js";
@@ -38,7 +39,9 @@ export function createAgent(ctx: ClusterContext, o: AgentOptions = {}): Agent {
   return new Agent(ctx, o);
 }
 
-type Watched = { iter?: QueuedIterator<KvWatchEntry>; synced: boolean; values: Map<string, ScheduleEntry> };
+/** A Global unit as the agent keeps it: the entry it would run, and when the unit arrived. */
+type GlobalEntry = ScheduleEntry & { arrival: number };
+type Watched = { iter?: QueuedIterator<KvWatchEntry>; synced: boolean; values: Map<string, ScheduleEntry | GlobalEntry> };
 
 export class Agent implements Component {
   private readonly log: Logger;
@@ -237,7 +240,7 @@ export class Agent implements Component {
     }
   }
 
-  private applyUnit(values: Map<string, ScheduleEntry>, e: KvWatchEntry): void {
+  private applyUnit(values: Map<string, ScheduleEntry | GlobalEntry>, e: KvWatchEntry): void {
     const unit = keys.unitFromKey(e.key);
     if (e.operation !== "PUT") {
       values.delete(unit);
@@ -258,6 +261,7 @@ export class Agent implements Component {
         contents: rec.contents,
         epoch: 0,
         scheduledAt: rec.updatedAt,
+        arrival: arrivalOf(rec, e.revision),
       });
     } catch (err) {
       values.delete(unit);
@@ -287,8 +291,10 @@ export class Agent implements Component {
 
   /**
    * The desired set: this machine's schedule, plus the Global units chooseGlobals picks here. Globals are
-   * taken in name order and each one chosen joins the set the later ones are checked against,
-   * so of two globals that conflict only the first by name runs, and on every machine the same.
+   * taken in arrival order (first come, first served; ties by name) and each one chosen joins
+   * the set the later ones are checked against, so of two globals that conflict the one that
+   * came first runs, on every machine the same, and a newer one waits instead of pushing it
+   * off. Inactive globals take no part (the engine leaves them out too).
    */
   private desired(): Map<string, ScheduleEntry> {
     const out = new Map(this.schedule.values);
@@ -302,9 +308,9 @@ export class Agent implements Component {
       }
     });
     const globals = [...this.globals.values.values()].flatMap((g) => {
-      if (out.has(g.unit)) return [];
+      if (out.has(g.unit) || g.desiredState === "inactive") return [];
       try {
-        return [{ name: g.unit, fleet: this.parse(g.unit, g.contents).fleet, entry: g }];
+        return [{ name: g.unit, fleet: this.parse(g.unit, g.contents).fleet, entry: g, arrival: (g as GlobalEntry).arrival }];
       } catch {
         return []; // not parseable: never reaches here (applyUnit drops it)
       }

@@ -11,6 +11,8 @@ export interface EngineUnit {
   fleet: FleetOptions;
   /** Set when the unit file could not be parsed: the unit is never placed, this says why. */
   invalid?: string;
+  /** When it arrived (unit/match.ts arrivalOf): which of two conflicting globals runs. */
+  arrival?: number;
 }
 
 export interface EngineMachine {

@@ -71,6 +71,15 @@ export const UnitRecord = z.object({
   version: z.number().int().nonnegative(),
   createdAt: millis,
   updatedAt: millis,
+  /**
+   * When the unit arrived (first come, first served between conflicting globals): the units
+   * bucket revision of the write that made it wanted (desired loaded or launched after being
+   * absent or inactive). Absent on that write itself (its revision is not known before it is
+   * made), and on records older than the field: then the revision of the entry carrying the
+   * record is the arrival. The store pins it on the next write and keeps it while the unit
+   * stays wanted; unload or destroy ends it, so a unit wanted again is a newcomer.
+   */
+  activatedRevision: z.number().int().positive().optional(),
 });
 export type UnitRecord = z.infer<typeof UnitRecord>;
 
@@ -93,7 +102,8 @@ export function isUnitRecord(v: unknown): v is UnitRecord {
     (r.desiredState === "launched" || r.desiredState === "loaded" || r.desiredState === "inactive") &&
     isMillis(r.version) &&
     isMillis(r.createdAt) &&
-    isMillis(r.updatedAt)
+    isMillis(r.updatedAt) &&
+    (r.activatedRevision === undefined || (isMillis(r.activatedRevision) && r.activatedRevision !== 0))
   );
 }
 

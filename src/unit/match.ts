@@ -218,19 +218,39 @@ export function isGlobal(u: { fleet: Pick<FleetOptions, "global"> }): boolean {
 }
 
 /**
+ * When a unit arrived, for first come, first served between globals: the pinned
+ * activatedRevision of its record, else the revision of the units-bucket entry that carries
+ * the record (see UnitRecord.activatedRevision). The same on every agent and in the engine,
+ * because both read it from the same entries.
+ */
+export function arrivalOf(rec: { activatedRevision?: number }, revision: number): number {
+  return rec.activatedRevision ?? revision;
+}
+
+/** First come, first served: earlier arrival first; equal (or unknown) arrivals by name. */
+export function byArrival(a: { name: string; arrival?: number }, b: { name: string; arrival?: number }): number {
+  const x = a.arrival ?? Number.POSITIVE_INFINITY;
+  const y = b.arrival ?? Number.POSITIVE_INFINITY;
+  if (x !== y) return x < y ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/**
  * The Global units that run on a machine, decided the same way by its agent (which runs them)
  * and by the engine (which keeps non-global units off a machine where a conflicting global
- * runs): in name order, each global whose MachineMetadata the machine has and that conflicts
- * with none of the units already there (the machine's scheduled units, then the globals chosen
- * before it). So of two conflicting globals only the first by name runs, on every machine.
- * A global already among `here` (by name) is not chosen again.
+ * runs): first come, first served. In arrival order (arrivalOf; ties and unknown arrivals by
+ * name), each global whose MachineMetadata the machine has and that conflicts with none of
+ * the units already there (the machine's scheduled units, then the globals chosen before it).
+ * So of two conflicting globals the one that came first runs, on every machine, and a global
+ * started later waits instead of pushing a running one off; it runs once the first is
+ * unloaded or destroyed. A global already among `here` (by name) is not chosen again.
  */
-export function chooseGlobals<G extends UnitRef & { fleet: Pick<FleetOptions, "machineMetadata"> }>(
+export function chooseGlobals<G extends UnitRef & { fleet: Pick<FleetOptions, "machineMetadata">; arrival?: number }>(
   globals: Iterable<G>,
   metadata: Record<string, string>,
   here: Iterable<UnitRef>,
 ): G[] {
-  const sorted = [...globals].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sorted = [...globals].sort(byArrival);
   const present: UnitRef[] = [...here];
   const names = new Set(present.map((u) => u.name));
   const chosen: G[] = [];

@@ -16,6 +16,7 @@ import { silentLogger } from "../log.js";
 import type { ParsedUnit } from "./types.js";
 import { parseUnitFile, normalizeUnitName, unitHash, isTemplate, instanceOf, MAX_UNIT_FILE_BYTES } from "./index.js";
 import { decide, isCreatingVerb, type Decision, type UnitVerb } from "./transitions.js";
+import { arrivalOf } from "./match.js";
 
 /** The parser's entry points, injectable so the store can be tested alone. */
 export interface UnitFiles {
@@ -124,14 +125,19 @@ export class UnitStore {
 
   /** Every decodable unit record, sorted by name; garbage values are logged and skipped. */
   async list(): Promise<UnitRecord[]> {
+    return (await this.listWithArrival()).map((x) => x.record);
+  }
+
+  /** list(), each record with its arrival (arrivalOf: first come, first served between globals). */
+  async listWithArrival(): Promise<{ record: UnitRecord; arrival: number }[]> {
     const names = await this.listKeys();
     const entries = await getMany(this.kv, names);
-    const out: UnitRecord[] = [];
+    const out: { record: UnitRecord; arrival: number }[] = [];
     for (let i = 0; i < names.length; i++) {
-      const r = this.slotOf(keys.unitFromKey(names[i]!), entries[i] ?? null).record;
-      if (r) out.push(r);
+      const slot = this.slotOf(keys.unitFromKey(names[i]!), entries[i] ?? null);
+      if (slot.record) out.push({ record: slot.record, arrival: arrivalOf(slot.record, slot.revision!) });
     }
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return out.sort((a, b) => (a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0));
   }
 
   // ---- verbs ----
@@ -307,14 +313,17 @@ export class UnitStore {
         }
         const cur = slot.record;
         const now = this.now();
+        const desiredState = d.action === "put" ? d.desiredState : cur!.desiredState;
+        const activated = activatedRevision(cur, slot.revision, desiredState);
         const next: UnitRecord = {
           name,
           contents: d.action === "put" ? d.contents : cur!.contents,
           hash: d.action === "put" ? d.hash : cur!.hash,
-          desiredState: d.action === "put" ? d.desiredState : cur!.desiredState,
+          desiredState,
           version: (cur?.version ?? 0) + 1,
           createdAt: cur?.createdAt ?? now,
           updatedAt: now,
+          ...(activated === undefined ? {} : { activatedRevision: activated }),
         };
         const bytes = encode(next);
         if (slot.revision === undefined) await this.kv.create(key, bytes);
@@ -332,6 +341,23 @@ export class UnitStore {
       temporary: true,
     });
   }
+}
+
+/**
+ * The arrival a written record carries (UnitRecord.activatedRevision), first come, first served
+ * between conflicting globals. A write that makes the unit wanted (created loaded or launched,
+ * or leaving inactive) carries none: its own revision, known only once it is made, is the
+ * arrival, and readers take it from the entry. The next write, a compare-and-set on exactly
+ * that revision, pins it; later ones keep it. A record from before the field is pinned at the
+ * revision readers already used for it, so nobody's order changes. Inactive: no arrival.
+ */
+export function activatedRevision(
+  cur: UnitRecord | undefined,
+  curRevision: number | undefined,
+  next: UnitRecord["desiredState"],
+): number | undefined {
+  if (next === "inactive" || !cur || cur.desiredState === "inactive" || curRevision === undefined) return undefined;
+  return cur.activatedRevision ?? curRevision;
 }
 
 function restartInactive(name: string): FlotillaError {

@@ -13,6 +13,7 @@ import {
   parseUnitFile,
   replaces,
 } from "../../src/unit/index.js";
+import { arrivalOf } from "../../src/unit/match.js";
 
 describe("machine metadata (values of one key OR'ed, keys AND'ed)", () => {
   const machine = { region: "us-west", disk: "ssd", role: "web" };
@@ -171,12 +172,17 @@ describe("unit relations", () => {
 });
 
 describe("chooseGlobals (the agent's and the engine's rule for which globals run on a machine)", () => {
-  const g = (name: string, conflicts: string[] = [], machineMetadata: Record<string, string[]> = {}) => ({
+  const g = (name: string, conflicts: string[] = [], machineMetadata: Record<string, string[]> = {}, arrival?: number) => ({
     name,
     fleet: { conflicts, machineMetadata },
+    ...(arrival === undefined ? {} : { arrival }),
   });
+  /** g() with an arrival (the units-bucket revision the unit came at). */
+  const at = (arrival: number, name: string, conflicts: string[] = [], machineMetadata: Record<string, string[]> = {}) =>
+    g(name, conflicts, machineMetadata, arrival);
   const u = (name: string, conflicts: string[] = []) => ({ name, fleet: { conflicts } });
   const table: { why: string; globals: ReturnType<typeof g>[]; metadata?: Record<string, string>; here?: ReturnType<typeof u>[]; want: string[] }[] = [
+    // No arrival known (equal arrivals): by name.
     { why: "no conflicts: all, in name order", globals: [g("b"), g("a")], want: ["a", "b"] },
     { why: "two conflicting: the first by name wins, whatever the input order", globals: [g("b", ["a"]), g("a")], want: ["a"] },
     { why: "the conflict declared by the first one counts as well", globals: [g("b"), g("a", ["b"])], want: ["a"] },
@@ -187,10 +193,24 @@ describe("chooseGlobals (the agent's and the engine's rule for which globals run
     { why: "a global's Conflicts against a scheduled unit", globals: [g("a", ["web*"]), g("b")], here: [u("web1")], want: ["b"] },
     { why: "a global already here by name is not chosen again", globals: [g("a")], here: [u("a")], want: [] },
     { why: "globs", globals: [g("proxy-1", ["proxy-*"]), g("proxy-2", ["proxy-*"])], want: ["proxy-1"] },
+    // First come, first served (issue 9): the arrival decides, the name only breaks ties.
+    { why: "first come: the one that came first runs, though its name sorts last", globals: [at(7, "alpha", ["zeta"]), at(3, "zeta")], want: ["zeta"] },
+    { why: "first come, whichever side declares the conflict", globals: [at(3, "zeta", ["alpha"]), at(7, "alpha")], want: ["zeta"] },
+    { why: "first come, whatever the input order", globals: [at(3, "zeta"), at(7, "alpha", ["zeta"])], want: ["zeta"] },
+    { why: "no conflict: every global, in arrival order", globals: [at(9, "a"), at(2, "c"), at(5, "b")], want: ["c", "b", "a"] },
+    { why: "the same arrival: the first by name", globals: [at(4, "b", ["a"]), at(4, "a")], want: ["a"] },
+    { why: "an unknown arrival comes after every known one", globals: [g("a", ["b"]), at(8, "b")], want: ["b"] },
+    { why: "a newcomer that lost blocks nobody after it", globals: [at(1, "x", ["y"]), at(2, "y", ["z"]), at(3, "z")], want: ["x", "z"] },
+    { why: "a scheduled unit here comes before any global, however early", globals: [at(1, "zeta"), at(2, "alpha")], here: [u("web", ["zeta"])], want: ["alpha"] },
+    { why: "an early global this machine lacks the metadata for blocks nothing here", globals: [at(1, "zeta", [], { role: ["edge"] }), at(2, "alpha", ["zeta"])], metadata: { role: "db" }, want: ["alpha"] },
   ];
   for (const t of table) {
     it(t.why, () => {
       expect(chooseGlobals(t.globals, t.metadata ?? {}, t.here ?? []).map((x) => x.name)).toEqual(t.want);
     });
   }
+  it("arrival: the pinned activatedRevision, else the revision of the entry carrying the record", () => {
+    expect(arrivalOf({ activatedRevision: 4 }, 90)).toBe(4);
+    expect(arrivalOf({}, 90)).toBe(90);
+  });
 });
