@@ -15,7 +15,9 @@ import {
   type UnitRecord,
 } from "../protocol/messages.js";
 import { keys } from "../protocol/names.js";
-import { parseUnitFileCached } from "../unit/index.js";
+import { globMatch, parseUnitFileCached } from "../unit/index.js";
+import { byArrival } from "../unit/match.js";
+import type { FleetOptions } from "../unit/types.js";
 import { getMany } from "../unit/store.js";
 
 /** Every decodable value of a bucket (optionally under a key filter); garbage is logged and skipped. */
@@ -47,6 +49,8 @@ export interface ClusterSnapshot {
   /** unit -> every machine's state */
   states: Map<string, UnitStateRecord[]>;
   machines: Map<string, MachineRecord>;
+  /** Global unit -> why it waits (globalsWaiting), shown while no machine reports it. */
+  waiting?: Map<string, string>;
 }
 
 export async function readSchedule(b: BucketRef, log: Logger, filter = ">"): Promise<Pick<ClusterSnapshot, "schedule" | "unplaced">> {
@@ -154,7 +158,8 @@ export function unitFileRow(r: UnitRecord, snap: Omit<ClusterSnapshot, "units">,
     const f = fleetStateOf(s.taskState);
     if (STATE_ORDER.indexOf(f) > STATE_ORDER.indexOf(current)) current = f;
   }
-  const placed = info.global ? machines.length > 0 : target !== null;
+  // The agents run globals themselves (no schedule entries): placed once a machine reports it.
+  const placed = info.global ? machines.length > 0 || states.length > 0 : target !== null;
   return {
     unit: r.name,
     hash: r.hash,
@@ -163,11 +168,57 @@ export function unitFileRow(r: UnitRecord, snap: Omit<ClusterSnapshot, "units">,
     target,
     targetIp: target && target !== "global" ? snap.machines.get(target)?.publicIp || null : null,
     machines,
-    unplaced: !placed && r.desiredState !== "inactive" ? (snap.unplaced.get(r.name) ?? null) : null,
+    unplaced: !placed && r.desiredState !== "inactive" ? (snap.waiting?.get(r.name) ?? snap.unplaced.get(r.name) ?? null) : null,
     global: info.global,
     description: info.description,
     version: r.version,
   };
+}
+
+/**
+ * Why a Global unit waits, for every wanted global that a conflicting global keeps from
+ * running: the agents take globals first come, first served (unit/match.ts chooseGlobals), so
+ * this walks them in the same order and names, for each one that loses, the global that came
+ * before it and runs in its stead. Metadata and scheduled units are left out (they differ by
+ * machine), so this is the cluster-wide picture; callers show it only while no machine reports
+ * the unit. A stored file that no longer parses blocks nothing.
+ */
+export function globalsWaiting(units: { record: UnitRecord; arrival: number }[], log?: Logger): Map<string, string> {
+  const candidates: { name: string; arrival: number; fleet: FleetOptions }[] = [];
+  for (const { record: r, arrival } of units) {
+    if (r.desiredState === "inactive") continue;
+    try {
+      const fleet = parseUnitFileCached(r.name, r.contents, r.hash).fleet;
+      if (fleet.global) candidates.push({ name: r.name, arrival, fleet });
+    } catch (e) {
+      log?.warn({ unit: r.name, err: describeError(e) }, "stored unit file no longer parses");
+    }
+  }
+  candidates.sort(byArrival);
+  const out = new Map<string, string>();
+  const running: typeof candidates = [];
+  for (const g of candidates) {
+    let why: string | undefined;
+    for (const o of running) if ((why = waitingReason(g, o))) break;
+    if (why) out.set(g.name, why);
+    else running.push(g);
+  }
+  return out;
+}
+
+/**
+ * "conflicts with zeta.service (Conflicts=zeta.service in alpha.service); zeta.service came
+ * first ...", whichever of the two declared the conflict; undefined when they do not conflict.
+ */
+function waitingReason(unit: { name: string; fleet: FleetOptions }, first: { name: string; fleet: FleetOptions }): string | undefined {
+  const mine = unit.fleet.conflicts.find((p) => globMatch(p, first.name));
+  const theirs = mine === undefined ? first.fleet.conflicts.find((p) => globMatch(p, unit.name)) : undefined;
+  if (mine === undefined && theirs === undefined) return undefined;
+  const declared = mine !== undefined ? `Conflicts=${mine} in ${unit.name}` : `Conflicts=${theirs} in ${first.name}`;
+  return (
+    `conflicts with ${first.name} (${declared}); ${first.name} came first and keeps running ` +
+    `(first come, first served): ${unit.name} waits until ${first.name} is unloaded or destroyed`
+  );
 }
 
 export interface UnitRow {

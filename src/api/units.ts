@@ -13,7 +13,7 @@ import type { ClusterContext } from "../server/context.js";
 import { UnitStore, type UnitOutcome } from "../unit/store.js";
 import { CREATING_VERBS, UNIT_VERBS, type UnitVerb } from "../unit/transitions.js";
 import { goalReached, waitForUnit } from "../unit/wait.js";
-import { conflictReason, normalizeUnitName, parseUnitFileCached } from "../unit/index.js";
+import { normalizeUnitName } from "../unit/index.js";
 import type { ApiHandlers } from "./service.js";
 import { parseRequest } from "./request.js";
 import {
@@ -24,6 +24,7 @@ import {
   unitFileRow,
   unitInfo,
   unitRows,
+  globalsWaiting,
 } from "./unit-views.js";
 
 // ---- request schemas ----
@@ -126,14 +127,14 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
 
   h["list-unit-files"] = async (body) => {
     parseRequest(EmptyBody, body, "list-unit-files", "{}");
-    const [units, sched, states, machines] = await Promise.all([
-      store.list(),
+    const [listed, sched, states, machines] = await Promise.all([
+      store.listWithArrival(),
       readSchedule(ref("schedule"), log),
       readStates(ref("states"), log),
       readMachines(ref("machines"), log),
     ]);
-    const snap = { ...sched, states, machines };
-    return units.map((u) => unitFileRow(u, snap, unitInfo(u, log)));
+    const snap = { ...sched, states, machines, waiting: globalsWaiting(listed, log) };
+    return listed.map(({ record: u }) => unitFileRow(u, snap, unitInfo(u, log)));
   };
 
   h["list-units"] = async (body) => {
@@ -191,30 +192,12 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
       machineIps: Object.fromEntries(
         [...new Set([...row.machines, ...states.map((s) => s.machineId)])].map((id) => [id, machines.get(id)?.publicIp || null]),
       ),
-      unplaced: info.global && states.length === 0 && r.desiredState !== "inactive" ? await globalBlockedBy(r) : row.unplaced,
+      unplaced: info.global && states.length === 0 && r.desiredState !== "inactive"
+        ? (globalsWaiting(await store.listWithArrival(), log).get(r.name) ?? null)
+        : row.unplaced,
       states,
       lastError: lastError(states),
     };
-  };
-
-  /**
-   * Why no machine runs a global unit: the agents take globals in name order and skip one that
-   * conflicts with a global they already chose (agent.ts desired()), so name the first such.
-   */
-  const globalBlockedBy = async (r: UnitRecord): Promise<string | null> => {
-    const self = { name: r.name, fleet: parseUnitFileCached(r.name, r.contents, r.hash).fleet };
-    for (const o of (await store.list()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-      if (o.name >= r.name) break;
-      if (o.desiredState === "inactive") continue;
-      try {
-        const fleet = parseUnitFileCached(o.name, o.contents, o.hash).fleet;
-        const why = fleet.global ? conflictReason({ name: o.name, fleet }, self) : undefined;
-        if (why) return `${why}; ${o.name} is the global that runs (the first by name)`;
-      } catch {
-        /* a stored file that no longer parses blocks nothing */
-      }
-    }
-    return null;
   };
 
   return h;

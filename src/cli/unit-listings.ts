@@ -19,7 +19,7 @@ export const unitFileColumns: Column<UnitFileRow>[] = [
   {
     header: "TARGET",
     value: (r, full) => {
-      if (r.global) return "global";
+      if (r.global) return r.unplaced ? `global (waiting: ${r.unplaced})` : "global";
       if (r.target) return legend(r.target, r.targetIp, full);
       return r.unplaced ? `- (unplaced: ${r.unplaced})` : "-";
     },

@@ -132,8 +132,8 @@ describe("agent in a real daemon", () => {
     const status = await cli("status", "second-global.service");
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain(
-      "Target: global, not placed: first-global.service conflicts with second-global.service (Conflicts=second-global.service); " +
-        "first-global.service is the global that runs (the first by name)",
+      "Target: global, not placed: conflicts with first-global.service (Conflicts=first-global.service in second-global.service); " +
+        "first-global.service came first and keeps running",
     );
 
     // The workloads outlive their daemons by design; the helper stops the daemons this file

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { goalReached, describeStates, type UnitStates, type WaitGoal } from "../../src/unit/wait.js";
-import { fleetStateOf, lastError, unitFileRow } from "../../src/api/unit-views.js";
+import { fleetStateOf, globalsWaiting, lastError, unitFileRow } from "../../src/api/unit-views.js";
+import { unitHash } from "../../src/unit/index.js";
 import { TASK_STATES, unitTriple, type TaskState, type UnitRecord, type UnitStateRecord } from "../../src/protocol/messages.js";
 
 const st = (taskState: TaskState, machineId = "m1", extra: Partial<UnitStateRecord> = {}): UnitStateRecord => ({
@@ -101,5 +102,52 @@ describe("list-unit-files rows", () => {
     expect(lastError([st("failed", "a", { updatedAt: 1, exitCode: 1 }), st("rejected", "b", { updatedAt: 2, error: "no such file" })])).toBe(
       "b: rejected, no such file",
     );
+  });
+});
+
+describe("globals that wait (first come, first served)", () => {
+  const rec = (name: string, fleet: string, desiredState: UnitRecord["desiredState"] = "launched"): UnitRecord => {
+    const contents = `[Service]\nExecStart=/bin/sleep 600\n[X-Fleet]\n${fleet}\n`;
+    return { name, contents, hash: unitHash(contents), desiredState, version: 1, createdAt: 1, updatedAt: 1 };
+  };
+  const g = (arrival: number, name: string, conflicts = "") => ({
+    record: rec(name, `Global=true\n${conflicts ? `Conflicts=${conflicts}` : ""}`),
+    arrival,
+  });
+
+  it("the newcomer waits for the one that came first, whatever their names", () => {
+    const w = globalsWaiting([g(9, "alpha.service", "zeta.service"), g(3, "zeta.service")]);
+    expect([...w.keys()]).toEqual(["alpha.service"]);
+    expect(w.get("alpha.service")).toBe(
+      "conflicts with zeta.service (Conflicts=zeta.service in alpha.service); zeta.service came first and keeps running " +
+        "(first come, first served): alpha.service waits until zeta.service is unloaded or destroyed",
+    );
+  });
+  it("names the side that declared the conflict", () => {
+    const w = globalsWaiting([g(3, "zeta.service", "alpha*"), g(9, "alpha.service")]);
+    expect(w.get("alpha.service")).toMatch(/^conflicts with zeta\.service \(Conflicts=alpha\* in zeta\.service\); zeta\.service came first/);
+  });
+  it("blames only globals that run: a waiting one blocks nobody; inactive and plain units take no part", () => {
+    const w = globalsWaiting([
+      g(1, "x.service", "y.service"),
+      g(2, "y.service", "z.service"),
+      g(3, "z.service"),
+      { record: rec("old.service", "Global=true\nConflicts=n.service", "inactive"), arrival: 0 },
+      { record: rec("plain.service", "Conflicts=n.service"), arrival: 0 },
+      g(5, "n.service"),
+    ]);
+    expect(Object.fromEntries([...w].map(([k, v]) => [k, v.split(" (")[0]]))).toEqual({ "y.service": "conflicts with x.service" });
+  });
+  it("the same arrival: the first by name runs", () => {
+    expect([...globalsWaiting([g(4, "b.service", "a.service"), g(4, "a.service")]).keys()]).toEqual(["b.service"]);
+  });
+  it("list-unit-files shows why a global waits while no machine reports it, and not once one does", () => {
+    const waiting = new Map([["u.service", "conflicts with zeta.service (...)"]]);
+    const base = { schedule: new Map(), unplaced: new Map(), machines: new Map(), waiting };
+    const r = rec("u.service", "Global=true");
+    const info = { global: true, description: "" };
+    expect(unitFileRow(r, { ...base, states: new Map() }, info).unplaced).toBe("conflicts with zeta.service (...)");
+    expect(unitFileRow(r, { ...base, states: new Map([["u.service", [st("running", "m1")]]]) }, info).unplaced).toBeNull();
+    expect(unitFileRow({ ...r, desiredState: "inactive" }, { ...base, states: new Map() }, info).unplaced).toBeNull();
   });
 });
