@@ -5,6 +5,7 @@ import { machinesHandlers } from "./machines.js";
 import { unitHandlers } from "./units.js";
 import { journalHandlers } from "./journal.js";
 import { machineAvailabilityHandlers } from "./machine-availability.js";
+import { statechartsHandlers } from "./statecharts.js";
 
 export type HandlerFactory = (ctx: ClusterContext) => ApiHandlers;
 
@@ -13,6 +14,7 @@ export const handlerFactories: HandlerFactory[] = [
   unitHandlers,
   journalHandlers,
   machineAvailabilityHandlers,
+  statechartsHandlers,
 ];
 
 export function buildHandlers(ctx: ClusterContext): ApiHandlers {

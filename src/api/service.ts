@@ -30,6 +30,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   payload_too_large: 413,
   unknown_unit: 404,
   unknown_machine: 404,
+  unknown_actor: 404,
   illegal_state_change: 409,
   conflict: 409,
   timeout: 504,

@@ -6,6 +6,7 @@ import { registerUnits } from "./units.js";
 import { registerMachines } from "./machines.js";
 import { registerJournal } from "./journal.js";
 import { registerMachine } from "./machine.js";
+import { registerStatecharts } from "./statecharts.js";
 
 export const registrars: CommandRegistrar[] = [
   registerDaemon,
@@ -14,4 +15,5 @@ export const registrars: CommandRegistrar[] = [
   registerMachines,
   registerMachine,
   registerJournal,
+  registerStatecharts,
 ];

@@ -7,6 +7,7 @@ export const ErrorCodes = [
   "payload_too_large",
   "unknown_unit",
   "unknown_machine",
+  "unknown_actor", // no statechart of that actor kind or definition hash
   "invalid_unit_file", // carries the line number in `line`
   "invalid_unit_name",
   "illegal_state_change",

@@ -105,8 +105,13 @@ export class Names {
   journalAll(): string {
     return `${this.prefix}.journal.>`;
   }
-  inspectSubject(machineId: string, actor: string): string {
-    return `${this.prefix}.inspect.${machineId}.${actor}`;
+  /** One actor's transitions; per-unit actors (task, task-manager) add the unit. */
+  inspectSubject(machineId: string, actor: string, unit?: string): string {
+    return `${this.prefix}.inspect.${machineId}.${actor}${unit === undefined ? "" : "." + escapeUnit(unit)}`;
+  }
+  /** The stream over every inspect subject: a late viewer reads each actor's last state and its history. */
+  inspectStream(): string {
+    return `${this.prefix}-inspect`;
   }
   inspectAll(): string {
     return `${this.prefix}.inspect.>`;
