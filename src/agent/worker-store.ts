@@ -6,7 +6,10 @@
 //   │                                        since, error }   written BEFORE it is reported
 //   ├─ db "run"      <unit> → RunInfo      { supervisorPid, startTime, mainPid, startedAt }
 //   │                                        the live workload, for adoption after a restart
-//   └─ db "journal"  <unit> → number       bytes of the task's log already sent to the journal
+//   └─ db "journal"  <unit> → JournalPosition { offset, epoch }: bytes of the task's log the
+//                                        journal stream has acknowledged, and the id of that
+//                                        file's current life (its Nats-Msg-Ids carry it); a
+//                                        plain number (offset only) from older versions reads too
 //
 // `assigned` goes false the moment the agent decides to unload a task, before it stops it, so
 // an agent that dies mid-unload finishes the job at its next start (Init). The environment is
@@ -37,10 +40,21 @@ export interface TaskStatus {
   error?: string;
 }
 
+export interface JournalPosition {
+  offset: number;
+  epoch?: number;
+}
+
 export interface ResumedTask extends StoredTask {
   status?: TaskStatus;
   run?: RunInfo;
   journalOffset?: number;
+  journalEpoch?: number;
+}
+
+function position(v: JournalPosition | number | undefined): JournalPosition | undefined {
+  if (v === undefined) return undefined;
+  return typeof v === "number" ? { offset: v } : v;
 }
 
 export class WorkerStore {
@@ -48,7 +62,7 @@ export class WorkerStore {
   private tasks!: Database<StoredTask, string>;
   private statuses!: Database<TaskStatus, string>;
   private runs!: Database<RunInfo, string>;
-  private journal!: Database<number, string>;
+  private journal!: Database<JournalPosition | number, string>;
 
   constructor(private readonly stateDir: string) {}
 
@@ -63,7 +77,7 @@ export class WorkerStore {
     this.tasks = this.root.openDB<StoredTask, string>({ name: "task" });
     this.statuses = this.root.openDB<TaskStatus, string>({ name: "status" });
     this.runs = this.root.openDB<RunInfo, string>({ name: "run" });
-    this.journal = this.root.openDB<number, string>({ name: "journal" });
+    this.journal = this.root.openDB<JournalPosition | number, string>({ name: "journal" });
   }
 
   async close(): Promise<void> {
@@ -81,11 +95,13 @@ export class WorkerStore {
     const resume: ResumedTask[] = [];
     const dropped: ResumedTask[] = [];
     for (const { key, value } of this.tasks.getRange()) {
+      const pos = position(this.journal.get(key));
       const t: ResumedTask = {
         ...value,
         status: this.statuses.get(key),
         run: this.runs.get(key),
-        journalOffset: this.journal.get(key),
+        journalOffset: pos?.offset,
+        journalEpoch: pos?.epoch,
       };
       (value.assigned ? resume : dropped).push(t);
     }
@@ -96,7 +112,12 @@ export class WorkerStore {
   get(unit: string): ResumedTask | undefined {
     const t = this.tasks.get(unit);
     if (!t) return undefined;
-    return { ...t, status: this.statuses.get(unit), run: this.runs.get(unit), journalOffset: this.journal.get(unit) };
+    const pos = position(this.journal.get(unit));
+    return { ...t, status: this.statuses.get(unit), run: this.runs.get(unit), journalOffset: pos?.offset, journalEpoch: pos?.epoch };
+  }
+
+  journalPosition(unit: string): JournalPosition | undefined {
+    return this.root ? position(this.journal.get(unit)) : undefined;
   }
 
   units(): string[] {
@@ -127,9 +148,12 @@ export class WorkerStore {
     else this.runs.removeSync(unit);
   }
 
-  /** Batched (async): losing the last offsets only means a few lines sent twice. */
-  putJournalOffset(unit: string, offset: number): Promise<boolean> {
-    return this.root ? this.journal.put(unit, offset) : Promise.resolve(false);
+  /**
+   * Batched (async): losing the last positions only means a few lines sent again, which the
+   * journal stream drops as duplicates (same epoch and offset, same Nats-Msg-Id).
+   */
+  putJournalOffset(unit: string, offset: number, epoch?: number): Promise<boolean> {
+    return this.root ? this.journal.put(unit, epoch === undefined ? offset : { offset, epoch }) : Promise.resolve(false);
   }
 
   async delete(unit: string): Promise<void> {

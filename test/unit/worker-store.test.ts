@@ -77,5 +77,27 @@ describe("worker store", () => {
     expect(resume.map((t) => [t.entry.unit, t.status, t.journalOffset])).toEqual([["a.service", undefined, undefined]]);
     await again.close();
   });
-});
 
+  test("a journal position keeps its epoch across a reopen; a plain offset (older stores) still reads", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-store-"));
+    dirs.push(dir);
+    const s1 = new WorkerStore(dir);
+    s1.open();
+    await s1.putTask({ entry: entry("a.service"), target: "launched", assigned: true });
+    await s1.putTask({ entry: entry("old.service"), target: "launched", assigned: true });
+    await s1.putJournalOffset("a.service", 4096, 1_700_000_000_123);
+    await s1.putJournalOffset("old.service", 77); // as versions without epochs wrote it
+    await s1.close();
+
+    const s2 = new WorkerStore(dir);
+    const { resume } = await s2.init();
+    const byUnit = new Map(resume.map((t) => [t.entry.unit, t]));
+    expect(byUnit.get("a.service")).toMatchObject({ journalOffset: 4096, journalEpoch: 1_700_000_000_123 });
+    expect(byUnit.get("old.service")?.journalOffset).toBe(77);
+    expect(byUnit.get("old.service")?.journalEpoch).toBeUndefined();
+    expect(s2.journalPosition("a.service")).toEqual({ offset: 4096, epoch: 1_700_000_000_123 });
+    expect(s2.journalPosition("old.service")).toEqual({ offset: 77 });
+    expect(s2.journalPosition("none.service")).toBeUndefined();
+    await s2.close();
+  });
+});
