@@ -9,7 +9,9 @@ import { createActor, fromPromise, type Actor } from "xstate";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { connectOnce, connectWithRetry } from "../nats/connection.js";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { ensureBuckets, type Buckets } from "../nats/buckets.js";
+import { isTemporaryJsError, retryingBuckets } from "../nats/js-retry.js";
 import { Names, keys } from "../protocol/names.js";
 import { encode, decodeAs } from "../protocol/codec.js";
 import { Availability, MachineRecord } from "../protocol/messages.js";
@@ -50,6 +52,17 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     t = setTimeout(() => reject(new FlotillaError("timeout", `${what} did not finish within ${ms} ms`, { temporary: true })), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+/** True when the server we are connected to answers $JS.API.INFO (JetStream is on there). */
+async function jetStreamAnswers(nc: NatsConnection): Promise<boolean> {
+  try {
+    await jetstreamManager(nc, { timeout: 2000 });
+    return true;
+  } catch (e) {
+    // A timeout is not a "no": the server may just be busy.
+    return !/not enabled/i.test(describeError(e));
+  }
 }
 
 export interface MachineHeart {
@@ -128,10 +141,14 @@ export class Daemon {
     void this.watchStatus(nc, log);
     if (signal?.aborted) throw new FlotillaError("timeout", "stopped while starting");
 
-    const buckets = await this.ensureBucketsWithRetry(nc, log, signal);
+    const buckets = await this.untilJetStream(
+      "create the buckets",
+      () => ensureBuckets(nc, this.names, { agentTtlMs: c.agentTtlMs, leaseTtlMs: c.leaseTtlMs, replicas: c.replicas }),
+      nc,
+      log,
+      signal,
+    );
     this.buckets = buckets;
-
-    const seen = await this.checkDuplicate(buckets, log);
 
     const facts = detectHost();
     this.machine = createActor(
@@ -169,8 +186,9 @@ export class Daemon {
     };
     // The first beat is a compare-and-set against what the duplicate check read, so two daemons
     // started at once with one ID cannot both win; it is awaited: once start() returns, the
-    // machine is listed.
-    await this.claim(buckets, seen);
+    // machine is listed. Check and claim are retried together: a claim that timed out may have
+    // landed, and the next check then finds our own session's record.
+    await this.untilJetStream("register the machine", async () => this.claim(buckets, await this.checkDuplicate(buckets, log)), nc, log, signal);
     writeDaemonStamp(c.stateDir, { session: this.session, pid: process.pid });
     this.lastBeatAt = Date.now();
     log.info({ availability, metadata: c.metadata }, "machine registered");
@@ -214,26 +232,37 @@ export class Daemon {
   }
 
   /**
-   * JetStream may answer slowly right after a server (re)start or under load: a timeout is
-   * retried with a visible line, like an unreachable server; JetStream being off is fatal.
+   * Runs one start-up step against JetStream until it succeeds, waiting with backoff (up to 5 s)
+   * and a visible line on every temporary failure: right after a server (re)start, while daemons
+   * create the R3 buckets of a cluster at the same moment, or while a cluster elects a leader,
+   * requests time out or find no responder for a while. Never gives up on those (only `signal`
+   * ends the wait). "jetstream is not enabled" is fatal only when the server we are connected to
+   * says JetStream is off; in a cluster it also means "this stream has no leader yet".
    */
-  private async ensureBucketsWithRetry(nc: NatsConnection, log: Logger, signal?: AbortSignal): Promise<Buckets> {
-    const c = this.config;
+  private async untilJetStream<T>(what: string, fn: () => Promise<T>, nc: NatsConnection, log: Logger, signal?: AbortSignal): Promise<T> {
     let delay = 250;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await ensureBuckets(nc, this.names, { agentTtlMs: c.agentTtlMs, leaseTtlMs: c.leaseTtlMs, replicas: c.replicas });
+        return await fn();
       } catch (e) {
         const text = describeError(e);
-        if (/not enabled|jetstream.*disabled/i.test(text) || attempt >= 10 || signal?.aborted) {
+        if (!isTemporaryJsError(e) || signal?.aborted) throw e;
+        if (/not enabled/i.test(text) && !(await jetStreamAnswers(nc))) {
           throw new FlotillaError(
             "nats_unavailable",
-            `cannot create the flotilla buckets (is JetStream enabled on the NATS server? nats-server -js, or jetstream {} in its config): ${text}`,
+            `cannot ${what}: JetStream is not enabled on the NATS server (nats-server -js, or jetstream {} in its config): ${text}`,
             { cause: e },
           );
         }
-        log.warn(`JetStream did not answer while creating the buckets: ${text} (attempt ${attempt}, retrying in ${delay} ms)`);
-        await new Promise((r) => setTimeout(r, delay));
+        log.warn(`waiting for JetStream to ${what}: ${text} (attempt ${attempt}, retrying in ${delay} ms)`);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          signal?.addEventListener("abort", () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+        if (signal?.aborted) throw new FlotillaError("timeout", `stopped while waiting for JetStream to ${what}`);
         delay = Math.min(delay * 2, 5000);
       }
     }
@@ -358,7 +387,13 @@ export class Daemon {
       this.api = new ApiService({
         nc: this.nc!,
         names: this.names,
-        handlers: buildHandlers({ ...ctx, log: this.rootLog.child({ component: "api", machineId: this.machineId }) }),
+        // The API's KV reads and writes retry what a JetStream cluster refuses while it elects a
+        // leader (a few seconds after a node loss): a late answer beats an error.
+        handlers: buildHandlers({
+          ...ctx,
+          buckets: retryingBuckets(ctx.buckets),
+          log: this.rootLog.child({ component: "api", machineId: this.machineId }),
+        }),
         log: this.rootLog.child({ component: "api", machineId: this.machineId }),
         version: VERSION,
         machineId: this.machineId,
