@@ -38,6 +38,27 @@ export interface JournalLine {
 export interface JournalReply {
   unit: string;
   lines: JournalLine[];
+  /** Older lines left out so that the reply fits in the server's max_payload (absent: none). */
+  omitted?: number;
+}
+
+/** Room kept in a reply for its headers and the JSON around the lines. */
+const REPLY_MARGIN = 16 * 1024;
+
+/**
+ * The newest lines whose JSON fits in maxBytes: 10,000 lines of up to 16 KiB each is far more
+ * than the 1 MiB a NATS message holds by default, and a reply that cannot be sent is no answer.
+ */
+export function fitReply(lines: JournalLine[], maxBytes: number): { lines: JournalLine[]; omitted: number } {
+  let bytes = 0;
+  let i = lines.length;
+  while (i > 0) {
+    const size = Buffer.byteLength(JSON.stringify(lines[i - 1]), "utf8") + 1;
+    if (bytes + size > maxBytes) break;
+    bytes += size;
+    i--;
+  }
+  return { lines: i === 0 ? lines : lines.slice(i), omitted: i };
 }
 
 /** What a read cost: messages delivered and start sequences probed (tests assert on them). */
@@ -77,9 +98,11 @@ export async function readJournal(
   let total = 0;
   let firstSeq = 0;
   let lastSeq = 0;
+  let subjects: string[] = [];
   try {
     const info = await jsm.streams.info(stream, { subjects_filter: filter });
     for (const n of Object.values(info.state.subjects ?? {})) total += n;
+    subjects = Object.keys(info.state.subjects ?? {});
     firstSeq = info.state.first_seq;
     lastSeq = info.state.last_seq;
   } catch (e) {
@@ -87,6 +110,14 @@ export async function readJournal(
     throw e;
   }
   if (total === 0) return [];
+  if (total > lines + slackFor(lines) && subjects.length <= 8) {
+    // The search ends at the unit's last line, not the stream's (other units may have written
+    // much since): one get per machine that ran it.
+    const lasts = await Promise.all(
+      subjects.map((subj) => jsm.streams.getMessage(stream, { last_by_subj: subj }).then((m) => m?.seq ?? lastSeq, () => lastSeq)),
+    );
+    lastSeq = Math.min(lastSeq, Math.max(...lasts));
+  }
 
   const slack = slackFor(lines);
   const made: string[] = [];
@@ -184,7 +215,10 @@ export function journalHandlers(ctx: ClusterContext): ApiHandlers {
       } catch (e) {
         throw new FlotillaError("invalid_unit_name", `journal: ${describeError(e)}`, { field: "name", value: showValue(name) });
       }
-      const reply: JournalReply = { unit: unescapeUnit(unit), lines: await readJournal(ctx.nc, ctx.names, unit, lines) };
+      const maxPayload = ctx.nc.info?.max_payload ?? 1024 * 1024;
+      const fitted = fitReply(await readJournal(ctx.nc, ctx.names, unit, lines), maxPayload - REPLY_MARGIN);
+      const reply: JournalReply = { unit: unescapeUnit(unit), lines: fitted.lines };
+      if (fitted.omitted > 0) reply.omitted = fitted.omitted;
       return reply;
     },
   };

@@ -3,7 +3,7 @@
 import type { CommandRegistrar } from "./main.js";
 import { ApiClient } from "./client.js";
 import { FlotillaError } from "../protocol/errors.js";
-import type { JournalReply } from "../api/journal.js";
+import { MAX_JOURNAL_LINES, type JournalReply } from "../api/journal.js";
 
 export const registerJournal: CommandRegistrar = (program, globals) => {
   program
@@ -18,6 +18,12 @@ export const registerJournal: CommandRegistrar = (program, globals) => {
       if (!Number.isInteger(lines) || lines < 1) {
         throw new FlotillaError("bad_flag", `-n: "${o.lines}" is not a positive whole number`, { field: "lines", value: o.lines });
       }
+      if (lines > MAX_JOURNAL_LINES) {
+        throw new FlotillaError("bad_flag", `-n: ${lines} is more than the ${MAX_JOURNAL_LINES} lines the journal keeps per unit and machine`, {
+          field: "lines",
+          value: o.lines,
+        });
+      }
       const unit = unitArg.includes(".") ? unitArg : `${unitArg}.service`;
       const client = await ApiClient.connect(globals());
       const print = (l: { machineId: string; time: number; line: string }) =>
@@ -26,6 +32,9 @@ export const registerJournal: CommandRegistrar = (program, globals) => {
         // Subscribe first so that nothing written while the request runs is missed.
         const sub = o.follow ? client.nc.subscribe(client.names.journalUnitFilter(unit)) : undefined;
         const reply = await client.request<JournalReply>("journal", { name: unit, lines });
+        if (reply.omitted) {
+          process.stderr.write(`(${reply.omitted} older lines left out: the reply must fit in one NATS message; ask for fewer with -n)\n`);
+        }
         for (const l of reply.lines) print(l);
         if (!sub) return;
         const dec = new TextDecoder();

@@ -45,6 +45,8 @@ beforeAll(async () => {
     batch.push([names.journalSubject("other.service", "m1"), `other ${i}`]);
   }
   batch.push([names.journalSubject("few.service", "m1"), "few 0"], [names.journalSubject("few.service", "m1"), "few 1"]);
+  // wide.service: 200 lines of 15 KiB, 3 MB in all: more than one NATS message holds (the test server's 2 MB).
+  for (let i = 0; i < 200; i++) batch.push([names.journalSubject("wide.service", "m1"), `wide ${String(i).padStart(3, "0")} ${"w".repeat(15 * 1024)}`]);
   await publish(batch);
 });
 
@@ -97,6 +99,15 @@ describe("journal reads only the last N lines", () => {
       expect((await req({ name: "chatty.service", lines: "5" })).error.message).toContain('(got "5")');
       expect((await req({ name: "a\nb" })).error).toMatchObject({ code: "invalid_unit_name", field: "name" });
       expect((await req({ name: "chatty.service", follow: true })).error).toMatchObject({ code: "bad_request", field: "follow" });
+      // Asked for more than fits in one message: the newest lines that fit, and how many were left out.
+      const wide = await req({ name: "wide", lines: 200 });
+      expect(wide.error).toBeUndefined();
+      const kept = wide.lines.map((l: { line: string }) => l.line.slice(0, 8));
+      expect(wide.omitted).toBeGreaterThan(0);
+      expect(kept.length + wide.omitted).toBe(200);
+      expect(kept.length).toBeGreaterThan(100);
+      expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => `wide ${String(200 - kept.length + i).padStart(3, "0")}`));
+      expect(JSON.stringify(wide).length).toBeLessThanOrEqual(nats.nc.info!.max_payload);
     } finally {
       await api.stop();
     }

@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniquePrefix } from "../helpers/nats-server.js";
 import { useNatsServer } from "../helpers/fixture.js";
 import { startApiInProcess, type InProcessApi } from "../helpers/api-in-process.js";
-import { MAX_REQUEST_BYTES } from "../../src/api/service.js";
+import { ApiService, MAX_REQUEST_BYTES } from "../../src/api/service.js";
+import { Names } from "../../src/protocol/names.js";
+import { silentLogger } from "../../src/log.js";
 import { MAX_UNIT_FILE_BYTES } from "../../src/unit/index.js";
 import { listKeys } from "../../src/nats/kv-keys.js";
 
@@ -82,5 +84,29 @@ describe("request size limits", () => {
     const r = await submit(enc.encode(JSON.stringify({ units: [{ name: "multibyte.service", contents: over }] })));
     expect(r.error).toMatchObject({ code: "payload_too_large", field: "units[0].contents" });
     expect(await stored()).toEqual(["at-body-limit.service", "at-file-limit.service"]);
+  });
+});
+
+describe("a reply that cannot be sent", () => {
+  it("a reply over the server's max_payload is answered with payload_too_large, not silence, and the service goes on", async () => {
+    const names = new Names(uniquePrefix("big"));
+    const service = new ApiService({
+      nc: nats.nc,
+      names,
+      handlers: { huge: async () => ({ data: "x".repeat(nats.nc.info!.max_payload + 1) }), small: async () => ({ ok: 1 }) },
+      log: silentLogger,
+      version: "0.0.0-test",
+      machineId: "m-test",
+    });
+    await service.start();
+    try {
+      const m = await nats.nc.request(names.apiSubject("huge"), "", { timeout: 5000 });
+      expect(m.headers?.get("Nats-Service-Error-Code")).toBe("413");
+      expect(JSON.parse(new TextDecoder().decode(m.data)).error).toMatchObject({ code: "payload_too_large", field: "reply" });
+      const ok = await nats.nc.request(names.apiSubject("small"), "", { timeout: 5000 });
+      expect(JSON.parse(new TextDecoder().decode(ok.data))).toEqual({ ok: 1 });
+    } finally {
+      await service.stop();
+    }
   });
 });
