@@ -46,6 +46,8 @@ export interface ClusterSnapshot {
   schedule: Map<string, string[]>;
   /** unit -> why the leader could not place it */
   unplaced: Map<string, string>;
+  /** unit -> which filter refused which machines (the same, structured; at most 64 machines listed per filter) */
+  refusals?: Map<string, NonNullable<UnplacedRecord["refusals"]>>;
   /** unit -> every machine's state */
   states: Map<string, UnitStateRecord[]>;
   machines: Map<string, MachineRecord>;
@@ -53,16 +55,19 @@ export interface ClusterSnapshot {
   waiting?: Map<string, string>;
 }
 
-export async function readSchedule(b: BucketRef, log: Logger, filter = ">"): Promise<Pick<ClusterSnapshot, "schedule" | "unplaced">> {
+export async function readSchedule(b: BucketRef, log: Logger, filter = ">"): Promise<Pick<ClusterSnapshot, "schedule" | "unplaced" | "refusals">> {
   const schedule = new Map<string, string[]>();
   const unplaced = new Map<string, string>();
+  const refusals = new Map<string, NonNullable<UnplacedRecord["refusals"]>>();
   const entries = await getMany(b.kv, await listKeys(b.nc, b.name, filter));
   for (const e of entries) {
     if (!e || e.operation !== "PUT") continue;
     try {
       const u = keys.parseUnplaced(e.key);
       if (u !== undefined) {
-        unplaced.set(u, decodeAs(UnplacedRecord, e.value, `schedule/${e.key}`).reason);
+        const rec = decodeAs(UnplacedRecord, e.value, `schedule/${e.key}`);
+        unplaced.set(u, rec.reason);
+        if (rec.refusals) refusals.set(u, rec.refusals);
         continue;
       }
       const s = keys.parseSchedule(e.key);
@@ -73,7 +78,7 @@ export async function readSchedule(b: BucketRef, log: Logger, filter = ">"): Pro
       log.warn({ key: e.key, err: describeError(err) }, "skipping a schedule value that does not decode");
     }
   }
-  return { schedule, unplaced };
+  return { schedule, unplaced, refusals };
 }
 
 export async function readStates(b: BucketRef, log: Logger, filter = ">"): Promise<Map<string, UnitStateRecord[]>> {

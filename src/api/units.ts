@@ -195,6 +195,8 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
       unplaced: info.global && states.length === 0 && r.desiredState !== "inactive"
         ? (globalsWaiting(await store.listWithArrival(), log).get(r.name) ?? null)
         : row.unplaced,
+      /** Per filter, the machines it refused ({why, count, machines}), while the unit is unplaced. */
+      refusals: row.unplaced !== null ? (sched.refusals?.get(r.name) ?? []) : [],
       states,
       lastError: lastError(states),
     };

@@ -35,7 +35,8 @@ export type Action =
   | { type: "schedule"; unit: string; machineId: string; reason: string }
   /** Rewrite an entry in place (desired state or unit file changed, still valid there). */
   | { type: "update"; unit: string; machineId: string; reason: string }
-  | { type: "unplaced"; unit: string; reason: string }
+  /** refusals: which filter refused which machines (scheduler.ts Refusal), for status and the UI. */
+  | { type: "unplaced"; unit: string; reason: string; refusals?: { why: string; count: number; machines: string[] }[] }
   | { type: "clear-unplaced"; unit: string; reason: string };
 
 export const NO_FLEET_OPTIONS: FleetOptions = Object.freeze({

@@ -17,7 +17,7 @@
 //  5. Unplaced reasons are written when they change and cleared when a unit is placed or
 //     no longer needs a place.
 import type { Action, EngineMachine, EngineUnit, Placement } from "./model.js";
-import { ClusterState } from "./scheduler.js";
+import { ClusterState, type Refusal } from "./scheduler.js";
 
 export interface ReconcileInput {
   units: ReadonlyMap<string, EngineUnit>;
@@ -117,6 +117,7 @@ export function reconcile(input: ReconcileInput): Action[] {
     return fa - fb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   });
   const notPlaced = new Map<string, string>();
+  const refusals = new Map<string, Refusal[]>();
   const evictedOnce = new Set<string>();
   for (let i = 0; i < queue.length; i++) {
     const u = queue[i]!;
@@ -127,6 +128,7 @@ export function reconcile(input: ReconcileInput): Action[] {
     const d = state.decide(u);
     if (!d.ok) {
       notPlaced.set(u.name, d.reason);
+      refusals.set(u.name, d.refusals);
       continue;
     }
     for (const e of d.evicts) {
@@ -149,7 +151,9 @@ export function reconcile(input: ReconcileInput): Action[] {
 
   // 5. reasons
   for (const [unit, reason] of notPlaced) {
-    if (unplaced.get(unit) !== reason) reasons.push({ type: "unplaced", unit, reason });
+    if (unplaced.get(unit) === reason) continue;
+    const r = refusals.get(unit);
+    reasons.push(r?.length ? { type: "unplaced", unit, reason, refusals: r } : { type: "unplaced", unit, reason });
   }
   for (const unit of unplaced.keys()) {
     if (notPlaced.has(unit)) continue;

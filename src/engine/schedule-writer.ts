@@ -149,7 +149,7 @@ export class ScheduleWriter {
       (a) =>
         a.type === "clear-unplaced"
           ? { subject: subject(keys.unplaced(a.unit)), data: Empty, del: true }
-          : { subject: subject(keys.unplaced(a.unit)), data: encode({ unit: a.unit, reason: a.reason, epoch: ctx.epoch, at: now } satisfies UnplacedRecord) },
+          : { subject: subject(keys.unplaced(a.unit)), data: encode({ unit: a.unit, reason: a.reason, ...(a.type === "unplaced" && a.refusals ? { refusals: a.refusals } : {}), epoch: ctx.epoch, at: now } satisfies UnplacedRecord) },
       (a, key, revision) => {
         if (a.type === "clear-unplaced") res.unplacedCleared.push({ unit: a.unit, key, revision });
         else {

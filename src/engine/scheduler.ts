@@ -52,9 +52,29 @@ export interface Rejection {
 
 const NONE: ReadonlySet<string> = new Set();
 
+/** Which filter refused which machines (structured, for status and the UI); machines capped at REFUSAL_MACHINES. */
+export interface Refusal {
+  why: string;
+  count: number;
+  machines: string[];
+}
+export const REFUSAL_MACHINES = 64;
+
 export type Decision =
   | { ok: true; machineId: string; evicts: string[] }
-  | { ok: false; reason: string };
+  | { ok: false; reason: string; refusals: Refusal[] };
+
+/** Groups per-machine rejections by phrase, most common first (the order combine() says them in). */
+export function refusalsOf(list: { id: string; r: Rejection }[]): Refusal[] {
+  const by = new Map<string, Refusal>();
+  for (const { id, r } of list) {
+    let g = by.get(r.one);
+    if (!g) by.set(r.one, (g = { why: r.one, count: 0, machines: [] }));
+    g.count++;
+    if (g.machines.length < REFUSAL_MACHINES) g.machines.push(id);
+  }
+  return [...by.values()].sort((a, b) => b.count - a.count || (a.why < b.why ? -1 : 1));
+}
 
 export class ClusterState {
   readonly machines: EngineMachine[];
@@ -249,30 +269,31 @@ export class ClusterState {
 
   /** Chooses a machine for an unplaced unit, or says why none fits. */
   decide(u: EngineUnit): Decision {
-    if (this.machines.length === 0) return { ok: false, reason: "no live machines" };
+    if (this.machines.length === 0) return { ok: false, reason: "no live machines", refusals: [] };
     // A global unit can only block u through its own Conflicts, which namedByOthers sees.
     if (isUnconstrained(u) && !this.namedByOthers(u)) {
       const id = this.leastLoadedActive();
       if (id !== undefined) return { ok: true, machineId: id, evicts: [] };
-      return { ok: false, reason: combine(this.machines.map((m) => this.reject(u, m)!)) };
+      const all = this.machines.map((m) => ({ id: m.id, r: this.reject(u, m)! }));
+      return { ok: false, reason: combine(all.map((x) => x.r)), refusals: refusalsOf(all) };
     }
     for (const peer of u.fleet.machineOf) {
-      if (!this.where.has(peer)) return { ok: false, reason: `MachineOf peer ${peer} is not placed` };
+      if (!this.where.has(peer)) return { ok: false, reason: `MachineOf peer ${peer} is not placed`, refusals: [] };
     }
     let best: { id: string; load: number; evicts: string[] } | undefined;
-    const rejections: Rejection[] = [];
+    const rejections: { id: string; r: Rejection }[] = [];
     for (const m of this.machines) {
       const evicts: string[] = [];
       const r = this.reject(u, m, evicts);
       if (r) {
-        rejections.push(r);
+        rejections.push({ id: m.id, r });
         continue;
       }
       const load = this.load(m.id) - evicts.length;
       if (!best || load < best.load) best = { id: m.id, load, evicts };
     }
     if (best) return { ok: true, machineId: best.id, evicts: best.evicts };
-    return { ok: false, reason: combine(rejections) };
+    return { ok: false, reason: combine(rejections.map((x) => x.r)), refusals: refusalsOf(rejections) };
   }
 
   private leastLoadedActive(): string | undefined {

@@ -127,6 +127,8 @@ export const UnplacedRecord = z.object({
   unit: z.string().min(1),
   /** The combined explanation of every filter, e.g. "3 machines lack region=eu; 1 conflicts with web@1.service". */
   reason: z.string(),
+  /** The same, per filter: which machines it refused (at most 64 listed per filter; count is all). */
+  refusals: z.array(z.object({ why: z.string(), count: z.number().int().nonnegative(), machines: z.array(z.string()) })).optional(),
   epoch: z.number().int().nonnegative(),
   at: millis,
 });

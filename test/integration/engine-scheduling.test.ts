@@ -6,6 +6,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { useNatsServer } from "../helpers/fixture.js";
 import { check } from "../helpers/check.js";
 import { EngineCluster, unitFile } from "../helpers/engine-cluster.js";
+import { decodeAs } from "../../src/protocol/codec.js";
+import { UnplacedRecord } from "../../src/protocol/messages.js";
+import { keys } from "../../src/protocol/names.js";
 
 const nats = useNatsServer();
 let c: EngineCluster | undefined;
@@ -145,6 +148,9 @@ describe("engine scheduling (fleet's functional scenarios)", () => {
     await c.putUnit("ap.service", unitFile({ MachineMetadata: "region=ap" }));
     await check(async () => (await c.schedule()).get("eu-ssd.service")?.[0] === "m2", 10_000, "eu-ssd on m2");
     expect(await check(() => c.unplacedReason("ap.service"), 5000, "ap's reason")).toBe("3 machines lack region=ap");
+    // The same, structured per machine, in the stored record (status and the UI show it).
+    const rec = decodeAs(UnplacedRecord, (await c.buckets.schedule.get(keys.unplaced("ap.service")))!.value, "unplaced");
+    expect(rec.refusals).toEqual([{ why: "lacks region=ap", count: 3, machines: ["m1", "m2", "m3"] }]);
   });
 
   it("drain moves units away; pause takes no new units but keeps its own", async () => {

@@ -39,7 +39,7 @@ describe("the engine picks the running globals first come, first served", () => 
   it("a unit that conflicts with the global that runs is not placed, and says so", () => {
     const web = unit("web.service", { conflicts: ["zeta.service"] }, 9);
     const actions = reconcile({ units: new Map([zeta, alpha, web].map((u) => [u.name, u])), machines: new Map([["m1", m1]]), placements: [], unplaced: new Map() });
-    expect(actions).toEqual([{ type: "unplaced", unit: "web.service", reason: "1 machine conflicts with zeta.service" }]);
+    expect(actions).toEqual([{ type: "unplaced", unit: "web.service", reason: "1 machine conflicts with zeta.service", refusals: [{ why: "conflicts with zeta.service", count: 1, machines: ["m1"] }] }]);
   });
 });
 

@@ -300,7 +300,7 @@ describe("scheduler", () => {
     expect(combine([{ one: "is paused", many: "are paused" }, { one: "lacks x=1", many: "lack x=1" }, { one: "lacks x=1", many: "lack x=1" }])).toBe(
       "2 machines lack x=1; 1 is paused",
     );
-    expect(new ClusterState(new Map(), []).decide(unit("a.service"))).toEqual({ ok: false, reason: "no live machines" });
+    expect(new ClusterState(new Map(), []).decide(unit("a.service"))).toEqual({ ok: false, reason: "no live machines", refusals: [] });
   });
 });
 
@@ -330,5 +330,34 @@ describe("scheduler boundaries", () => {
     const a2 = run(memUnits, [machine("m1", { capacity: cap })]);
     expect(a2.filter((a) => a.type === "schedule").map((a) => a.unit)).toEqual(["a.service", "b.service"]);
     expect((a2.find((a) => a.type === "unplaced") as { reason: string }).reason).toMatch(/lacks 1 B free memory|lacks .* free memory/);
+  });
+});
+
+describe("why a unit is not placed, per machine", () => {
+  it("groups the machines each filter refused, most common first, with the combined sentence", () => {
+    const u = unit("eu.service", { machineMetadata: { region: ["eu"] }, conflicts: ["other.service"] });
+    const other = unit("other.service", { machineId: "m4" });
+    const ms = [machine("m1", { metadata: { region: "us" } }), machine("m2", { metadata: { region: "us" } }), machine("m3", { availability: "drain", metadata: { region: "eu" } }), machine("m4", { metadata: { region: "eu" } })];
+    const actions = run([u, other], ms, [at(other, "m4")]);
+    const un = actions.find((a) => a.type === "unplaced" && a.unit === "eu.service");
+    expect(un).toEqual({
+      type: "unplaced",
+      unit: "eu.service",
+      reason: "2 machines lack region=eu; 1 conflicts with other.service; 1 is draining",
+      refusals: [
+        { why: "lacks region=eu", count: 2, machines: ["m1", "m2"] },
+        { why: "conflicts with other.service", count: 1, machines: ["m4"] },
+        { why: "is draining", count: 1, machines: ["m3"] },
+      ],
+    });
+  });
+
+  it("lists at most 64 machines per filter, and counts them all", () => {
+    const u = unit("eu.service", { machineMetadata: { region: ["eu"] } });
+    const ms = Array.from({ length: 100 }, (_, i) => machine(`m${String(i).padStart(3, "0")}`));
+    const un = run([u], ms).find((a) => a.type === "unplaced") as { refusals: { count: number; machines: string[] }[] };
+    expect(un.refusals).toHaveLength(1);
+    expect(un.refusals[0]!.count).toBe(100);
+    expect(un.refusals[0]!.machines).toHaveLength(64);
   });
 });
