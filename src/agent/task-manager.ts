@@ -8,7 +8,7 @@ import { describeError } from "../protocol/errors.js";
 import type { ParsedUnit, ServiceOptions } from "../unit/types.js";
 import { fatalError, type Controller, type Executor, type RunInfo } from "../exec/executor.js";
 import { taskMachine, type TaskMachine } from "./task.machine.js";
-import { decideRestart } from "./task-policy.js";
+import { decideRestart, recordStart } from "./task-policy.js";
 import type { ResumedTask, TaskStatus, WorkerStore } from "./worker-store.js";
 
 export type Target = "loaded" | "launched";
@@ -40,6 +40,7 @@ export class TaskManager {
   private actor?: Actor<TaskMachine>;
   private controller?: Controller;
   private restarts = 0;
+  /** Start times the start limit can still count (bounded by recordStart to StartLimitBurst). */
   private starts: number[] = [];
   private restartTimer?: NodeJS.Timeout;
   private stopRequested = false;
@@ -67,6 +68,11 @@ export class TaskManager {
 
   get status(): TaskStatus | undefined {
     return this.last;
+  }
+
+  /** The start history the start limit is decided from (for tests: it stays bounded). */
+  get startHistory(): readonly number[] {
+    return this.starts;
   }
 
   /** Begins driving the task: resumes what the store knew, else a first attempt. */
@@ -165,7 +171,7 @@ export class TaskManager {
           await ctrl.prepare();
         }),
         start: fromPromise(async () => {
-          this.starts.push(Date.now());
+          this.starts = recordStart(this.starts, Date.now(), service!.startLimitBurst, service!.startLimitIntervalMs);
           const run = await ctrl!.start();
           await store.putRun(unit, run);
           return run;

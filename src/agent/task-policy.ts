@@ -55,6 +55,20 @@ export type RestartDecision =
   | { restart: true; delayMs: number; reason: string }
   | { restart: false; reason: string; limitHit: boolean };
 
+/**
+ * The start history after a start at `now`: only what decideRestart can still count. A start
+ * `intervalMs` or more ago never counts again (the window only moves forward), and of the rest
+ * only the newest `burst` matter (the limit asks whether `burst` of them are recent, and the
+ * recent ones are the newest). So a unit restarted forever keeps at most `burst` entries.
+ */
+export function recordStart(starts: readonly number[], now: number, burst: number, intervalMs: number): number[] {
+  const keep = Math.max(0, burst);
+  if (keep === 0) return [];
+  const out = starts.filter((t) => now - t < intervalMs);
+  out.push(now);
+  return out.length > keep ? out.slice(out.length - keep) : out;
+}
+
 /** systemd's Restart= with StartLimitBurst= within StartLimitIntervalSec=. */
 export function decideRestart(i: RestartInput): RestartDecision {
   const wants = i.policy === "always" || (i.policy === "on-failure" && i.outcome === "failed");
