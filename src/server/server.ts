@@ -21,7 +21,8 @@ import { buildHandlers } from "../api/handlers.js";
 import { VERSION } from "../version.js";
 import { componentFactories, serialized } from "./components.js";
 import type { ClusterContext, Component, DaemonConfig } from "./context.js";
-import { inspector } from "./inspect.js";
+import { inspector } from "../inspect/publisher.js";
+import { ensureInspectStream } from "../inspect/stream.js";
 import { detectHost } from "../machine/detect.js";
 import { machineMachine } from "../machine/machine.machine.js";
 import { heartMachine } from "../machine/heart.machine.js";
@@ -149,6 +150,8 @@ export class Daemon {
       signal,
     );
     this.buckets = buckets;
+    // The inspect stream (inspection v2): a viewer that comes late reads every actor's state there.
+    await this.untilJetStream("create the inspect stream", () => ensureInspectStream(nc, this.names, undefined, c.replicas), nc, log, signal);
 
     const facts = detectHost();
     this.machine = createActor(
