@@ -4,6 +4,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { FlotillaError, describeError, type ErrorCode } from "../protocol/errors.js";
 import { Names } from "../protocol/names.js";
 import { connectOnce, type NatsOptions } from "../nats/connection.js";
+import { permissionViolation } from "../auth/probe.js";
 
 export interface GlobalOptions extends NatsOptions {
   prefix: string;
@@ -15,11 +16,12 @@ export class ApiClient {
     readonly nc: NatsConnection,
     readonly names: Names,
     private readonly timeoutMs = 10_000,
+    private readonly user?: string,
   ) {}
 
   static async connect(g: GlobalOptions): Promise<ApiClient> {
     const nc = await connectOnce({ ...g, name: "flotilla-cli" });
-    return new ApiClient(nc, new Names(g.prefix), g.timeout);
+    return new ApiClient(nc, new Names(g.prefix), g.timeout, g.user);
   }
 
   async request<T = unknown>(verb: string, body: unknown = {}, timeoutMs = this.timeoutMs): Promise<T> {
@@ -28,6 +30,14 @@ export class ApiClient {
       msg = await this.nc.request(this.names.apiSubject(verb), JSON.stringify(body), { timeout: timeoutMs });
     } catch (e) {
       const text = describeError(e);
+      if (permissionViolation(e)) {
+        throw new FlotillaError(
+          "permission_denied",
+          `NATS refused ${this.user ? `user "${this.user}"` : "these credentials"} to send ${verb} (${this.names.apiSubject(verb)}): ` +
+            `this role may not; use the operator's credentials (flotilla up writes <data-dir>/auth/operator.env)`,
+          { field: "verb", value: verb },
+        );
+      }
       if (/no responders|503/i.test(text)) {
         throw new FlotillaError(
           "nats_unavailable",

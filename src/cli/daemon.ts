@@ -7,6 +7,12 @@ import { loadConfig, type RawConfig } from "../server/config.js";
 import { Daemon, SHUTDOWN_BUDGET_MS } from "../server/server.js";
 import { createLogger } from "../log.js";
 import { FlotillaError } from "../protocol/errors.js";
+import { Names } from "../protocol/names.js";
+import { connectWithRetry } from "../nats/connection.js";
+import { ensureStateDir, resolveMachineId } from "../machine/machine-id.js";
+import { probePermissions } from "../auth/probe.js";
+import type { DaemonConfig } from "../server/context.js";
+import type { Logger } from "pino";
 
 interface DaemonFlags {
   config?: string;
@@ -18,6 +24,7 @@ interface DaemonFlags {
   agentTtl?: string;
   leaseTtl?: string;
   engine?: boolean;
+  api?: boolean;
   stopTasksOnExit?: boolean;
   reconcileInterval?: string;
   replicas?: string;
@@ -33,6 +40,9 @@ export function flagsOf(program: Command, cmd: Command): RawConfig {
   if (fromCli(program, "nats")) flags.nats_url = g.nats;
   if (fromCli(program, "prefix")) flags.prefix = g.prefix;
   for (const k of ["creds", "user", "password", "token"] as const) if (fromCli(program, k)) flags[k] = g[k];
+  if (fromCli(program, "tlsCa")) flags.tls_ca = g.tlsCa;
+  if (fromCli(program, "tlsCert")) flags.tls_cert = g.tlsCert;
+  if (fromCli(program, "tlsKey")) flags.tls_key = g.tlsKey;
   if (o.machineId !== undefined) flags.machine_id = o.machineId;
   if (o.metadata !== undefined) flags.metadata = o.metadata;
   if (o.publicIp !== undefined) flags.public_ip = o.publicIp;
@@ -43,6 +53,7 @@ export function flagsOf(program: Command, cmd: Command): RawConfig {
   if (o.reconcileInterval !== undefined) flags.reconcile_interval = o.reconcileInterval;
   if (o.replicas !== undefined) flags.replicas = o.replicas;
   if (fromCli(cmd, "engine") && o.engine === false) flags.disable_engine = "true";
+  if (fromCli(cmd, "api") && o.api === false) flags.disable_api = "true";
   if (o.stopTasksOnExit) flags.stop_tasks_on_exit = "true";
   if (o.taskLogMaxSize !== undefined) flags.task_log_max_size = o.taskLogMaxSize;
   return flags;
@@ -61,6 +72,7 @@ export function addDaemonOptions(cmd: Command): Command {
     .option("--reconcile-interval <duration>", "engine reconcile period (default 2s)")
     .option("--replicas <n>", "replicas of the KV buckets (default 1)")
     .option("--no-engine", "do not run the engine on this machine (agent only)")
+    .option("--no-api", "do not serve the API from this machine (with --no-engine: what a machine-role user may run; docs/auth.md)")
     .option("--task-log-max-size <size>", "a task's output file under <state-dir>/logs is rotated past this size (default 64M)")
     .option(
       "--stop-tasks-on-exit",
@@ -75,8 +87,8 @@ export async function runDaemon(program: Command, cmd: Command): Promise<number>
   const { config, warnings } = loadConfig({ flags: flagsOf(program, cmd), file: o.config });
   for (const w of warnings) log.warn(w);
 
-  const daemon = new Daemon(config, log);
   const abort = new AbortController();
+  const daemon = new Daemon(config, log);
   let stopped: Promise<void> | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopped) {
@@ -95,6 +107,7 @@ export async function runDaemon(program: Command, cmd: Command): Promise<number>
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
+    if (config.user || config.creds || config.token) await checkPermissions(config, log, abort.signal);
     await daemon.start(abort.signal);
   } catch (e) {
     if (stopped) {
@@ -115,6 +128,25 @@ export async function runDaemon(program: Command, cmd: Command): Promise<number>
   // Anything a component forgot to close must not keep a stopped daemon alive.
   setTimeout(() => process.exit(process.exitCode ?? 0), 300).unref();
   return 0;
+}
+
+/**
+ * With credentials, before anything starts: are we allowed what this configuration does? A
+ * refusal is a FlotillaError("permission_denied") naming the subject and the role (exit 1).
+ */
+async function checkPermissions(config: DaemonConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  ensureStateDir(config.stateDir);
+  const machineId = resolveMachineId(config.stateDir, config.machineId);
+  const nc = await connectWithRetry(
+    { url: config.natsUrl, creds: config.creds, user: config.user, password: config.password, token: config.token, tls: config.tls, name: `flotilla-daemon-${machineId}-probe` },
+    log,
+    signal,
+  );
+  try {
+    await probePermissions(nc, new Names(config.prefix), { machineId, engine: config.engineEnabled, api: config.apiEnabled !== false }, config.user);
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
 }
 
 export const registerDaemon: CommandRegistrar = (program) => {

@@ -12,6 +12,7 @@ export type CommandRegistrar = (program: Command, globals: () => GlobalOptions) 
 
 /** Registrars of every command group; each file appends itself in registry.ts. */
 import { registrars } from "./registry.js";
+import { registerAuth } from "./auth.js";
 
 export function buildProgram(): Command {
   const program = new Command("flotilla");
@@ -24,6 +25,9 @@ export function buildProgram(): Command {
     .option("--user <user>", "NATS user (env NATS_USER)", process.env.NATS_USER)
     .option("--password <password>", "NATS password (env NATS_PASSWORD)", process.env.NATS_PASSWORD)
     .option("--token <token>", "NATS token (env NATS_TOKEN)", process.env.NATS_TOKEN)
+    .option("--tls-ca <file>", "CA certificate(s) to trust for the NATS server's TLS (env NATS_CA)", process.env.NATS_CA)
+    .option("--tls-cert <file>", "client certificate for NATS TLS (env NATS_CERT)", process.env.NATS_CERT)
+    .option("--tls-key <file>", "key of the client certificate (env NATS_KEY)", process.env.NATS_KEY)
     .option("--request-timeout <ms>", "timeout of one API request in ms", "10000")
     .showHelpAfterError()
     .exitOverride();
@@ -35,6 +39,9 @@ export function buildProgram(): Command {
       user?: string;
       password?: string;
       token?: string;
+      tlsCa?: string;
+      tlsCert?: string;
+      tlsKey?: string;
       requestTimeout: string;
     }>();
     return {
@@ -44,10 +51,11 @@ export function buildProgram(): Command {
       user: o.user,
       password: o.password,
       token: o.token,
+      tls: o.tlsCa || o.tlsCert || o.tlsKey ? { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey } : undefined,
       timeout: Number(o.requestTimeout) || 10_000,
     };
   };
-  for (const register of registrars) register(program, globals);
+  for (const register of [...registrars, registerAuth]) register(program, globals);
   return program;
 }
 

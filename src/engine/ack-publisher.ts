@@ -63,7 +63,8 @@ const delHeaders = (): MsgHdrs => {
 };
 
 export class AckPublisher {
-  private readonly inbox = createInbox();
+  // Under the connection's inboxPrefix: with auth a user may subscribe to its own replies only.
+  private inbox = "";
   private sub?: Subscription;
   private sweep?: NodeJS.Timeout;
   private next = 0;
@@ -76,6 +77,7 @@ export class AckPublisher {
 
   private open(): void {
     if (this.sub) return;
+    this.inbox ||= createInbox((this.nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
     const dec = new TextDecoder();
     this.sub = this.nc.subscribe(`${this.inbox}.*`, {
       callback: (err, msg) => {

@@ -5,6 +5,7 @@ import { connect } from "@nats-io/transport-node";
 import { credsAuthenticator, type NatsConnection, type ConnectionOptions } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { FlotillaError, describeError } from "../protocol/errors.js";
+import { inboxPrefixFor } from "../auth/roles.js";
 
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
@@ -15,9 +16,17 @@ export interface NatsAuth {
   token?: string;
 }
 
+/** Client TLS (docs/auth.md): a CA to trust, and a certificate + key when the server wants one. */
+export interface NatsTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
 export interface NatsOptions extends NatsAuth {
   url?: string; // comma-separated list allowed
   name?: string;
+  tls?: NatsTls;
 }
 
 export async function connectionOptions(opts: NatsOptions): Promise<ConnectionOptions> {
@@ -48,6 +57,14 @@ export async function connectionOptions(opts: NatsOptions): Promise<ConnectionOp
   if (opts.user) co.user = opts.user;
   if (opts.password) co.pass = opts.password;
   if (opts.token) co.token = opts.token;
+  // Replies to a user's requests arrive under its own prefix, which only it may subscribe to.
+  if (opts.user) co.inboxPrefix = inboxPrefixFor(opts.user);
+  if (opts.tls && (opts.tls.ca || opts.tls.cert || opts.tls.key)) {
+    co.tls = {};
+    if (opts.tls.ca) co.tls.caFile = opts.tls.ca;
+    if (opts.tls.cert) co.tls.certFile = opts.tls.cert;
+    if (opts.tls.key) co.tls.keyFile = opts.tls.key;
+  }
   return co;
 }
 
@@ -57,6 +74,15 @@ export async function connectOnce(opts: NatsOptions, timeoutMs = 3000): Promise<
   try {
     return await connect({ ...co, timeout: timeoutMs });
   } catch (e) {
+    if (/authorization violation|authentication/i.test(describeError(e))) {
+      throw new FlotillaError(
+        "auth_failed",
+        `NATS at ${(co.servers as string[]).join(",")} refused the credentials` +
+          `${opts.user ? ` of user "${opts.user}"` : opts.creds ? ` in ${opts.creds}` : " (none given)"}: ` +
+          `check --user/--password (NATS_USER, NATS_PASSWORD) or --creds; flotilla up writes them to <data-dir>/auth/*.env`,
+        { field: "user", value: opts.user, cause: e },
+      );
+    }
     throw new FlotillaError(
       "nats_unavailable",
       `cannot reach NATS at ${(co.servers as string[]).join(",")}: ${describeError(e)}. ` +
@@ -83,6 +109,8 @@ export async function connectWithRetry(
       return nc;
     } catch (e) {
       if (signal?.aborted) throw e;
+      // Wrong credentials do not get better by waiting.
+      if (e instanceof FlotillaError && e.code === "auth_failed") throw e;
       log.warn(`${describeError(e)} (attempt ${attempt}, retrying in ${delay} ms)`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, delay);

@@ -21,6 +21,8 @@ export const ErrorCodes = [
   "internal",
   "not_supported",
   "exec_failed", // a task could not be prepared, started or stopped (agent/executor)
+  "auth_failed", // NATS refused the credentials (user, password, creds file, TLS)
+  "permission_denied", // NATS refused a publish or subscribe these credentials need
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 

@@ -31,6 +31,10 @@ export const CONFIG_KEYS = {
   user: { env: ["FLOTILLA_USER", "NATS_USER"], flag: "--user" },
   password: { env: ["FLOTILLA_PASSWORD", "NATS_PASSWORD"], flag: "--password" },
   token: { env: ["FLOTILLA_TOKEN", "NATS_TOKEN"], flag: "--token" },
+  tls_ca: { env: ["FLOTILLA_TLS_CA", "NATS_CA"], flag: "--tls-ca" },
+  tls_cert: { env: ["FLOTILLA_TLS_CERT", "NATS_CERT"], flag: "--tls-cert" },
+  tls_key: { env: ["FLOTILLA_TLS_KEY", "NATS_KEY"], flag: "--tls-key" },
+  disable_api: { env: ["FLOTILLA_DISABLE_API"], flag: "--no-api" },
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -168,6 +172,20 @@ function ttl(v: string, field: string): number {
   return ms;
 }
 
+/** Client TLS files; a certificate without its key (or the reverse) is an error naming both. */
+function tlsOf(m: RawConfig): DaemonConfig["tls"] {
+  if (!m.tls_ca && !m.tls_cert && !m.tls_key) return undefined;
+  if (Boolean(m.tls_cert) !== Boolean(m.tls_key)) {
+    const missing = m.tls_cert ? "tls_key" : "tls_cert";
+    throw new FlotillaError(
+      "bad_config",
+      `${missing} is missing: a client certificate (--tls-cert) and its key (--tls-key) go together`,
+      { field: missing, value: m.tls_cert ?? m.tls_key },
+    );
+  }
+  return { ca: m.tls_ca || undefined, cert: m.tls_cert || undefined, key: m.tls_key || undefined };
+}
+
 export interface LoadedConfig {
   config: DaemonConfig;
   warnings: string[];
@@ -211,6 +229,8 @@ export function loadConfig(o: { flags: RawConfig; env?: NodeJS.ProcessEnv; file?
     user: m.user || undefined,
     password: m.password || undefined,
     token: m.token || undefined,
+    tls: tlsOf(m),
+    apiEnabled: !parseBool(m.disable_api ?? "false", "disable_api"),
   };
   return { config, warnings: file.warnings, sources };
 }

@@ -34,6 +34,10 @@ export interface DaemonConfig {
   user?: string;
   password?: string;
   token?: string;
+  /** Client TLS files (--tls-ca, --tls-cert, --tls-key). */
+  tls?: { ca?: string; cert?: string; key?: string };
+  /** --no-api: this daemon does not serve the API (a machine-role daemon under auth). Default on. */
+  apiEnabled?: boolean;
 }
 
 export interface ClusterContext {

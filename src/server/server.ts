@@ -134,7 +134,7 @@ export class Daemon {
     const availability = readAvailability(c.stateDir);
 
     const nc = await connectWithRetry(
-      { url: c.natsUrl, creds: c.creds, user: c.user, password: c.password, token: c.token, name: `flotilla-daemon-${this.machineId}` },
+      { url: c.natsUrl, creds: c.creds, user: c.user, password: c.password, token: c.token, tls: c.tls, name: `flotilla-daemon-${this.machineId}` },
       log,
       signal,
     );
@@ -377,6 +377,7 @@ export class Daemon {
           user: c.user,
           password: c.password,
           token: c.token,
+          tls: c.tls,
           name: `flotilla-daemon-${this.machineId}-${name}`,
         });
       },
@@ -386,7 +387,7 @@ export class Daemon {
   private async startComponents(log: Logger): Promise<void> {
     if (this.componentsUp) return;
     const ctx = this.context(log);
-    if (!this.api) {
+    if (!this.api && this.config.apiEnabled !== false) {
       this.api = new ApiService({
         nc: this.nc!,
         names: this.names,
@@ -409,7 +410,7 @@ export class Daemon {
       }
     }
     this.componentsUp = true;
-    await this.api.start();
+    await this.api?.start();
     for (const { name, component } of this.components) {
       try {
         await component.start();
