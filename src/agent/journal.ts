@@ -18,7 +18,7 @@
 // never collide with the last one's.
 import { promises as fsp, statSync } from "node:fs";
 import type { NatsConnection, Status } from "@nats-io/nats-core";
-import { jetstream, jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, JetStreamApiError, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Names } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
@@ -104,6 +104,13 @@ export function splitLines(buf: Uint8Array, base: number, rest = false): LogLine
 /** A new epoch: later than the last one and than any this host handed out before. */
 function nextEpoch(prev = 0): number {
   return Math.max(prev + 1, Date.now());
+}
+
+/** JetStream's "message size exceeds maximum allowed": the stream refuses this line for good. */
+const MESSAGE_TOO_LARGE = 10054;
+
+function refusedForGood(e: unknown): boolean {
+  return e instanceof JetStreamApiError && e.code === MESSAGE_TOO_LARGE;
 }
 
 function streamMissing(e: unknown): boolean {
@@ -250,7 +257,7 @@ export class JournalTailer {
         t.epoch = nextEpoch(t.epoch);
       }
       if (st.size > t.acked) await this.send(t, st.size, final);
-      if (this.o.maxFileBytes && t.acked >= this.o.maxFileBytes) await this.rotate(t);
+      if (this.o.maxFileBytes && t.acked >= this.o.maxFileBytes && !this.stopped) await this.rotate(t);
       if (t.acked !== t.savedOffset || t.epoch !== t.savedEpoch) void this.saveOffset(t);
     } catch (e) {
       this.o.log.debug({ unit: t.unit, err: describeError(e) }, "journal read failed");
@@ -290,7 +297,16 @@ export class JournalTailer {
       lines.map((l) => this.js.publish(t.subject, l.data, { msgID: `${t.subject}:${t.epoch}:${l.end}` })),
     );
     let ok = 0;
-    while (ok < results.length && results[ok]!.status === "fulfilled") ok++;
+    for (; ok < results.length; ok++) {
+      const r = results[ok]!;
+      if (r.status === "fulfilled") continue;
+      if (!refusedForGood(r.reason)) break;
+      // Resending it would stop this unit's journal for good: skip the one line, say so.
+      this.o.log.warn(
+        { unit: t.unit, offset: lines[ok]!.end, bytes: lines[ok]!.data.length },
+        `journal: the stream ${this.o.names.journalStream()} refuses a line of ${t.unit} (${describeError(r.reason)}); skipping that line (it stays in ${t.file})`,
+      );
+    }
     if (ok > 0) t.acked = lines[ok - 1]!.end;
     if (ok === results.length) {
       if (t.failures > 0) this.o.log.info({ unit: t.unit, failures: t.failures }, "journal: task output reaches the journal again (resent from where it stopped)");

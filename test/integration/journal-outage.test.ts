@@ -27,7 +27,8 @@ afterAll(async () => {
   await server?.dispose();
 });
 
-const COUNTER = '[Service]\nExecStart=/bin/sh -c "i=0; while :; do i=$$((i+1)); echo n=$$i; sleep 0.05; done"\n';
+const LOOP = "i=0; while :; do i=$$((i+1)); echo n=$$i; sleep 0.05; done";
+const COUNTER = `[Service]\nExecStart=/bin/sh -c "${LOOP}"\n`;
 
 /** The highest number the task has written to its log file so far. */
 function lastWritten(h: AgentHost, unit: string): number {
@@ -151,6 +152,22 @@ describe("journal", () => {
       const got = await journalNumbers(h);
       return got.length > 0 && got[got.length - 1]! >= atStart + 10 && got;
     }, 20_000, `the journal past n=${atStart + 10}`, 250);
+    expect(firstBreak(ns, 1)).toBeUndefined();
+  });
+
+  test("a line the stream refuses for good (over its max_msg_size) is skipped; the lines after it still arrive", async () => {
+    const h = await agentHost({ url: server.url, prefix: uniquePrefix("jbig"), machineId: "m1" });
+    hosts.push(h);
+    const jsm = await jetstreamManager(h.nc);
+    const name = h.ctx.names.journalStream();
+    const info = await jsm.streams.info(name);
+    await jsm.streams.update(name, { ...info.config, max_msg_size: 256 });
+    const unit = "counter.service";
+    await schedule(h.ctx.buckets, "m1", unit, `[Service]\nExecStart=/bin/sh -c "echo ${"x".repeat(400)}; ${LOOP}"\n`);
+    const ns = await check(async () => {
+      const got = await journalNumbers(h);
+      return got.length >= 10 && got;
+    }, 15_000, "10 numbered lines past the refused one", 250);
     expect(firstBreak(ns, 1)).toBeUndefined();
   });
 
