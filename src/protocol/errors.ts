@@ -84,18 +84,31 @@ export function isWrongLastSequence(e: unknown): boolean {
  */
 export function showValue(v: unknown, max = 60): string {
   let out: string;
-  if (typeof v === "string") out = JSON.stringify(v.length > max * 2 ? v.slice(0, max * 2) : v);
-  else if (v === null || typeof v === "number" || typeof v === "boolean") out = String(v);
+  if (typeof v === "string") {
+    // Shortened inside the quotes ("aaaa…"), escapes counted.
+    let cut = Math.min(v.length, max);
+    let q = quote(v.slice(0, cut));
+    while (q.length > max - 1 && cut > 0) {
+      cut = Math.floor(cut * 0.8);
+      q = quote(v.slice(0, cut));
+    }
+    return cut < v.length ? `${q.slice(0, -1)}…"` : q;
+  } else if (v === null || typeof v === "number" || typeof v === "boolean") out = String(v);
   else if (v === undefined) out = "nothing";
   else if (Array.isArray(v)) out = v.length === 0 ? "[]" : `an array of ${v.length}`;
   else if (typeof v === "object") {
     const ks = Object.keys(v);
     out = ks.length === 0 ? "{}" : `an object with ${ks.slice(0, 3).map((k) => showValue(k, 20)).join(", ")}${ks.length > 3 ? ", …" : ""}`;
   } else out = typeof v;
-  // JSON.stringify leaves U+2028/2029 and C1 controls alone; a message must stay one clean line.
-  out = out.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  out = escapeControls(out);
   return out.length > max ? `${out.slice(0, max - 1)}…` : out;
 }
+
+/** JSON.stringify leaves U+2028/2029 and C1 controls alone; a message must stay one clean line. */
+function escapeControls(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+const quote = (s: string): string => escapeControls(JSON.stringify(s));
 
 /** An error message as one header line: control characters become spaces, at most `max` characters. */
 export function oneLine(s: string, max = 200): string {

@@ -15,7 +15,7 @@ import { isTemporaryJsError, retryingBuckets } from "../nats/js-retry.js";
 import { Names, keys } from "../protocol/names.js";
 import { encode, decodeAs } from "../protocol/codec.js";
 import { Availability, MachineRecord } from "../protocol/messages.js";
-import { FlotillaError, describeError, isWrongLastSequence } from "../protocol/errors.js";
+import { FlotillaError, describeError, isWrongLastSequence, showValue } from "../protocol/errors.js";
 import { ApiService } from "../api/service.js";
 import { buildHandlers } from "../api/handlers.js";
 import { VERSION } from "../version.js";
@@ -226,7 +226,8 @@ export class Daemon {
 
     this.control = nc.subscribe(this.names.machineControlSubject(this.machineId, "availability"), {
       callback: (err, msg) => {
-        if (!err) void this.onAvailability(msg, log);
+        // Anyone on the bus can publish here: a failure is logged, never an unhandled rejection.
+        if (!err) this.onAvailability(msg, log).catch((e: unknown) => log.warn(`availability request failed: ${describeError(e)}`));
       },
     });
 
@@ -341,7 +342,8 @@ export class Daemon {
         error: {
           code: "bad_request",
           field: "availability",
-          message: `availability ${JSON.stringify(a)} is not one of active, pause, drain`,
+          // showValue, not JSON.stringify: 100,000 nested arrays overflowed the stack and ended the daemon.
+          message: `availability ${showValue(a)} is not one of active, pause, drain`,
         },
       });
       return;

@@ -361,6 +361,36 @@ describe("API fuzz against real daemons", () => {
     expect(await snapshot()).toBe(before);
     for (const d of daemons) expect(d.output()).not.toMatch(/unhandled|uncaught|InvalidArgumentError/i);
 
+    // machine-availability forwards to a daemon's control subject, which anyone on the bus can
+    // reach directly: bad bodies there get an error reply too, and the daemon stays up.
+    const control: { body: Uint8Array; kind: string }[] = [];
+    for (let i = 0; i < 100; i++) {
+      const bad = pick<unknown>([null, 5, "off", "\n", "x".repeat(5000), [], { a: 1 }, "ACTIVE"]);
+      control.push(
+        pick([
+          { kind: "random bytes", body: Uint8Array.from({ length: int(100) }, () => int(256)) },
+          { kind: "bad availability", body: json({ availability: bad }) },
+          { kind: "deep availability", body: bytes(`{"availability":${nested(100_000)}}`) },
+          { kind: "not an object", body: json(bad) },
+        ]),
+      );
+    }
+    const controlResults = await pipelined(
+      control.flatMap((c) => daemons.map((d) => ({ ...c, subject: names.machineControlSubject(d.machineId, "availability") }))),
+      32,
+      async (c) => {
+        try {
+          const m = await nc.request(c.subject, c.body, { timeout: 5000 });
+          const v = JSON.parse(new TextDecoder().decode(m.data)) as { error?: { code?: string } };
+          return v.error?.code && known.has(v.error.code) ? "" : `control [${c.kind}]: ${JSON.stringify(v).slice(0, 200)}`;
+        } catch (e) {
+          return `control [${c.kind}]: no reply: ${(e as Error).message}`;
+        }
+      },
+    );
+    expect(controlResults.filter(Boolean).slice(0, 10), `seed ${SEED}`).toEqual([]);
+    for (const d of daemons) expect(alive(d.child.pid) && d.child.exitCode === null, `daemon ${d.machineId} after control requests`).toBe(true);
+
     // The one success machine-availability can give without changing a machine: "active" on an active one.
     const avail = await send(names.apiSubject("machine-availability"), json({ machine: daemons[1]!.machineId, availability: "active" }));
     expect(avail).toMatchObject({ ok: true });

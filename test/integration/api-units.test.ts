@@ -8,6 +8,7 @@ import { check } from "../helpers/check.js";
 import { putUnitState, startApiInProcess, type InProcessApi } from "../helpers/api-in-process.js";
 import { encode } from "../../src/protocol/codec.js";
 import { keys } from "../../src/protocol/names.js";
+import { listKeys } from "../../src/nats/kv-keys.js";
 import type { TaskState, UnitStateRecord } from "../../src/protocol/messages.js";
 
 const nats = useNatsServer();
@@ -36,9 +37,8 @@ const json = (v: unknown): string => JSON.stringify(v);
 
 /** Every key of the units bucket with its revision: equal snapshots mean nothing was written. */
 async function unitsSnapshot(): Promise<string> {
-  const out: string[] = [];
-  for await (const k of await api.buckets.units.keys()) out.push(k);
-  out.sort();
+  // listKeys, not kv.keys(): one STREAM.INFO, no consumer that can wait forever.
+  const out = (await listKeys(nats.nc, api.names.bucket("units"))).sort();
   const revs = await Promise.all(out.map(async (k) => `${k}@${(await api.buckets.units.get(k))?.revision}`));
   const st = await api.buckets.units.status();
   return `${revs.join(",")} last=${st.streamInfo.state.last_seq}`;
@@ -216,6 +216,28 @@ describe("errors: a stable code, the field, nothing stored changed, the service 
     expect(await unitsSnapshot()).toBe(before);
     const ok = await req("list-unit-files", "");
     expect(ok.body.map((u: any) => u.unit)).toEqual(["keep.service", "x.service"]);
+  });
+
+  it("errors name the field and the value received, shortened, in one clean header line", async () => {
+    const cases: [verb: string, body: unknown, code: string, field: string, message: RegExp][] = [
+      ["load", { units: [{ name: 5 }] }, "bad_request", "units[0].name", /field units\[0\]\.name: expected string, received number \(got 5\)/],
+      ["cat", { name: ["x"] }, "bad_request", "name", /\(got an array of 1\)/],
+      ["submit", { units: [{ name: "x", contents: HELLO }], replace: "yes" }, "bad_request", "replace", /\(got "yes"\)/],
+      ["start", { units: [{ name: "é".repeat(100_000) }] }, "invalid_unit_name", "units[0].name", /invalid unit name "éé+…" \(100000 characters\): longer than 255/],
+      ["status", { name: "a\nb\r\u0000" }, "invalid_unit_name", "name", /invalid unit name "a\\nb\\r\\u0000"/],
+      ["stop", { units: [{ name: "x" }], ["k".repeat(5000)]: 1 }, "bad_request", `${"k".repeat(39)}…`, /unknown field/],
+    ];
+    for (const [verb, body, code, field, message] of cases) {
+      const m = await nats.nc.request(api.names.apiSubject(verb), json(body), { timeout: 5000 });
+      const err = JSON.parse(new TextDecoder().decode(m.data)).error;
+      expect(err, verb).toMatchObject({ code, field });
+      expect(err.message).toMatch(message);
+      expect(err.message.length).toBeLessThan(300);
+      const header = m.headers?.get("Nats-Service-Error") ?? "";
+      expect(header.startsWith(`${code}: `)).toBe(true);
+      expect(header).not.toMatch(/[\u0000-\u001f]/);
+      expect(header.length).toBeLessThanOrEqual(200);
+    }
   });
 
   it("an invalid unit file names its line, and a batch with one bad unit writes none", async () => {
