@@ -9,6 +9,7 @@ import { uniquePrefix } from "../helpers/nats-server.js";
 import { useNatsServer } from "../helpers/fixture.js";
 import { check } from "../helpers/check.js";
 import { startApiInProcess } from "../helpers/api-in-process.js";
+import { runCli } from "../helpers/cli.js";
 import { ensureJournalStream } from "../../src/agent/journal.js";
 import { readJournal, type JournalReadStats } from "../../src/api/journal.js";
 import { Names } from "../../src/protocol/names.js";
@@ -108,6 +109,25 @@ describe("journal reads only the last N lines", () => {
       expect(kept.length).toBeGreaterThan(100);
       expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => `wide ${String(200 - kept.length + i).padStart(3, "0")}`));
       expect(JSON.stringify(wide).length).toBeLessThanOrEqual(nats.nc.info!.max_payload);
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it("the CLI prints the last lines, notes lines left out, and refuses -n above what the journal keeps", async () => {
+    const api = await startApiInProcess(nats.nc, names.prefix, nats.server.url);
+    try {
+      const g = ["--nats", nats.server.url, "--prefix", names.prefix];
+      const r = await runCli([...g, "journal", "-n", "3", "chatty"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe("chatty 4997\nchatty 4998\nchatty 4999\n");
+      const wide = await runCli([...g, "journal", "-n", "200", "wide"]);
+      expect(wide.code).toBe(0);
+      expect(wide.stderr).toMatch(/^\(\d+ older lines left out: the reply must fit in one NATS message; ask for fewer with -n\)\n$/);
+      const big = await runCli([...g, "journal", "-n", "20000", "chatty"]);
+      expect(big.code).toBe(2);
+      expect(big.stderr).toContain("-n: 20000 is more than the 10000 lines the journal keeps per unit and machine");
+      expect(big.stderr).toContain("[bad_flag]");
     } finally {
       await api.stop();
     }
