@@ -66,6 +66,7 @@ function journalRead(names: Names): string[] {
     ...streamRead(s),
     `$JS.API.CONSUMER.DURABLE.CREATE.${s}.*`,
     `$JS.API.CONSUMER.MSG.NEXT.${s}.*`,
+    `$JS.API.STREAM.MSG.GET.${s}`,
     `$JS.ACK.${s}.>`,
   ];
 }
@@ -98,11 +99,19 @@ export function permissionsFor(o: RoleInput): Permissions {
     case "engine": {
       const id = o.machineId;
       if (!id) throw new Error(`role ${o.role} needs a machine ID`);
-      const machinesBucket = names.bucket("machines");
-      const statesBucket = names.bucket("states");
+      const b = (r: BucketRole) => names.bucket(r);
       const publish = [
         "$JS.API.INFO",
-        ...kvRead(names, ALL_BUCKETS),
+        // ensureBuckets looks at every bucket; the agent watches its slice of the schedule and
+        // the units, and reads its own machine record (the duplicate machine-ID check).
+        ...ALL_BUCKETS.map((r) => `$JS.API.STREAM.INFO.${STREAM(b(r))}`),
+        `$JS.API.DIRECT.GET.${STREAM(b("machines"))}.$KV.${b("machines")}.${id}`,
+        `$JS.API.CONSUMER.CREATE.${STREAM(b("schedule"))}.*.$KV.${b("schedule")}.${id}.>`,
+        `$JS.API.CONSUMER.CREATE.${STREAM(b("units"))}.*.$KV.${b("units")}.>`,
+        `$JS.API.CONSUMER.DELETE.${STREAM(b("schedule"))}.*`,
+        `$JS.API.CONSUMER.DELETE.${STREAM(b("units"))}.*`,
+        `$JS.FC.${STREAM(b("schedule"))}.>`,
+        `$JS.FC.${STREAM(b("units"))}.>`,
         `$JS.API.STREAM.INFO.${names.journalStream()}`,
         `$JS.API.STREAM.INFO.${names.inspectStream()}`,
         // Every daemon "creates" these two at start; a create with the config the stream already
@@ -110,18 +119,20 @@ export function permissionsFor(o: RoleInput): Permissions {
         `$JS.API.STREAM.CREATE.${names.journalStream()}`,
         `$JS.API.STREAM.CREATE.${names.inspectStream()}`,
         // Its own record, its own unit states, its journal and inspect subjects.
-        `$KV.${machinesBucket}.${id}`,
-        ...unitThen(`$KV.${statesBucket}`, id),
+        `$KV.${b("machines")}.${id}`,
+        ...unitThen(`$KV.${b("states")}`, id),
         ...unitThen(`${p}.journal`, id),
         `${p}.inspect.${id}.>`,
       ];
       const subscribe = [inbox, names.machineControlSubject(id, "*")];
       if (o.role === "engine") {
         publish.push(
+          // The engine reads everything (views of machines, states, schedule, the lease)...
+          ...kvRead(names, ALL_BUCKETS),
           kvWrite(names, "schedule"),
           kvWrite(names, "leases"),
-          // The API service runs in engine daemons: it writes units on the operator's behalf,
-          // reads the journal and asks other machines' daemons to change availability.
+          // ...and the API service runs in engine daemons: it writes units on the operator's
+          // behalf, reads the journal and asks other machines' daemons to change availability.
           kvWrite(names, "units"),
           ...streamAdmin(names),
           ...journalRead(names),
@@ -139,21 +150,17 @@ export function permissionsFor(o: RoleInput): Permissions {
             `${names.apiSubjectRoot()}.>`,
             "$SRV.>",
             "$JS.API.INFO",
-            ...kvRead(names, ALL_BUCKETS),
+            // start/stop/... wait for the unit states by watching them (src/unit/wait.ts).
+            ...kvRead(names, ["states"]),
             ...streamRead(names.inspectStream()),
           ]),
         },
-        subscribe: { allow: [inbox] },
+        subscribe: { allow: [inbox, names.inspectAll(), names.journalAll()] },
       };
     case "viewer":
       return {
         publish: {
-          allow: [
-            ...VIEWER_VERBS.map((v) => names.apiSubject(v)),
-            "$SRV.>",
-            "$JS.API.INFO",
-            ...streamRead(names.inspectStream()),
-          ],
+          allow: [...VIEWER_VERBS.map((v) => names.apiSubject(v)), "$SRV.>", "$JS.API.INFO", ...streamRead(names.inspectStream())],
         },
         subscribe: { allow: [inbox, names.inspectAll(), names.journalAll()] },
       };
@@ -161,7 +168,7 @@ export function permissionsFor(o: RoleInput): Permissions {
 }
 
 /** The API verbs that only read. */
-export const VIEWER_VERBS = ["list-units", "list-unit-files", "list-machines", "status", "cat", "journal"] as const;
+export const VIEWER_VERBS = ["list-units", "list-unit-files", "list-machines", "status", "cat", "journal", "statecharts"] as const;
 
 function dedupe(xs: string[]): string[] {
   return [...new Set(xs)];

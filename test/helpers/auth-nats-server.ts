@@ -2,7 +2,7 @@
 // TLS block), logging to a file so a test can assert that no "Permissions Violation" (or that
 // exactly the expected ones) happened. Same readiness rule as nats-server.ts: ports file + TCP.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { check } from "./check.js";
@@ -55,6 +55,9 @@ export class AuthNatsServer {
         `jetstream { store_dir: "${join(this.dir, "jetstream")}" }`,
         `max_payload: 2MB`,
         `log_file: "${this.logFile}"`,
+        // FLOTILLA_AUTH_TRACE=<file>: every PUB/SUB into the log, copied to <file> at dispose
+        // (how the lists of src/auth/roles.ts were checked against what the code really does).
+        ...(process.env.FLOTILLA_AUTH_TRACE ? ["trace: true"] : []),
         ...this.extra,
       ].join("\n") + "\n",
     );
@@ -92,6 +95,7 @@ export class AuthNatsServer {
       await exited;
       clearTimeout(t);
     }
+    if (process.env.FLOTILLA_AUTH_TRACE && existsSync(this.logFile)) copyFileSync(this.logFile, process.env.FLOTILLA_AUTH_TRACE);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

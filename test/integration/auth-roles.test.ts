@@ -137,10 +137,18 @@ describe("roles on a real nats-server", () => {
     // A viewer reads, and watches the inspection subjects.
     const viewer = await as("viewer");
     const seen: string[] = [];
-    viewer.subscribe(names.inspectAll(), { callback: (_e, m) => seen.push(m.subject) });
+    viewer.subscribe(names.inspectAll(), {
+      callback: (_e, m) => {
+        seen.push(m.subject);
+      },
+    });
     const vlist = await cli("viewer", ["list-units", "--json"]);
     expect(vlist.code, vlist.stderr).toBe(0);
     expect(vlist.stdout).toContain("hello.service");
+    for (const args of [["list-machines"], ["list-unit-files"], ["status", "hello.service"], ["cat", "hello.service"], ["journal", "-n", "2", "hello.service"]]) {
+      const r = await cli("viewer", args);
+      expect(r.code, `viewer ${args.join(" ")}: ${r.stderr}`).toBe(0);
+    }
 
     for (const v of ["stop", "unload", "destroy"] as const) {
       const r = await cli("operator", [v, "hello.service"]);
