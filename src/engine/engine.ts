@@ -12,15 +12,15 @@
 // the views are dropped, an in-flight batch stops at its next window.
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { createActor, type Actor, type InspectionEvent } from "xstate";
+import { createActor, fromCallback, fromPromise, type Actor, type InspectionEvent } from "xstate";
 import type { Logger } from "pino";
 import { describeError } from "../protocol/errors.js";
 import { openKv, type Buckets } from "../nats/buckets.js";
 import { watchBucket, type BucketEntry, type BucketWatch } from "../nats/kv-watch.js";
 import type { ClusterContext, Component } from "../server/context.js";
-import { inspector } from "../server/inspect.js";
+import { inspector } from "../inspect/publisher.js";
 import { childLogger } from "../log.js";
-import { isLeading, leaseMachine } from "./lease.machine.js";
+import { engineMachine, type EngineEvent, type RoundOutput } from "./engine.machine.js";
 import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
 import { reconcile } from "./reconciler.js";
@@ -37,7 +37,7 @@ export interface EngineOptions {
   leaseTtlMs: number;
   agentTtlMs: number;
   reconcileIntervalMs: number;
-  /** Publishes the lease statechart's transitions (server/inspect.ts), when given. */
+  /** Publishes the engine statechart's (and its lease child's) transitions (inspect/publisher.ts), when given. */
   inspect?: (ev: InspectionEvent) => void;
   /** Wait after a watch event before a round, gathering the changes that come with it (default 5 ms). */
   debounceMs?: number;
@@ -85,7 +85,8 @@ export class Engine implements Component {
   readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0, lastWriteAt: 0, renewals: 0, renewMaxMs: 0, reconcileMs: 0, fastRounds: 0 };
   private readonly log: Logger;
   private readonly writer: ScheduleWriter;
-  private lease?: Actor<typeof leaseMachine>;
+  /** The engine statechart (engine.machine.ts), with the lease as its child. */
+  private actor?: Actor<typeof engineMachine>;
   /**
    * start() and stop() run one at a time, in call order: a stop that outlasts its caller's
    * patience (the monitor gives components a budget, then starts them again) must not tear down
@@ -105,12 +106,8 @@ export class Engine implements Component {
   /** The schedule stream's sequence our view accounts for (we know the revision of every write). */
   private scheduleSeq = 0;
   private graced = false;
-  // round scheduling
-  private timer?: NodeJS.Timeout;
-  private timerDue = 0;
-  private running = false;
-  private again = false;
-  private roundDone?: Promise<void>;
+  /** The round in flight, awaited before the lease is released. */
+  private roundDone?: Promise<unknown>;
   /** Calls of stop() so far: a stand-again does not undo a stop that came meanwhile. */
   private stops = 0;
   private lastReconcileMs = 0;
@@ -120,10 +117,11 @@ export class Engine implements Component {
   private lastSignature = "";
   /** Date.now() of the latest change that called for a round. */
   private lastChangeAt = 0;
-  /** Changes that called for a round since the last one started. */
+  /** Changes that called for a round since the last one started, and whether the chart was told. */
   private pending = 0;
-  /** Date.now() before which a change-count round may not start (the duty bound). */
-  private notBefore = 0;
+  private told = false;
+  /** Tells the chart of the current term's watches (CHANGE, FLOOD, READY, WATCH_FAILED). */
+  private sendBack?: (e: EngineEvent) => void;
 
   constructor(private readonly o: EngineOptions) {
     this.holder = `${o.machineId}/${randomBytes(4).toString("hex")}`;
@@ -138,6 +136,10 @@ export class Engine implements Component {
   }
   get term(): number {
     return this.epoch;
+  }
+  /** The statechart's state value (for tests and the logs). */
+  get state(): unknown {
+    return this.actor?.getSnapshot().value;
   }
 
   start(): Promise<void> {
@@ -178,24 +180,54 @@ export class Engine implements Component {
       this.stats.renewals++;
       if (ms > this.stats.renewMaxMs) this.stats.renewMaxMs = ms;
     };
-    const actor = createActor(leaseMachineFor(kv, this.log, onRenewed), {
-      input: { holder: this.holder, ttlMs: this.o.leaseTtlMs },
+    const actor = createActor(this.provided(leaseMachineFor(kv, this.log, onRenewed)), {
+      input: { holder: this.holder, leaseTtlMs: this.o.leaseTtlMs, debounceMs: this.o.debounceMs ?? 5 },
       inspect: this.o.inspect,
     });
-    this.lease = actor;
-    let wasLeading = false;
-    actor.subscribe((snap) => {
-      const now = isLeading(snap.value);
-      if (now && !wasLeading) {
-        wasLeading = true;
-        this.becomeLeader(snap.context.epoch);
-      } else if (!now && wasLeading) {
-        wasLeading = false;
-        if (this.leading) this.stepDown(snap.context.lastError || (snap.status === "done" ? "resigned" : "lost the lease"));
-      }
+    this.actor = actor;
+    actor.subscribe({
+      next: (snap) => {
+        if (snap.status === "done" && snap.value === "stoodDown") void this.standAgain(snap.context.lastWhy, actor);
+      },
+      error: (err) => this.log.error({ err: describeError(err) }, "the engine statechart failed"),
     });
     actor.start();
   }
+
+  /** The chart with this engine's effects: the work is here, the sequencing there. */
+  private provided(lease: ReturnType<typeof leaseMachineFor>) {
+    return engineMachine.provide({
+      actors: {
+        lease,
+        watches: fromCallback<EngineEvent, { epoch: number }>(({ sendBack }) => {
+          const gen = this.gen;
+          this.sendBack = sendBack;
+          void this.openWatches(gen).catch((e) => {
+            if (gen === this.gen) sendBack({ type: "WATCH_FAILED", why: `cannot watch the cluster state (${describeError(e)})` });
+          });
+          return () => {
+            if (this.sendBack === sendBack) this.sendBack = undefined;
+          };
+        }),
+        round: fromPromise<RoundOutput, { periodic: boolean }>(({ input }) => {
+          const p = this.round(input.periodic);
+          this.roundDone = p.catch(() => undefined);
+          return p;
+        }),
+        resync: fromPromise<void, { why: string }>(({ input }) => this.resyncSchedule(input.why)),
+        drain: fromPromise<void>(async () => {
+          await this.roundDone;
+        }),
+      },
+      actions: {
+        beginTerm: ({ context }) => this.becomeLeader(context.epoch),
+        endTerm: ({ event }) => this.stepDown(this.stopping ? "stopping" : (event as { why?: string }).why || "lost the lease"),
+        clusterLoaded: () => this.clusterLoaded(),
+      },
+    });
+  }
+
+  private stopping = false;
 
   stop(): Promise<void> {
     this.stops++;
@@ -203,13 +235,13 @@ export class Engine implements Component {
   }
 
   /**
-   * The leader cannot see the cluster (its watches could not be opened): it gives the lease up
-   * and stands again, as after a restart of the component, unless someone stopped it meanwhile.
-   * Giving up for good would leave a one-daemon cluster without an engine until the daemon's
-   * next restart.
+   * The leader cannot see the cluster (its watches could not be opened): its chart gave the
+   * lease up (standingDown); it stands again, as after a restart of the component, unless
+   * someone stopped it meanwhile. Giving up for good would leave a one-daemon cluster without an
+   * engine until the daemon's next restart.
    */
-  private async standAgain(why: string, gen: number): Promise<void> {
-    if (gen !== this.gen || !this.started) return; // an old term's failure, or stopping anyway
+  private async standAgain(why: string, actor: Actor<typeof engineMachine>): Promise<void> {
+    if (actor !== this.actor || !this.started) return;
     this.log.error(`${why}; giving up the lease and standing again`);
     const stops = this.stops;
     await this.serially(() => this.stopInner());
@@ -221,36 +253,35 @@ export class Engine implements Component {
   private async stopInner(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    const actor = this.lease;
+    const actor = this.actor;
     const leaseNc = this.leaseNc;
     this.leaseNc = undefined;
-    if (!actor) {
-      await closeBounded(leaseNc);
-      return;
-    }
-    this.lease = undefined;
-    // Stop writing and let the batch in flight end before the lease is released, so that the
-    // next leader never reads a schedule we are still changing.
-    if (this.leading) this.stepDown("stopping");
-    await this.roundDone?.catch(() => undefined);
-    actor.send({ type: "RESIGN" });
-    await new Promise<void>((resolve) => {
-      if (actor.getSnapshot().status === "done") return resolve();
-      const t = setTimeout(() => {
-        sub.unsubscribe();
-        resolve();
-      }, 1000);
-      const sub = actor.subscribe({
-        next: (s) => {
-          if (s.status === "done") {
-            clearTimeout(t);
-            resolve();
-          }
-        },
-        error: () => resolve(),
+    this.actor = undefined;
+    if (actor) {
+      // The chart stops writing, lets the batch in flight end, then releases the lease, so that
+      // the next leader never reads a schedule we are still changing (bounded: 1 s + 1 s).
+      this.stopping = true;
+      actor.send({ type: "STOP" });
+      await new Promise<void>((resolve) => {
+        if (actor.getSnapshot().status !== "active") return resolve();
+        const t = setTimeout(() => {
+          sub.unsubscribe();
+          resolve();
+        }, 2500);
+        const sub = actor.subscribe({
+          next: (s) => {
+            if (s.status !== "active") {
+              clearTimeout(t);
+              resolve();
+            }
+          },
+          error: () => resolve(),
+        });
       });
-    });
-    actor.stop();
+      actor.stop();
+      this.stopping = false;
+      if (this.leading) this.stepDown("stopping");
+    }
     this.writer.close();
     await closeBounded(leaseNc);
   }
@@ -261,15 +292,17 @@ export class Engine implements Component {
     this.leading = true;
     this.epoch = epoch;
     this.stats.firstWriteAt = 0;
-    const gen = ++this.gen;
+    ++this.gen;
     this.log.info({ epoch, holder: this.holder }, "elected engine leader");
     this.ready = { units: false, schedule: false, machines: false };
     this.settled = false;
     this.graced = false;
-    void this.openWatches(gen).catch((e) => this.standAgain(`cannot watch the cluster state (${describeError(e)})`, gen));
+    this.pending = 0;
+    this.told = false;
   }
 
   private stepDown(why: string): void {
+    if (!this.leading) return;
     this.leading = false;
     this.gen++;
     // Handing over on our own stop is routine; losing the lease otherwise is worth a warning.
@@ -277,8 +310,6 @@ export class Engine implements Component {
     this.log[level]({ epoch: this.epoch, why }, "no longer engine leader: stopped writing");
     for (const w of this.watches) w.stop();
     this.watches = [];
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
     this.views.clear();
     this.liveness.clear();
   }
@@ -286,7 +317,6 @@ export class Engine implements Component {
   private async openWatches(gen: number): Promise<void> {
     for (const name of ["units", "schedule", "machines"] as const) await this.openWatch(name, gen);
   }
-
   /**
    * Replays a bucket into its view, then follows it. The schedule is special: we know the
    * revision of each of our writes and are its only writer, so after the replay its watch is
@@ -339,48 +369,52 @@ export class Engine implements Component {
     w.closed.catch((err) => this.log.warn({ bucket: name, err: describeError(err) }, "watch ended"));
   }
 
-  /** Someone else wrote into the schedule: forget our view of it and replay it. */
-  private resyncSchedule(why: string): void {
+  /** Someone else wrote into the schedule: forget our view of it and replay it; resolves once replayed. */
+  private resyncSchedule(why: string): Promise<void> {
     this.log.warn({ why }, "the schedule changed behind our back; reloading it");
     this.settled = false;
     this.ready.schedule = false;
     this.views.clearSchedule();
     const gen = this.gen;
-    void this.openWatch("schedule", gen).catch((e) => this.standAgain(`cannot reload the schedule (${describeError(e)})`, gen));
+    return new Promise<void>((resolve, reject) => {
+      this.scheduleReplayed = resolve;
+      this.openWatch("schedule", gen).catch((e) => reject(new Error(`cannot reload the schedule (${describeError(e)})`)));
+    });
   }
+  private scheduleReplayed?: () => void;
 
-  /** Checks that our proven writes are the only ones since scheduleSeq; false: resync. */
-  private accountWrites(revisions: number[], failures: number): boolean {
-    if (failures > 0) {
-      this.resyncSchedule(`${failures} write(s) failed and may or may not have landed`);
-      return false;
-    }
+  /** Checks that our proven writes are the only ones since scheduleSeq; a reason to resync otherwise. */
+  private accountWrites(revisions: number[], failures: number): string | undefined {
+    if (failures > 0) return `${failures} write(s) failed and may or may not have landed`;
     revisions.sort((a, b) => a - b);
     let expected = this.scheduleSeq + 1;
     for (const r of revisions) {
-      if (r !== expected) {
-        this.resyncSchedule(`stream sequence ${expected} is not ours`);
-        return false;
-      }
+      if (r !== expected) return `stream sequence ${expected} is not ours`;
       expected++;
     }
     this.scheduleSeq = expected - 1;
-    return true;
+    return undefined;
   }
 
   private markReady(name: keyof Engine["ready"], gen: number): void {
     if (gen !== this.gen || this.ready[name]) return;
     this.ready[name] = true;
-    if (this.allReady()) {
-      // One full TTL of grace for every known machine, once per term (not on a reload).
-      if (!this.graced) this.liveness.graceAll(Date.now());
-      this.graced = true;
-      this.log.info(
-        { units: this.views.units.size, placements: this.views.placements.size, machines: this.views.machines.size },
-        "cluster state loaded; reconciling",
-      );
-      this.kick(0);
+    if (name === "schedule" && this.scheduleReplayed) {
+      const done = this.scheduleReplayed;
+      this.scheduleReplayed = undefined;
+      done();
     }
+    if (this.allReady() && !this.graced) this.sendBack?.({ type: "READY" });
+  }
+
+  /** The chart took READY: one full TTL of grace for every known machine, once per term (not on a reload). */
+  private clusterLoaded(): void {
+    this.liveness.graceAll(Date.now());
+    this.graced = true;
+    this.log.info(
+      { units: this.views.units.size, placements: this.views.placements.size, machines: this.views.machines.size },
+      "cluster state loaded; reconciling",
+    );
   }
 
   private allReady(): boolean {
@@ -390,57 +424,51 @@ export class Engine implements Component {
   // ---- rounds ----
 
   /**
-   * A watch event that calls for a round. Normally a round follows debounceMs after the first
-   * change, with whatever else came meanwhile. But while a flood arrives that timer cannot fire
-   * (Node reads a busy socket up to 32 times before it looks at timers, so a 3 MB burst is taken
-   * in whole first), and the writes would only start once the flood is in. So once BATCH
-   * changes are waiting, the round starts at once, intake and writes overlap, and the duty
-   * bound (notBefore) still holds.
+   * A watch event that calls for a round. The chart hears of the first change since the last
+   * round began (CHANGE: a round follows debounceMs later, with whatever else came meanwhile),
+   * and of the BATCH-th (FLOOD). While a flood arrives the debounce timer cannot fire (Node
+   * reads a busy socket up to 32 times before it looks at timers, so a 3 MB burst is taken in
+   * whole first), and the writes would only start once the flood is in; a FLOOD starts the round
+   * at once, so intake and writes overlap (the duty bound still holds). Two events per round at
+   * most, whatever the flood: the chart is not fed one event per unit.
    */
   private changed(): void {
     this.pending++;
     this.lastChangeAt = Date.now();
-    if (this.pending >= BATCH && !this.running && this.leading && Date.now() >= this.notBefore) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      this.roundDone = this.round();
-      return;
+    if (!this.told) {
+      this.told = true;
+      this.sendBack?.({ type: "CHANGE" });
     }
-    this.kick();
+    if (this.pending === BATCH) this.sendBack?.({ type: "FLOOD" });
   }
 
-  private kick(delay = this.o.debounceMs ?? 5, periodic = false): void {
-    if (!this.leading || !this.allReady()) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    const due = Date.now() + delay;
-    if (this.timer && this.timerDue <= due) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerDue = due;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.roundDone = this.round(periodic);
-    }, delay);
+  /** The lease's context, as the chart's child holds it. */
+  private leaseContext(): { epoch: number; validUntil: number } | undefined {
+    const child = this.actor?.getSnapshot().children.lease as { getSnapshot(): { context: { epoch: number; validUntil: number } } } | undefined;
+    return child?.getSnapshot().context;
   }
 
-  /** periodic: a timer round (not a watch kick) also checks the schedule for foreign writes. */
-  private async round(periodic = false): Promise<void> {
-    if (!this.leading || !this.allReady()) return;
+  /**
+   * One round: decide (the fast path or the reconciler) and write. periodic: a timer round,
+   * which also checks the schedule for foreign writes. Tells the chart what comes next.
+   */
+  private async round(periodic: boolean): Promise<RoundOutput> {
     const gen = this.gen;
-    this.running = true;
     this.pending = 0;
+    this.told = false;
     let progress = false;
+    const nextWake = (): number => {
+      const nextLoss = this.liveness.nextExpiry(Date.now());
+      return Math.max(0, Math.min(this.o.reconcileIntervalMs, nextLoss === undefined ? Infinity : nextLoss + 5));
+    };
+    if (!this.leading || !this.allReady()) return { progress: false, dutyMs: 0, nextWakeMs: nextWake() };
+    let resync: string | undefined;
     try {
       const t0 = performance.now();
       if (periodic) {
         const last = (await this.o.buckets.schedule.status()).streamInfo.state.last_seq;
-        if (gen !== this.gen || !this.ready.schedule) return;
-        if (last !== this.scheduleSeq) {
-          this.resyncSchedule(`stream at ${last}, our view at ${this.scheduleSeq}`);
-          return;
-        }
+        if (gen !== this.gen || !this.ready.schedule) return { progress: false, dutyMs: 0, nextWakeMs: nextWake() };
+        if (last !== this.scheduleSeq) return { progress: false, dutyMs: 0, nextWakeMs: 0, resync: `stream at ${last}, our view at ${this.scheduleSeq}` };
       }
       const now = Date.now();
       const v = this.views;
@@ -468,7 +496,7 @@ export class Engine implements Component {
           units: this.views.units,
           leading: () => this.leading && gen === this.gen,
           leaseHeld: () => {
-            const c = this.lease?.getSnapshot().context;
+            const c = this.leaseContext();
             const margin = Math.min(500, Math.floor(this.o.leaseTtlMs / 10));
             return c !== undefined && c.epoch === this.epoch && Date.now() < c.validUntil - margin;
           },
@@ -483,7 +511,8 @@ export class Engine implements Component {
             if (!this.stats.firstWriteAt) this.stats.firstWriteAt = this.stats.lastWriteAt;
           }
           const revs = [...res.put, ...res.deleted, ...res.unplacedSet, ...res.unplacedCleared].map((x) => x.revision);
-          if (!this.accountWrites(revs, res.failures)) progress = settled = false;
+          resync = this.accountWrites(revs, res.failures);
+          if (resync) progress = settled = false;
           if (res.failures || res.aborted) settled = false;
         }
         if (res.aborted) this.log.warn({ why: res.aborted }, "schedule batch stopped");
@@ -494,29 +523,14 @@ export class Engine implements Component {
       this.stats.lastRoundMs = performance.now() - t0;
     } catch (e) {
       this.log.error({ err: describeError(e) }, "reconcile round failed");
-    } finally {
-      this.running = false;
     }
-    if (!this.leading) return;
-    // A new term may have become ready (and kicked: `again`) while this round of the old one ran.
-    if (this.again || progress) {
-      this.again = false;
-      // The duty bound only while changes still pour in: once they have stopped, the round that
-      // takes in the last of them starts at once.
-      const flooding = Date.now() - this.lastChangeAt < QUIET_MS;
-      const wait = flooding ? Math.min(250, Math.round(this.lastReconcileMs * DUTY)) : 0;
-      this.notBefore = Date.now() + wait;
-      this.kick(wait);
-      return;
-    }
-    if (gen !== this.gen) return;
-    const nextLoss = this.liveness.nextExpiry(Date.now());
-    const wait = Math.min(this.o.reconcileIntervalMs, nextLoss === undefined ? Infinity : nextLoss + 5);
-    this.kick(Math.max(0, wait), true);
+    // The duty bound only while changes still pour in: once they have stopped, the round that
+    // takes in the last of them starts at once.
+    const flooding = Date.now() - this.lastChangeAt < QUIET_MS;
+    const dutyMs = flooding ? Math.min(250, Math.round(this.lastReconcileMs * DUTY)) : 0;
+    return { progress, dutyMs, nextWakeMs: nextWake(), ...(resync ? { resync } : {}) };
   }
-
 }
-
 
 /** Closes a connection, giving up on the goodbye after a second (stop must stay bounded). */
 async function closeBounded(nc: NatsConnection | undefined): Promise<void> {
@@ -530,7 +544,7 @@ export function createEngine(ctx: ClusterContext): Engine {
   return new Engine({
     buckets: ctx.buckets,
     nc: ctx.nc,
-    inspect: inspector(ctx.nc, ctx.names, ctx.machineId, "lease", { withContext: true }),
+    inspect: inspector(ctx.nc, ctx.names, ctx.machineId, "engine", { withContext: true }),
     log: childLogger(ctx.log, { component: "engine", machineId: ctx.machineId }),
     machineId: ctx.machineId,
     leaseTtlMs: ctx.config.leaseTtlMs,

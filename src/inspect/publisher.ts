@@ -77,18 +77,26 @@ export function inspector(
     if (ev.type !== "@xstate.snapshot") return;
     const snap = ev.snapshot as { value?: unknown; status?: string; context?: unknown; machine?: AnyStateMachine };
     if (snap.value === undefined) return; // promise/callback actors have no states to draw
-    const ref = ev.actorRef as { id?: string; logic?: unknown; _parent?: unknown };
-    if (ref._parent !== undefined) return; // invoked children are drawn inside their parent
+    const ref = ev.actorRef as { id?: string; logic?: unknown; _parent?: unknown; systemId?: string };
+    // A child statechart with a stable system id (the engine's `lease`, an agent's
+    // `task-manager:<unit>`) is an actor of its own; other children are drawn inside their parent.
+    let role = actor;
+    let unit = perUnit ? ref.id : undefined;
+    if (ref._parent !== undefined) {
+      if (!ref.systemId) return;
+      const colon = ref.systemId.indexOf(":");
+      role = colon < 0 ? ref.systemId : ref.systemId.slice(0, colon);
+      unit = colon < 0 ? undefined : ref.systemId.slice(colon + 1);
+    }
     const logic = (snap.machine ?? ref.logic) as AnyStateMachine | undefined;
-    const unit = perUnit ? ref.id : undefined;
-    const id = unit === undefined ? actor : `${actor}:${unit}`;
+    const id = unit === undefined ? role : `${role}:${unit}`;
     const seq = (seqs.get(id) ?? 0) + 1;
     seqs.set(id, seq);
     const msg: InspectMessage = {
       v: 2,
       machineId,
       session: SESSION,
-      actor,
+      actor: role,
       id,
       seq,
       defHash: logic && "root" in logic ? definitionHash(logic) : "",
@@ -102,7 +110,7 @@ export function inspector(
     steps.delete(ev.actorRef);
     if (o.withContext) msg.context = snap.context;
     try {
-      nc.publish(names.inspectSubject(machineId, actor, unit), JSON.stringify(msg));
+      nc.publish(names.inspectSubject(machineId, role, unit), JSON.stringify(msg));
     } catch {
       /* inspection is best-effort: never disturb the actor */
     }
