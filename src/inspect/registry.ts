@@ -6,6 +6,7 @@ import { machineMachine } from "../machine/machine.machine.js";
 import { heartMachine } from "../machine/heart.machine.js";
 import { monitorMachine } from "../machine/monitor.machine.js";
 import { leaseMachine } from "../engine/lease.machine.js";
+import { engineMachine } from "../engine/engine.machine.js";
 import { taskMachine } from "../agent/task.machine.js";
 import { FlotillaError } from "../protocol/errors.js";
 import { definitionHash, describeMachine, type Definition } from "./definition.js";
@@ -14,6 +15,7 @@ export const STATECHARTS: Record<string, AnyStateMachine> = {
   machine: machineMachine,
   heart: heartMachine,
   monitor: monitorMachine,
+  engine: engineMachine,
   lease: leaseMachine,
   task: taskMachine,
 };
