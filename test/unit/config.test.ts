@@ -107,4 +107,25 @@ describe("config", () => {
     expect(thrown(() => loadConfig({ flags: { task_log_max_size: "lots" }, env: {} })).message).toContain('task_log_max_size: "lots" is not a size');
     expect(thrown(() => loadConfig({ flags: { task_log_max_size: "1K" }, env: {} })).message).toContain("too small (at least 64K");
   });
+
+  it("takes client TLS files and --no-api from file, env and flags", () => {
+    const f = file("tls_ca=/etc/flotilla/ca.pem\ntls_cert=/etc/flotilla/m1.pem\ntls_key=/etc/flotilla/m1-key.pem\ndisable_api=true\n");
+    expect(loadConfig({ flags: {}, env: {}, file: f }).config).toMatchObject({
+      tls: { ca: "/etc/flotilla/ca.pem", cert: "/etc/flotilla/m1.pem", key: "/etc/flotilla/m1-key.pem" },
+      apiEnabled: false,
+    });
+    const { config } = loadConfig({ flags: { tls_ca: "/flag/ca.pem" }, env: { NATS_CA: "/env/ca.pem", FLOTILLA_DISABLE_API: "false" } });
+    expect(config.tls).toEqual({ ca: "/flag/ca.pem", cert: undefined, key: undefined });
+    expect(config.apiEnabled).toBe(true);
+    expect(loadConfig({ flags: {}, env: {} }).config.tls).toBeUndefined();
+    expect(loadConfig({ flags: {}, env: {} }).config.apiEnabled).toBe(true);
+  });
+
+  it("a client certificate without its key (or the reverse) names the missing one", () => {
+    const a = thrown(() => loadConfig({ flags: { tls_cert: "/c.pem" }, env: {} }));
+    expect(a.code).toBe("bad_config");
+    expect(a.field).toBe("tls_key");
+    const b = thrown(() => loadConfig({ flags: { tls_key: "/k.pem" }, env: {} }));
+    expect(b.field).toBe("tls_cert");
+  });
 });
