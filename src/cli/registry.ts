@@ -7,6 +7,7 @@ import { registerMachines } from "./machines.js";
 import { registerJournal } from "./journal.js";
 import { registerMachine } from "./machine.js";
 import { registerStatecharts } from "./statecharts.js";
+import { registerUi } from "./ui.js";
 
 export const registrars: CommandRegistrar[] = [
   registerDaemon,
@@ -16,4 +17,5 @@ export const registrars: CommandRegistrar[] = [
   registerMachine,
   registerJournal,
   registerStatecharts,
+  registerUi,
 ];

@@ -22,6 +22,9 @@ export class NatsServer {
   readonly dir: string;
   readonly storeDir: string;
   port = -1;
+  /** The WebSocket listener's port (start({ websocket: true }) only; -1 otherwise). */
+  wsPort = -1;
+  private websocket = false;
   private proc?: ChildProcess;
   /** Set while we stop the server on purpose; any other exit is reported (it explains a test's "connection refused"). */
   private stopping = false;
@@ -31,14 +34,20 @@ export class NatsServer {
     this.storeDir = join(dir, "jetstream");
   }
 
-  static async start(): Promise<NatsServer> {
+  static async start(o: { websocket?: boolean } = {}): Promise<NatsServer> {
     const s = new NatsServer(mkdtempSync(join(tmpdir(), "flotilla-nats-")));
+    s.websocket = o.websocket === true;
     await s.launch();
     return s;
   }
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** ws://127.0.0.1:<port> of the WebSocket listener (start({ websocket: true }) only). */
+  get wsUrl(): string {
+    return `ws://127.0.0.1:${this.wsPort}`;
   }
 
   get pid(): number | undefined {
@@ -60,6 +69,7 @@ export class NatsServer {
         `ports_file_dir: "${portsDir}"`,
         `jetstream { store_dir: "${this.storeDir}" }`,
         `max_payload: 2MB`,
+        ...(this.websocket ? [`websocket { listen: "127.0.0.1:${this.wsPort}", no_tls: true }`] : []),
       ].join("\n") + "\n",
     );
     mkdirSync(portsDir, { recursive: true });
@@ -81,9 +91,14 @@ export class NatsServer {
         if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}: ${stderr}`);
         const f = existsSync(portsDir) ? readdirSync(portsDir).find((n) => n.endsWith(".ports")) : undefined;
         if (!f) return false;
-        const ports = JSON.parse(readFileSync(join(portsDir, f), "utf8")) as { nats: string[] };
+        const ports = JSON.parse(readFileSync(join(portsDir, f), "utf8")) as { nats: string[]; websocket?: string[] };
         const m = /:(\d+)$/.exec(ports.nats[0] ?? "");
         if (!m) return false;
+        if (this.websocket) {
+          const w = /:(\d+)$/.exec(ports.websocket?.[0] ?? "");
+          if (!w) return false;
+          this.wsPort = Number(w[1]);
+        }
         this.port = Number(m[1]);
         return true;
       },
