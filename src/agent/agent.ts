@@ -10,7 +10,7 @@
 // assigned here are stopped at once; every state record is written again.
 import { hostname } from "node:os";
 import type { KvWatchEntry } from "@nats-io/kv";
-import type { QueuedIterator } from "@nats-io/nats-core";
+import { watchKv } from "../nats/kv-watch.js";
 import type { Logger } from "pino";
 import type { ClusterContext, Component } from "../server/context.js";
 import { keys } from "../protocol/names.js";
@@ -41,7 +41,7 @@ export function createAgent(ctx: ClusterContext, o: AgentOptions = {}): Agent {
 
 /** A Global unit as the agent keeps it: the entry it would run, and when the unit arrived. */
 type GlobalEntry = ScheduleEntry & { arrival: number };
-type Watched = { iter?: QueuedIterator<KvWatchEntry>; synced: boolean; values: Map<string, ScheduleEntry | GlobalEntry> };
+type Watched = { iter?: { stop(): void }; synced: boolean; values: Map<string, ScheduleEntry | GlobalEntry> };
 
 export class Agent implements Component {
   private readonly log: Logger;
@@ -175,7 +175,8 @@ export class Agent implements Component {
       const w: Watched = { synced: false, values: new Map() };
       try {
         const kv = which === "schedule" ? this.ctx.buckets.schedule : this.ctx.buckets.units;
-        const iter = await kv.watch({ key: which === "schedule" ? keys.scheduleOfMachine(this.ctx.machineId) : ">" });
+        // watchKv, not kv.watch: it comes back within seconds when a cluster node dies (nats/kv-watch.ts).
+        const iter = await watchKv(this.ctx.nc, kv, { key: which === "schedule" ? keys.scheduleOfMachine(this.ctx.machineId) : ">", log: this.log });
         if (!this.running || gen !== this.generation) {
           iter.stop();
           return;

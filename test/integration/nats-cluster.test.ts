@@ -168,8 +168,10 @@ describe("a 3-node NATS cluster with --replicas 3", () => {
     console.log(
       `[nats-cluster] watch re-creations per daemon: ${daemons.map((d) => (d.output().match(/lost its consumer/g) ?? []).length).join(", ")}`,
     );
-    expect(samples.filter((x) => x.at > 10_000 && !x.ok)).toEqual([]);
-    expect(writes.filter((x) => x.at > 10_000 && !x.ok)).toEqual([]);
+    // At most the requests in flight at the kill are lost (on a route to the dead node); every
+    // request sent from 1 s after the kill on succeeds (writes wait out the election).
+    expect(samples.filter((x) => x.at > 1000 && !x.ok)).toEqual([]);
+    expect(writes.filter((x) => x.at > 1000 && !x.ok)).toEqual([]);
 
     // The node comes back: nothing lost, nothing duplicated.
     await cluster.restart(victim);
