@@ -210,6 +210,16 @@ describe("roles on a real nats-server", () => {
     expect(r.stderr).toContain("[auth_failed]");
   });
 
+  it("a daemon with a bad password says so in one line and exits 1 instead of retrying", async () => {
+    const r = await runCli(["daemon", "--machine-id", "ma", "--state-dir", join(dir, "state-ma-2")], {
+      env: { ...envOf("ma"), NATS_PASSWORD: "wrong" },
+      timeoutMs: 30_000,
+    });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain(`refused the credentials of user "machine-ma"`);
+    expect(r.stderr).not.toContain("retrying");
+  });
+
   it("a daemon whose user lacks the engine role says which subject was refused and exits 1", async () => {
     const c = creds["mb"]!;
     const r = await runCli(["daemon", "--machine-id", "mb", "--state-dir", join(dir, "state-mb-2")], { env: envOf("mb"), timeoutMs: 30_000 });
