@@ -166,7 +166,7 @@ describe("chaos", () => {
       let problems = new Map<string, string>();
       let convergedAt: number | undefined;
       let bestConverged = 0;
-      for (const deadline = faultsEnd + 30_000; Date.now() < deadline; ) {
+      for (const deadline = faultsEnd + 20_000; Date.now() < deadline; ) {
         try {
           problems = await problemsNow();
         } catch (e) {
@@ -180,6 +180,12 @@ describe("chaos", () => {
         await new Promise((r) => setTimeout(r, POLL_MS));
       }
       const finalProcs = scanWorkloads(byMarker, stateDirs);
+      for (const [m, slot] of cluster.slots) {
+        const c = slot.daemon?.child;
+        if (slot.status !== "up" || !c || c.exitCode !== null || c.signalCode !== null) {
+          cluster.violations.push(`daemon ${m} is not running at the end (${slot.status}, pid ${c?.pid}, exit ${c?.exitCode ?? c?.signalCode})`);
+        }
+      }
       observing = false;
       await Promise.all([procLoop, statesLoop]);
 
@@ -202,7 +208,7 @@ describe("chaos", () => {
       out.push(
         convergedAt !== undefined
           ? `converged: ${units.length}/${units.length} units ${convergedAt - faultsEnd} ms after the last fault (limit ${CONVERGE_MS} ms)`
-          : `NOT converged 30 s after the last fault (at best ${bestConverged}/${units.length}):\n${[...problems].map(([u, p]) => `  ${u}: ${p}`).join("\n")}`,
+          : `NOT converged 20 s after the last fault (at best ${bestConverged}/${units.length}):\n${[...problems].map(([u, p]) => `  ${u}: ${p}`).join("\n")}`,
       );
       out.push(`unexpected events: ${cluster.violations.length}`);
       print();
