@@ -73,9 +73,9 @@ describe("definition -> layout graph", () => {
     expect(g.graph.children?.map((c) => c.id)).toEqual(["m.__initial", "m.candidate", "m.leader", "m.watch", "m.stopped"]);
     expect(find(g.graph, "m.leader")?.children?.map((c) => c.id)).toEqual(["m.leader.__initial", "m.leader.holding", "m.leader.renewing"]);
     const watch = find(g.graph, "m.watch")!;
-    // a parallel state has no initial dot; its regions sit side by side
+    // a parallel state has no initial dot; its regions are stacked across the chart's flow
     expect(watch.children?.map((c) => c.id)).toEqual(["m.watch.a", "m.watch.b"]);
-    expect(watch.layoutOptions?.["elk.direction"]).toBe("RIGHT");
+    expect(watch.layoutOptions?.["elk.direction"]).toBe("DOWN");
     expect(g.nodes.get("m.watch")?.type).toBe("parallel");
     expect(find(g.graph, "m.watch.a")?.children?.map((c) => c.id)).toEqual(["m.watch.a.__initial", "m.watch.a.x"]);
     // leaves have a size; containers are sized by ELK

@@ -105,7 +105,21 @@ describe("recordings", () => {
 
 describe("unplaced reasons", () => {
   it("reads the combined sentence and the per-machine rows", () => {
-    expect(unplacedOf({ unplaced: "2 machines lack region=mars" })).toEqual({ summary: "2 machines lack region=mars", machines: [] });
+    expect(unplacedOf({ unplaced: "2 machines lack region=mars" })).toEqual({ summary: "2 machines lack region=mars", machines: [], groups: [] });
+    // the status verb's structured refusals: per filter, the machines it refused
+    const s = unplacedOf({
+      unplaced: "2 machines lack region=mars; 1 is paused",
+      refusals: [
+        { why: "lacks region=mars", count: 2, machines: ["m3", "m1"] },
+        { why: "is paused", count: 1, machines: ["m2"] },
+      ],
+    });
+    expect(s.machines).toEqual([
+      { machineId: "m1", reason: "lacks region=mars" },
+      { machineId: "m2", reason: "is paused" },
+      { machineId: "m3", reason: "lacks region=mars" },
+    ]);
+    expect(s.groups.map((g) => `${g.count} ${g.why}`)).toEqual(["2 lacks region=mars", "1 is paused"]);
     expect(
       unplacedOf({
         unplaced: { reason: "2 machines lack region=mars", machines: [{ machineId: "m2", reason: "lacks region=mars" }, { machineId: "m1", reason: "lacks region=mars" }] },

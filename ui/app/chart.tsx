@@ -1,7 +1,7 @@
 // One statechart drawn from its definition: states as boxes (compound and parallel states as
 // containers, a parallel state's regions dashed), active states filled, the edges of the step
 // shown marked. The step is either the actor's latest or the one at the timeline's moment.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { activeIds } from "../lib/active.js";
 import { takenEdges } from "../lib/graph.js";
 import type { InspectMessage, Statechart } from "../lib/types.js";
@@ -10,6 +10,8 @@ import { layoutFor, type Laid } from "./layout.js";
 export function Chart({ sc, step }: { sc: Statechart; step?: InspectMessage }) {
   const [laid, setLaid] = useState<Laid | null>(null);
   const [err, setErr] = useState<string | null>(null);
+  const [fit, setFit] = useState(false);
+  const wrap = useRef<HTMLDivElement>(null);
   useEffect(() => {
     let live = true;
     setErr(null);
@@ -21,6 +23,17 @@ export function Chart({ sc, step }: { sc: Statechart; step?: InspectMessage }) {
       live = false;
     };
   }, [sc.hash]);
+  // Keep the active state in view: charts wider than the pane scroll, centred on the deepest active state.
+  const focus = laid && step ? deepestActive(laid, activeIds(sc.definition.root.id, step.value)) : undefined;
+  useEffect(() => {
+    const w = wrap.current;
+    if (!w || !laid || !focus || fit) return;
+    const b = laid.boxes.get(focus);
+    if (!b) return;
+    const visible = b.x >= w.scrollLeft && b.x + b.w <= w.scrollLeft + w.clientWidth && b.y >= w.scrollTop && b.y + b.h <= w.scrollTop + w.clientHeight;
+    if (visible) return;
+    w.scrollTo({ left: Math.max(0, b.x + b.w / 2 - w.clientWidth / 2), top: Math.max(0, b.y + b.h / 2 - w.clientHeight / 2), behavior: "smooth" });
+  }, [laid, focus, fit]);
   if (err) return <div class="problem">The chart of {sc.actor} could not be laid out: {err}</div>;
   if (!laid) return <div class="muted pad">laying out the {sc.actor} chart…</div>;
   const rootId = sc.definition.root.id;
@@ -31,7 +44,19 @@ export function Chart({ sc, step }: { sc: Statechart; step?: InspectMessage }) {
   const parents = new Set([...laid.g.nodes.values()].map((n) => n.parent));
   const pad = 4;
   return (
-    <div class="chart-wrap">
+    <div class="chart-outer">
+    <div class="chart-tools muted small">
+      <span>
+        <span class="key key-active" /> active <span class="key key-taken" /> just taken <span class="key key-after" /> after (timer){" "}
+        <span class="key key-always" /> always
+      </span>
+      {laid.width > 900 && (
+        <button onClick={() => setFit(!fit)} title={fit ? "show at full size" : "shrink the whole chart into view"}>
+          {fit ? "Full size" : "Fit to width"}
+        </button>
+      )}
+    </div>
+    <div class={`chart-wrap${fit ? " fit" : ""}`} ref={wrap}>
       <svg
         class="chart"
         data-chart={sc.actor}
@@ -99,6 +124,7 @@ export function Chart({ sc, step }: { sc: Statechart; step?: InspectMessage }) {
           );
         })}
       </svg>
+    </div>
       {laid.g.rootTransitions.length > 0 && (
         <div class="root-transitions muted">
           In any state:{" "}
@@ -111,4 +137,17 @@ export function Chart({ sc, step }: { sc: Statechart; step?: InspectMessage }) {
       )}
     </div>
   );
+}
+
+function deepestActive(laid: Laid, active: Set<string>): string | undefined {
+  let best: string | undefined;
+  let depth = -1;
+  for (const id of active) {
+    const n = laid.g.nodes.get(id);
+    if (n && n.depth > depth) {
+      best = id;
+      depth = n.depth;
+    }
+  }
+  return best;
 }

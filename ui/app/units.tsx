@@ -91,14 +91,26 @@ export function UnitsView() {
                   <tr class="why" data-unplaced={name}>
                     <td colSpan={4 + ms.length}>
                       <strong>Not placed:</strong> {why.summary ?? "the leader engine has not said why yet"}
-                      {why.machines.length > 0 && (
+                      {why.groups.length > 0 ? (
                         <ul class="plain-list why-list">
-                          {why.machines.map((r) => (
-                            <li key={r.machineId}>
-                              <span class="mono">{shortId(r.machineId)}</span> {r.reason}
+                          {why.groups.map((g) => (
+                            <li key={g.why}>
+                              {g.count} machine{g.count === 1 ? "" : "s"} {g.why}:{" "}
+                              <span class="mono">{g.machines.map(shortId).join(", ")}</span>
+                              {g.count > g.machines.length && <span class="muted"> and {g.count - g.machines.length} more</span>}
                             </li>
                           ))}
                         </ul>
+                      ) : (
+                        why.machines.length > 0 && (
+                          <ul class="plain-list why-list">
+                            {why.machines.map((r) => (
+                              <li key={r.machineId}>
+                                <span class="mono">{shortId(r.machineId)}</span> {r.reason}
+                              </li>
+                            ))}
+                          </ul>
+                        )
                       )}
                     </td>
                   </tr>

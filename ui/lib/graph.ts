@@ -129,7 +129,7 @@ export function buildChartGraph(def: Def): ChartGraph {
         "elk.nodeSize.constraints": "MINIMUM_SIZE",
         "elk.nodeSize.minimum": `(${Math.max(60, label.length * CHAR_W + 28)},40)`,
       };
-      if (s.type === "parallel") n.layoutOptions["elk.direction"] = "RIGHT";
+      if (s.type === "parallel") n.layoutOptions["elk.direction"] = "DOWN";
       if (s.type === "compound" && s.initial && parent !== undefined) {
         const initId = `${s.id}.__initial`;
         nodes.set(initId, { id: initId, key: "", type: "initial", parent: s.id, depth: depth + 1 });
@@ -146,7 +146,7 @@ export function buildChartGraph(def: Def): ChartGraph {
   graph.layoutOptions = {
     ...(graph.layoutOptions ?? {}),
     "elk.algorithm": "layered",
-    "elk.direction": "DOWN",
+    "elk.direction": "RIGHT",
     "elk.hierarchyHandling": "INCLUDE_CHILDREN",
     "elk.edgeRouting": "ORTHOGONAL",
     "elk.layered.spacing.nodeNodeBetweenLayers": "48",
