@@ -2,6 +2,7 @@
 // MachineOf, MachineMetadata, Conflicts, Global, Replaces, and their deprecated X-Condition
 // spellings) plus flotilla's CPU= and Memory= reservations. The list keys take several
 // space-separated (optionally quoted) values per line and accumulate over repeated lines.
+import { showValue } from "../protocol/errors.js";
 import { isValidMachineId } from "../protocol/names.js";
 import { parseSize } from "../util/measure.js";
 import { dict, lineError, type IniEntry } from "./ini.js";
@@ -55,7 +56,7 @@ export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry,
         return;
       }
       if (!isValidMachineId(value)) {
-        throw lineError(line, `MachineID=${JSON.stringify(value)} is not a machine ID (letters, digits, '-', '_')`, key, value);
+        throw lineError(line, `MachineID=${showValue(value)} is not a machine ID (letters, digits, '-', '_')`, key, value);
       }
       // fleet uses the first MachineID=; two different ones cannot both hold.
       if (fleet.machineId !== undefined && fleet.machineId !== value) {
@@ -76,10 +77,10 @@ export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry,
       }
       for (const w of fleetWords(e, key)) {
         if (key === "MachineOf") {
-          if (!/^[a-zA-Z0-9:_.@-]+$/.test(w)) throw lineError(line, `MachineOf=${JSON.stringify(w)} is not a unit name`, key, value);
+          if (!/^[a-zA-Z0-9:_.@-]+$/.test(w)) throw lineError(line, `MachineOf=${showValue(w)} is not a unit name`, key, value);
           if (!/\.[a-z]+$/.test(w)) warn(line, `MachineOf=${w} has no unit type; did you mean ${w}.service?`);
         } else if (!isValidGlob(w)) {
-          throw lineError(line, `${key}=${JSON.stringify(w)} is not a valid glob pattern (*, ?, [a-z])`, key, value);
+          throw lineError(line, `${key}=${showValue(w)} is not a valid glob pattern (*, ?, [a-z])`, key, value);
         }
         if (!fleet[field].includes(w)) fleet[field].push(w);
       }
@@ -97,7 +98,7 @@ export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry,
         const k = w.slice(0, eq);
         const v = w.slice(eq + 1);
         if (eq <= 0 || v === "" || v.includes("=")) {
-          throw lineError(line, `MachineMetadata=: ${JSON.stringify(w)} is not key=value`, key, value);
+          throw lineError(line, `MachineMetadata=: ${showValue(w)} is not key=value`, key, value);
         }
         const vals = (fleet.machineMetadata[k] ??= []);
         if (!vals.includes(v)) vals.push(v);
@@ -121,7 +122,7 @@ export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry,
       }
       const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
       if (!(n > 0) || n > 100_000) {
-        throw lineError(line, `CPU=${JSON.stringify(value)} is not a number of cores above 0 (examples: 0.5, 2)`, key, value);
+        throw lineError(line, `CPU=${showValue(value)} is not a number of cores above 0 (examples: 0.5, 2)`, key, value);
       }
       fleet.cpu = n;
       return;
@@ -135,7 +136,7 @@ export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry,
       try {
         bytes = parseSize(value, "Memory");
       } catch {
-        throw lineError(line, `Memory=${JSON.stringify(value)} is not a size (examples: 512M, 2G)`, key, value);
+        throw lineError(line, `Memory=${showValue(value)} is not a size (examples: 512M, 2G)`, key, value);
       }
       if (!(bytes > 0)) throw lineError(line, `Memory= must be more than 0`, key, value);
       fleet.memoryBytes = bytes;

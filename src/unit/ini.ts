@@ -3,7 +3,7 @@
 // '#' and ';' start a comment only at the start of a line (also inside a continuation, where
 // the comment line is dropped); a trailing backslash joins the next line with a space; the
 // same section may appear twice and merges; keys are case-sensitive.
-import { FlotillaError } from "../protocol/errors.js";
+import { FlotillaError, showValue } from "../protocol/errors.js";
 
 /** Bigger than any real unit file; stops a pasted binary or log from filling the units bucket. */
 export const MAX_UNIT_FILE_BYTES = 256 * 1024;
@@ -93,11 +93,11 @@ export function readIni(contents: string): IniFile {
     if (l === "") return;
     if (l.startsWith("[")) {
       if (!l.endsWith("]") || l.length < 3) {
-        throw fileError(`invalid section header ${JSON.stringify(l)}: expected [Name]`, line, l);
+        throw fileError(`invalid section header ${showValue(l)}: expected [Name]`, line, l);
       }
       const name = l.slice(1, -1);
       if (/[\[\]]/.test(name) || name.trim() !== name) {
-        throw fileError(`invalid section name ${JSON.stringify(name)}`, line, name);
+        throw fileError(`invalid section name ${showValue(name)}`, line, name);
       }
       section = name;
       if (!sections.has(name)) sections.set(name, line);
@@ -105,13 +105,13 @@ export function readIni(contents: string): IniFile {
     }
     const eq = l.indexOf("=");
     if (eq < 0) {
-      throw fileError(`${JSON.stringify(l)} is not an assignment (expected Key=Value)`, line, l);
+      throw fileError(`${showValue(l)} is not an assignment (expected Key=Value)`, line, l);
     }
     const key = l.slice(0, eq).trim();
     const value = l.slice(eq + 1).trim();
-    if (key === "") throw fileError(`assignment without a key: ${JSON.stringify(l)}`, line, l);
+    if (key === "") throw fileError(`assignment without a key: ${showValue(l)}`, line, l);
     if (!/^[A-Za-z0-9_-]+$/.test(key)) {
-      throw fileError(`invalid key ${JSON.stringify(key)}: keys are letters, digits, '-' and '_'`, line, key);
+      throw fileError(`invalid key ${showValue(key)}: keys are letters, digits, '-' and '_'`, line, key);
     }
     if (section === undefined) {
       throw fileError(`${key}= appears before any [Section] header`, line, key);

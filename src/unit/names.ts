@@ -1,7 +1,7 @@
 // Unit names, templates and specifiers. fleetctl appends ".service" to a name without a known
 // unit type; templates are "prefix@.service", instances "prefix@instance.service", and the
 // specifiers %n %N %p %i (plus systemd's %P %I and %%) come from the name alone.
-import { FlotillaError } from "../protocol/errors.js";
+import { FlotillaError, showValue } from "../protocol/errors.js";
 import { isValidUnitName } from "../protocol/names.js";
 
 /** The unit types systemd (and so fleet's name validation) knows. */
@@ -24,7 +24,7 @@ export const UNIT_TYPES = [
 const ALLOWED = /^[a-zA-Z0-9:_.@-]$/;
 
 function nameError(name: string, why: string): FlotillaError {
-  return new FlotillaError("invalid_unit_name", `invalid unit name ${JSON.stringify(name)}: ${why}`, {
+  return new FlotillaError("invalid_unit_name", `invalid unit name ${showValue(name)}: ${why}`, {
     field: "name",
     value: name,
   });
@@ -46,7 +46,7 @@ export function normalizeUnitName(name: string): string {
   if (typeof name !== "string" || name.length === 0) throw nameError(String(name ?? ""), "the name is empty");
   for (const ch of name) {
     if (!ALLOWED.test(ch)) {
-      const shown = ch === " " ? "a space" : ch === "/" ? `"/" (give the unit name, not a path)` : JSON.stringify(ch);
+      const shown = ch === " " ? "a space" : ch === "/" ? `"/" (give the unit name, not a path)` : showValue(ch);
       throw nameError(name, `${shown} is not allowed; use letters, digits and ':', '_', '.', '@', '-'`);
     }
   }

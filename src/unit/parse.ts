@@ -3,7 +3,7 @@
 // name first; then each known key is read by its own rule. Single-valued keys: the last one
 // wins (systemd). List keys accumulate, and an empty assignment ("Key=") clears the list so
 // far (systemd). Unknown keys and sections are kept in `sections` and reported as warnings.
-import { FlotillaError, isFlotillaError } from "../protocol/errors.js";
+import { FlotillaError, isFlotillaError, showValue } from "../protocol/errors.js";
 import { fleetOption, type FleetLines } from "./fleet-options.js";
 import { dict, lineError, readIni, type IniEntry } from "./ini.js";
 import { count, duration, environment, environmentFile, execLines, restart, setWorkingDirectory } from "./service-options.js";
@@ -225,7 +225,7 @@ export function parseUnit(name: string, contents: string, opts: ParseOptions = {
   if (!full.endsWith(".service")) {
     throw new FlotillaError(
       "invalid_unit_name",
-      `invalid unit name ${JSON.stringify(name)}: flotilla runs .service units only`,
+      `invalid unit name ${showValue(name)}: flotilla runs .service units only`,
       { field: "name", value: name },
     );
   }

@@ -1,7 +1,7 @@
 // [Service] (and [Unit] rate-limit) values, read one assignment at a time: exec lines with
 // their prefixes, Environment= words, paths, Restart= and the time spans. Each reader throws
 // invalid_unit_file naming the line and the key.
-import { FlotillaError, isFlotillaError } from "../protocol/errors.js";
+import { FlotillaError, isFlotillaError, showValue } from "../protocol/errors.js";
 import { parseDuration } from "../util/measure.js";
 import { dict, lineError, type IniEntry } from "./ini.js";
 import type { ExecCommand, RestartPolicy, ServiceOptions } from "./types.js";
@@ -82,7 +82,7 @@ export function environment(e: IniEntry): Record<string, string> {
     if (eq < 0 || !ENV_NAME.test(k)) {
       throw lineError(
         e.line,
-        `Environment=: ${JSON.stringify(w.text)} is not an assignment NAME=value (quote a value with spaces: "NAME=a b")`,
+        `Environment=: ${showValue(w.text)} is not an assignment NAME=value (quote a value with spaces: "NAME=a b")`,
         "Environment",
         e.value,
       );
@@ -96,7 +96,7 @@ export function environmentFile(e: IniEntry): { path: string; optional: boolean 
   const optional = e.value.startsWith("-");
   const path = optional ? e.value.slice(1).trim() : e.value;
   if (!path.startsWith("/")) {
-    throw lineError(e.line, `EnvironmentFile=: ${JSON.stringify(path)} is not an absolute path`, "EnvironmentFile", e.value);
+    throw lineError(e.line, `EnvironmentFile=: ${showValue(path)} is not an absolute path`, "EnvironmentFile", e.value);
   }
   return { path, optional };
 }
@@ -110,7 +110,7 @@ export function setWorkingDirectory(service: ServiceOptions, e: IniEntry): void 
   const optional = e.value.startsWith("-");
   const dir = optional ? e.value.slice(1) : e.value;
   if (!dir.startsWith("/") && dir !== "~") {
-    throw lineError(e.line, `WorkingDirectory=: ${JSON.stringify(dir)} is not an absolute path (or "~")`, "WorkingDirectory", e.value);
+    throw lineError(e.line, `WorkingDirectory=: ${showValue(dir)} is not an absolute path (or "~")`, "WorkingDirectory", e.value);
   }
   service.workingDirectory = dir;
   if (optional) service.workingDirectoryOptional = true;
@@ -130,7 +130,7 @@ export function restart(e: IniEntry, warn: (line: number, m: string) => void): R
     warn(e.line, `Restart=${v} is treated as Restart=on-failure (flotilla restarts on any failure)`);
     return "on-failure";
   }
-  throw lineError(e.line, `Restart=${JSON.stringify(v)} is not supported: use no, on-failure or always`, "Restart", v);
+  throw lineError(e.line, `Restart=${showValue(v)} is not supported: use no, on-failure or always`, "Restart", v);
 }
 
 /**
@@ -147,7 +147,7 @@ export function duration(e: IniEntry, o: { allowZero?: boolean; zeroIsInfinity?:
     if (Number.isNaN(ms)) throw new FlotillaError("bad_flag", "not a duration");
   } catch (err) {
     if (isFlotillaError(err)) {
-      throw lineError(e.line, `${e.key}=: ${JSON.stringify(e.value)} is not a time span (examples: 10s, 500ms, 1min 30s, 2h)`, e.key, e.value);
+      throw lineError(e.line, `${e.key}=: ${showValue(e.value)} is not a time span (examples: 10s, 500ms, 1min 30s, 2h)`, e.key, e.value);
     }
     throw err;
   }
@@ -163,7 +163,7 @@ export function duration(e: IniEntry, o: { allowZero?: boolean; zeroIsInfinity?:
 
 export function count(e: IniEntry): number {
   if (!/^\d+$/.test(e.value) || Number(e.value) > 1_000_000) {
-    throw lineError(e.line, `${e.key}=: ${JSON.stringify(e.value)} is not a whole number`, e.key, e.value);
+    throw lineError(e.line, `${e.key}=: ${showValue(e.value)} is not a whole number`, e.key, e.value);
   }
   return Number(e.value);
 }

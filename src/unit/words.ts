@@ -3,6 +3,7 @@
 // lists. Words are separated by whitespace; single and double quotes group (and may sit in the
 // middle of a word, as in a shell); C escapes (\n, \t, \\, \", \xHH, \NNN, \uXXXX) are decoded
 // inside and outside quotes, both kinds. No variables, globs or pipes: there is no shell.
+import { showValue } from "../protocol/errors.js";
 
 export interface Word {
   text: string;
@@ -102,7 +103,7 @@ export function splitWords(value: string): Word[] {
         }
         if (!closed) {
           const kind = c === "'" ? "single" : "double";
-          throw new WordError(`unterminated ${kind} quote in ${JSON.stringify(value.slice(start))}`);
+          throw new WordError(`unterminated ${kind} quote in ${showValue(value.slice(start))}`);
         }
       } else {
         text += c;

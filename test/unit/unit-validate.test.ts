@@ -178,3 +178,29 @@ describe("fleet's validation rules", () => {
     expect(() => validateFleetOptions("x.service", base)).not.toThrow();
   });
 });
+
+describe("errors about huge values stay short", () => {
+  it("quotes at most a few dozen characters of a 100 KB value, whatever the option", async () => {
+    const { parseUnitFile } = await import("../../src/unit/index.js");
+    const huge = "x".repeat(100_000);
+    const files = [
+      `[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineID=${huge}!\n`,
+      `[Service]\nExecStart=/bin/true\n[X-Fleet]\nCPU=${huge}\n`,
+      `[Service]\nExecStart=/bin/true\n[X-Fleet]\nConflicts=[${huge}\n`,
+      `[Service]\nExecStart=/bin/true "${huge}\n`,
+      `[${huge}\n[Service]\nExecStart=/bin/true\n`,
+      `[Service]\nExecStart=/bin/true\n${huge}\n`,
+      `[Service]\nExecStart=/bin/true\nRestartSec=${huge}\n`,
+    ];
+    for (const f of files) {
+      let msg = "";
+      try {
+        parseUnitFile("big.service", f);
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      expect(msg, f.slice(0, 60)).not.toBe("");
+      expect(msg.length, msg.slice(0, 120)).toBeLessThan(300);
+    }
+  });
+});
