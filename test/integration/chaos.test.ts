@@ -179,7 +179,14 @@ describe("chaos", () => {
         }
         await new Promise((r) => setTimeout(r, POLL_MS));
       }
+      // The observers keep watching the settled cluster until the whole window has passed (a
+      // window to hold in, like holds(), not a wait for something to happen).
+      while (Date.now() < t0 + DURATION_MS) await new Promise((r) => setTimeout(r, POLL_MS));
       const finalProcs = scanWorkloads(byMarker, stateDirs);
+      if (convergedAt !== undefined) {
+        const late = await problemsNow().catch((e: Error) => new Map([["(states)", e.message]]));
+        for (const [u, p] of late) cluster.violations.push(`converged at ${s(convergedAt - t0)} but at the end of the window ${u}: ${p}`);
+      }
       for (const [m, slot] of cluster.slots) {
         const c = slot.daemon?.child;
         if (slot.status !== "up" || !c || c.exitCode !== null || c.signalCode !== null) {
@@ -192,7 +199,7 @@ describe("chaos", () => {
       // ---- what it did and what it saw ----
       out.push(`what it did (actual times from the start of the window):`, ...cluster.done);
       const counts = Object.entries(cluster.counts).map(([k, n]) => `${k} ${n}`).join(", ");
-      out.push(`faults injected: ${counts}; window ${s(faultsEnd - t0)} (planned ${s(DURATION_MS)})`);
+      out.push(`faults injected: ${counts}; the last ended at ${s(faultsEnd - t0)}, observed for ${s(Date.now() - t0)}`);
       out.push(`samples: /proc ${procSamples}, states bucket ${stateSamples} (+${stateFailures} failed reads while NATS was away)`);
       out.push(`duplicates per unit (raw: any two processes; live: with every daemon holding a copy alive; tolerated live ${TOLERATED_DUP_MS} ms):`);
       for (const u of units) {
