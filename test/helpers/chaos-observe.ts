@@ -154,7 +154,8 @@ export class DuplicateTracker {
     for (const c of copies) perMachine.set(c.machine, (perMachine.get(c.machine) ?? 0) + 1);
     const sameMachine = [...perMachine.values()].some((n) => n > 1);
     const dup = global ? sameMachine : copies.length > 1;
-    const live = dup && (sameMachine || copies.every((c) => machineUp(c.machine)));
+    // A copy no state dir owns ("?") is never excused: nobody at all will stop it.
+    const live = dup && (sameMachine || copies.every((c) => c.machine === "?" || machineUp(c.machine)));
     if (dup) {
       if (t.rawSince === undefined) {
         t.rawSince = now;
