@@ -22,7 +22,20 @@ export interface Config {
   prefix: string;
 }
 
-export async function connectWs(cfg: Config): Promise<NatsConnection> {
+export interface Credentials {
+  user: string;
+  pass: string;
+}
+
+/** The reply-subject prefix of a user (src/auth/roles.ts inboxPrefixFor): its permissions allow only these. */
+export function inboxPrefixFor(user: string): string {
+  return `_INBOX_${user.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+}
+
+let inboxPrefix = "_INBOX";
+
+export async function connectWs(cfg: Config, creds: Credentials | null): Promise<NatsConnection> {
+  inboxPrefix = creds ? inboxPrefixFor(creds.user) : "_INBOX";
   return wsconnect({
     servers: cfg.wsUrl,
     name: "flotilla-ui",
@@ -30,7 +43,13 @@ export async function connectWs(cfg: Config): Promise<NatsConnection> {
     maxReconnectAttempts: -1,
     reconnectTimeWait: 2000,
     timeout: 5000,
+    ...(creds ? { user: creds.user, pass: creds.pass, inboxPrefix } : {}),
   });
+}
+
+export function isAuthError(e: unknown): boolean {
+  const m = `${(e as Error)?.name ?? ""} ${(e as Error)?.message ?? e}`;
+  return /authori[sz]ation|authentication|auth(entication)? (violation|expired|required)|user.*password/i.test(m);
 }
 
 const enc = new TextEncoder();
@@ -81,9 +100,10 @@ export function subscribeInspect(nc: NatsConnection, prefix: string, on: (m: Ins
 export class NoStreamError extends Error {}
 
 /**
- * Reads the inspect stream with an ordered consumer until it has delivered everything that was
- * there when it started: last per subject (current states) or everything (history). Calls
- * onBatch with the messages of each batch.
+ * Reads the inspect stream with an ordered push consumer until it has delivered everything that
+ * was there when it started (the stream's last sequence then): last per subject (current states)
+ * or everything (history). Push, not pull: a viewer's permissions allow consumer creates and
+ * deliveries to its own inbox, not pull requests. Calls onBatch with batches of messages.
  */
 export async function readInspectStream(
   nc: NatsConnection,
@@ -93,33 +113,37 @@ export async function readInspectStream(
 ): Promise<number> {
   const stream = `${prefix}-inspect`;
   const jsm = await jetstreamManager(nc);
-  let total: number;
+  let lastSeq: number;
   try {
-    total = (await jsm.streams.info(stream)).state.messages;
+    const st = (await jsm.streams.info(stream)).state;
+    if (st.messages === 0) return 0;
+    lastSeq = st.last_seq;
   } catch (e) {
     if (/not found/i.test(String((e as Error).message))) throw new NoStreamError(stream);
     throw e;
   }
-  if (total === 0) return 0;
   const js = jetstream(nc);
-  const c = await js.consumers.get(stream, {
+  const c = await js.consumers.getPushConsumer(stream, {
     filter_subjects: `${prefix}.inspect.>`,
     deliver_policy: mode === "last" ? DeliverPolicy.LastPerSubject : DeliverPolicy.All,
+    deliver_prefix: `${inboxPrefix}.inspect-${Math.random().toString(36).slice(2, 10)}`,
   });
+  const it = await c.consume();
   let n = 0;
-  for (;;) {
-    const batch: InspectMessage[] = [];
-    let pending = -1;
-    const it = await c.fetch({ max_messages: 1000, expires: 2000 });
-    for await (const m of it) {
-      const x = parseInspect(m.data);
-      if (x) batch.push(x);
-      pending = m.info.pending;
-    }
-    n += batch.length;
+  let batch: InspectMessage[] = [];
+  const flush = () => {
     if (batch.length) onBatch(batch);
-    if (pending <= 0) break;
+    n += batch.length;
+    batch = [];
+  };
+  for await (const m of it) {
+    const x = parseInspect(m.data);
+    if (x) batch.push(x);
+    if (batch.length >= 500) flush();
+    if (m.info.pending === 0 || m.info.streamSequence >= lastSeq) break;
   }
+  flush();
+  await it.close().catch(() => undefined);
   await c.delete().catch(() => undefined);
   return n;
 }

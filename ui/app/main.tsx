@@ -24,6 +24,9 @@ import {
   timeAt,
   unknownHashes,
   refetchCharts,
+  history,
+  credentials,
+  signIn,
 } from "./store.js";
 
 const route = signal(location.hash);
@@ -66,6 +69,7 @@ function ConnPill() {
     connected: "connected",
     reconnecting: "reconnecting…",
     failed: "not connected",
+    signin: "sign in",
     recording: "recording",
   }[c.state];
   return (
@@ -87,6 +91,27 @@ function Banner() {
           </button>
           {wait > 0 && <span class="muted"> retrying in {wait} s</span>}
         </div>
+      </ProblemBox>
+    );
+  }
+  if (c.state === "signin") {
+    return (
+      <ProblemBox p={c.problem ?? { title: "Sign in", detail: "" }}>
+        <form
+          class="signin"
+          data-testid="signin"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const f = new FormData(e.currentTarget as HTMLFormElement);
+            signIn({ user: String(f.get("user") ?? ""), pass: String(f.get("pass") ?? "") });
+          }}
+        >
+          <input name="user" placeholder="user" autoComplete="username" defaultValue={credentials.value?.user ?? "operator"} />
+          <input name="pass" type="password" placeholder="password" autoComplete="current-password" />
+          <button class="primary" type="submit">
+            Sign in
+          </button>
+        </form>
       </ProblemBox>
     );
   }
@@ -152,6 +177,11 @@ function App() {
         </nav>
         <div class="right">
           <ConnPill />
+          {credentials.value && (
+            <button onClick={() => signIn(null)} title="forget the NATS user and password of this tab">
+              Sign out {credentials.value.user}
+            </button>
+          )}
           {!rec && listedAt.value > 0 && <span class="muted small">listed {age(now.value - listedAt.value)} ago</span>}
           {historyLoaded.value !== "all" && conn.value.state === "connected" && <span class="muted small">reading history…</span>}
           <button onClick={download} title="the inspection history as NDJSON" data-testid="download">
@@ -166,11 +196,15 @@ function App() {
       <main>
         <Banner />
         <Notes />
+        {(conn.value.state === "failed" || conn.value.state === "signin") && history.count === 0 ? null : (
+          <>
         {view === "cluster" && <ClusterView />}
         {view === "units" && <UnitsView />}
         {view === "actor" && <ActorView keyParam={arg} />}
         {view === "timeline" && <TimelineView keyParam={arg} />}
         {view === "journal" && <JournalView unit={arg} />}
+          </>
+        )}
       </main>
       <Dialog />
     </>

@@ -6,7 +6,18 @@ import { addAll, addMessage, allSteps, emptyHistory, type History } from "../lib
 import { connectProblem, requestProblem, type Probe, type Problem } from "../lib/errors.js";
 import { parseNdjson, toNdjson } from "../lib/recording.js";
 import type { InspectMessage, Statechart } from "../lib/types.js";
-import { ApiError, api, connectWs, fetchStatecharts, NoStreamError, readInspectStream, subscribeInspect, type Config } from "./client.js";
+import {
+  ApiError,
+  api,
+  connectWs,
+  fetchStatecharts,
+  isAuthError,
+  NoStreamError,
+  readInspectStream,
+  subscribeInspect,
+  type Config,
+  type Credentials,
+} from "./client.js";
 
 export interface MachineRecord {
   id: string;
@@ -46,7 +57,7 @@ export interface UnitRow {
   error: string | null;
 }
 
-export type ConnState = "idle" | "connecting" | "connected" | "reconnecting" | "failed" | "recording";
+export type ConnState = "idle" | "connecting" | "connected" | "reconnecting" | "failed" | "signin" | "recording";
 
 export const config = signal<Config | null>(null);
 export const conn = signal<{ state: ConnState; problem?: Problem; retryAt?: number }>({ state: "idle" });
@@ -73,6 +84,27 @@ export const now = signal(Date.now());
 setInterval(() => (now.value = Date.now()), 1000);
 
 export const nc = { current: null as NatsConnection | null };
+
+// NATS credentials when the server has users (flotilla up turns auth on): kept for this tab only.
+const CREDS_KEY = "flotilla.credentials";
+function loadCreds(): Credentials | null {
+  try {
+    const j = JSON.parse(sessionStorage.getItem(CREDS_KEY) ?? "null") as Credentials | null;
+    return j && typeof j.user === "string" && typeof j.pass === "string" ? j : null;
+  } catch {
+    return null;
+  }
+}
+export const credentials = signal<Credentials | null>(loadCreds());
+export function signIn(c: Credentials | null): void {
+  if (c) sessionStorage.setItem(CREDS_KEY, JSON.stringify(c));
+  else sessionStorage.removeItem(CREDS_KEY);
+  credentials.value = c;
+  const old = nc.current;
+  nc.current = null;
+  void old?.close().catch(() => undefined);
+  void start();
+}
 let stopLive: (() => void) | null = null;
 
 // Redraw at most once per frame however many steps arrive.
@@ -157,8 +189,21 @@ export async function start(): Promise<void> {
   conn.value = { state: "connecting" };
   let c: NatsConnection;
   try {
-    c = await connectWs(cfg);
+    c = await connectWs(cfg, credentials.peek());
   } catch (e) {
+    if (isAuthError(e)) {
+      const had = credentials.peek();
+      conn.value = {
+        state: "signin",
+        problem: {
+          title: had ? `NATS refused the user ${had.user}` : "NATS asks for a user and password",
+          detail: had
+            ? `${(e as Error).message}. Check the user and password.`
+            : `nats-server at ${cfg.wsUrl} has users. Sign in as the operator (everything, actions too) or a viewer (look only). flotilla up writes the operator's user and password to <data-dir>/auth/operator.env (NATS_USER, NATS_PASSWORD).`,
+        },
+      };
+      return;
+    }
     const p = await probe();
     const retryAt = Date.now() + 5000;
     conn.value = { state: "failed", problem: connectProblem(cfg.wsUrl, (e as Error).message || String(e), p), retryAt };

@@ -53,7 +53,7 @@ export function TimelineView({ keyParam }: { keyParam?: string }) {
   return (
     <div class="view">
       <TimeControl />
-      <div class="split">
+      <div class="split wide-left">
         <table class="grid timeline-table" data-testid="timeline-table">
           <thead>
             <tr>

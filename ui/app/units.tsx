@@ -95,8 +95,7 @@ export function UnitsView() {
                         <ul class="plain-list why-list">
                           {why.groups.map((g) => (
                             <li key={g.why}>
-                              {g.count} machine{g.count === 1 ? "" : "s"} {g.why}:{" "}
-                              <span class="mono">{g.machines.map(shortId).join(", ")}</span>
+                              {g.why}: <span class="mono">{g.machines.map(shortId).join(", ")}</span>
                               {g.count > g.machines.length && <span class="muted"> and {g.count - g.machines.length} more</span>}
                             </li>
                           ))}
