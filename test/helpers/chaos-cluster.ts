@@ -81,10 +81,6 @@ export class ChaosCluster {
     });
     slot.daemon = d;
     slot.lives.push({ from: bootAt - this.t0, pid: d.child.pid!, output: () => d.output() });
-    // startDaemon is satisfied by the record the killed incarnation left (it lives one TTL): wait
-    // for a beat of this one, so that "up" means this daemon is there.
-    await this.freshBeat(slot.id, bootAt);
-    slot.status = "up";
     d.child.once("exit", (code, signal) => {
       if (slot.daemon === d) slot.status = "dead";
       if (this.intended.has(d.child.pid!)) return;
@@ -93,6 +89,10 @@ export class ChaosCluster {
           `its last output:\n${d.output().slice(-6000)}`,
       );
     });
+    // startDaemon is satisfied by the record the killed incarnation left (it lives one TTL): wait
+    // for a beat of this one, so that "up" means this daemon is there.
+    await this.freshBeat(slot.id, bootAt);
+    if (slot.daemon === d && d.child.exitCode === null && d.child.signalCode === null) slot.status = "up";
   }
 
   private async freshBeat(id: string, since: number): Promise<void> {
@@ -111,13 +111,6 @@ export class ChaosCluster {
     } finally {
       await nc.close();
     }
-  }
-
-  /** Every incarnation's output of the given machines, last lines first of each. */
-  evidence(machines: string[], chars = 6000): string {
-    return machines
-      .flatMap((m) => (this.slots.get(m)?.lives ?? []).map((l) => `--- ${m}, pid ${l.pid}, started at ${(l.from / 1000).toFixed(3)} s ---\n${l.output().slice(-chars)}`))
-      .join("\n");
   }
 
   async startAll(): Promise<void> {
