@@ -233,3 +233,20 @@ export const registerUi: CommandRegistrar = (program, globals) => {
       });
     });
 };
+
+/**
+ * The dashboard of `flotilla up`, served from the same process: the cluster's own WebSocket
+ * port, loopback. An address already taken (another `up`, a `flotilla ui`) is said, not fatal.
+ */
+export async function startUpUi(o: { listen: string; wsPort: number; prefix: string; natsUrl: string }): Promise<{ line: string; close(): Promise<void> }> {
+  try {
+    const ui = await startUiServer({ listen: o.listen, wsUrl: `ws://127.0.0.1:${o.wsPort}`, prefix: o.prefix, natsUrl: o.natsUrl });
+    return { line: `  dashboard: ${ui.url}  (statecharts, units, machines; flotilla ui)`, close: () => ui.close() };
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    return {
+      line: `  dashboard: not started (${why}); run \`flotilla ui --nats-ws ws://127.0.0.1:${o.wsPort} --listen 127.0.0.1:<port>\` yourself`,
+      close: async () => undefined,
+    };
+  }
+}

@@ -7,6 +7,7 @@ import { createWriteStream, existsSync, mkdirSync, writeFileSync } from "node:fs
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CommandRegistrar } from "./main.js";
+import { DEFAULT_UI_LISTEN, startUpUi } from "./ui.js";
 import { findNatsServer, portFree, tcpProbe } from "../util/net.js";
 
 export { portFree };
@@ -63,6 +64,7 @@ interface UpOptions {
   agentTtl?: string;
   keepTasks?: boolean;
   auth: boolean;
+  ui: string;
 }
 
 interface UpAuth {
@@ -112,6 +114,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
     .option("--machine-id <id>", "machine ID of the daemon")
     .option("--metadata <k=v,...>", "machine metadata of the daemon")
     .option("--agent-ttl <duration>", "machine heartbeat TTL")
+    .option("--ui <host:port>", 'where the dashboard (flotilla ui) listens; "off" for none', DEFAULT_UI_LISTEN)
     .option("--keep-tasks", "leave the tasks running on Ctrl-C (the next `up` adopts them)")
     .option("--no-auth", "no users and no permissions on the NATS server (anyone who can connect can do anything)")
     .action(async (o: UpOptions) => {
@@ -143,6 +146,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
       const nats = spawn(bin, ["-c", confPath], { stdio: ["ignore", logStream, logStream], detached: true });
       const url = `nats://127.0.0.1:${ports.client}`;
       let daemon: ChildProcess | undefined;
+      let ui: { line: string; close(): Promise<void> } | undefined;
       let stopping: Promise<number> | undefined;
 
       const stopAll = (code: number): Promise<number> => {
@@ -155,6 +159,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
             nats.kill("SIGTERM");
             await waitExit(nats, 5000);
           }
+          await ui?.close();
           logStream.end();
           return code;
         })();
@@ -189,6 +194,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
         await new Promise((r) => setTimeout(r, 50));
       }
 
+      if (!stopping && o.ui !== "off") ui = await startUpUi({ listen: o.ui, wsPort: ports.ws, prefix: g.prefix, natsUrl: url });
       if (!stopping) {
         const args = [process.argv[1]!, "--nats", url, "--prefix", g.prefix, "daemon", "--state-dir", join(dataDir, "state")];
         if (o.machineId) args.push("--machine-id", o.machineId);
@@ -220,6 +226,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
                   ? `  nats --server ${url} --user ${auth.operator.NATS_USER} --password "$NATS_PASSWORD" req ${api} ''`
                   : `  nats --server ${url} req ${api} ''`,
                 `  NATS monitoring: http://127.0.0.1:${ports.http}/  WebSocket: ws://127.0.0.1:${ports.ws}`,
+                ...(ui ? [ui.line] : []),
                 `  data: ${dataDir} (nats-server log: ${natsLog})`,
                 "Press Ctrl-C to stop.",
                 "",
