@@ -23,7 +23,9 @@ import { arrivalOf } from "../unit/match.js";
 import type { ParsedUnit } from "../unit/types.js";
 import type { Executor } from "../exec/executor.js";
 import { ProcessExecutor, killStale, logFileOf } from "../exec/process-executor.js";
-import { inspector } from "../server/inspect.js";
+import { createActor, type Actor } from "xstate";
+import { inspector } from "../inspect/publisher.js";
+import { agentMachine } from "./agent.machine.js";
 import { WorkerStore } from "./worker-store.js";
 import { TaskManager } from "./task-manager.js";
 import { UnitStatePublisher } from "./unit-state-publisher.js";
@@ -54,7 +56,8 @@ export class Agent implements Component {
   private readonly busy = new Set<string>();
   private schedule: Watched = { synced: false, values: new Map() };
   private globals: Watched = { synced: false, values: new Map() };
-  private timer?: NodeJS.Timeout;
+  /** The agent's statechart (agent.machine.ts): starting → syncing → steady ⇄ disconnected. */
+  private actor?: Actor<typeof agentMachine>;
   private running = false;
   private generation = 0;
   private reconcileQueued = false;
@@ -84,6 +87,17 @@ export class Agent implements Component {
   private async doStart(): Promise<void> {
     const { ctx } = this;
     const gen = ++this.generation;
+    const actor = createActor(
+      agentMachine.provide({
+        actions: {
+          reconcile: () => this.reconcileSoon(),
+          resync: () => this.resync(),
+        },
+      }),
+      { input: { reconcileEveryMs: ctx.config.reconcileIntervalMs }, inspect: inspector(ctx.nc, ctx.names, ctx.machineId, "agent", { withContext: true }) },
+    );
+    this.actor = actor;
+    actor.start();
     const store = new WorkerStore(ctx.config.stateDir);
     this.store = store;
     this.executor = this.o.executor ?? new ProcessExecutor({ stateDir: ctx.config.stateDir, log: this.log });
@@ -97,7 +111,7 @@ export class Agent implements Component {
       maxFileBytes: ctx.config.taskLogMaxBytes,
     });
     await ensureJournalStream(ctx.nc, ctx.names).catch((e) =>
-      this.log.warn(`cannot create the journal stream (task output is not collected until it exists): ${describeError(e)}`),
+      this.log.warn(`cannot create the journal stream (task output is kept in the log files and sent once it exists): ${describeError(e)}`),
     );
     this.publisher.start();
     this.journal.start();
@@ -113,13 +127,20 @@ export class Agent implements Component {
       await tm.start();
     }
     if (resume.length) this.log.info({ tasks: resume.length }, "resumed tasks from the worker store");
+    actor.send({ type: "STARTED", resumed: resume.length });
 
     this.schedule = { synced: false, values: new Map() };
     this.globals = { synced: false, values: new Map() };
     void this.watchLoop(gen, "schedule");
     void this.watchLoop(gen, "globals");
     void this.statusLoop(gen);
-    this.timer = setInterval(() => this.reconcileSoon(), ctx.config.reconcileIntervalMs);
+  }
+
+  /** NATS came back: new watches (their replay replaces the desired set), every state written again. */
+  private resync(): void {
+    this.schedule.iter?.stop();
+    this.globals.iter?.stop();
+    this.publisher?.resync();
   }
 
   /**
@@ -134,8 +155,7 @@ export class Agent implements Component {
     this.log.info({ tasks: tasks.length }, "stopping every task before exiting (stop_tasks_on_exit)");
     // No new work while we stop: the watches would start what we just stopped.
     this.generation++;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.actor?.send({ type: "STOP" });
     this.schedule.iter?.stop();
     this.globals.iter?.stop();
     await Promise.all(
@@ -154,8 +174,9 @@ export class Agent implements Component {
     await this.starting?.catch(() => undefined);
     this.running = false;
     this.generation++;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.actor?.send({ type: "STOP" });
+    this.actor?.stop();
+    this.actor = undefined;
     this.schedule.iter?.stop();
     this.globals.iter?.stop();
     // The workloads keep running: the next start adopts them from the worker store.
@@ -193,6 +214,7 @@ export class Agent implements Component {
           if (which === "schedule") this.schedule = w;
           else this.globals = w;
           this.log.debug({ which, count: w.values.size }, "watch synced");
+          if (this.schedule.synced && this.globals.synced) this.actor?.send({ type: "SYNCED" });
           this.reconcileSoon();
         };
         let pending = info?.num_pending;
@@ -276,11 +298,12 @@ export class Agent implements Component {
         if (!this.running || gen !== this.generation) return;
         if (s.type === "disconnect") {
           this.log.warn("NATS connection lost: tasks keep running; resynchronising when it returns");
+          this.actor?.send({ type: "DISCONNECTED" });
         } else if (s.type === "reconnect") {
           this.log.info("NATS connection back: resynchronising the schedule and states");
-          this.schedule.iter?.stop();
-          this.globals.iter?.stop();
-          this.publisher?.resync();
+          // The chart resyncs (this.resync()) on its way from disconnected to syncing.
+          if (this.actor?.getSnapshot().value === "disconnected") this.actor.send({ type: "RECONNECTED" });
+          else this.resync();
         }
       }
     } catch {

@@ -11,7 +11,7 @@ const FORMATS = ["json", "mermaid", "dot"] as const;
 export const registerStatecharts: CommandRegistrar = (program) => {
   program
     .command("statecharts [actor]")
-    .description("print the statecharts of every actor (or one: machine, heart, monitor, engine, lease, task) from their real definitions")
+    .description("print the statecharts of every actor (or one: machine, heart, monitor, engine, lease, agent, task) from their real definitions")
     .option("--format <format>", "json, mermaid or dot", "json")
     .action((actor: string | undefined, o: { format: string }) => {
       if (!(FORMATS as readonly string[]).includes(o.format)) {

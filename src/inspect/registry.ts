@@ -8,6 +8,7 @@ import { monitorMachine } from "../machine/monitor.machine.js";
 import { leaseMachine } from "../engine/lease.machine.js";
 import { engineMachine } from "../engine/engine.machine.js";
 import { taskMachine } from "../agent/task.machine.js";
+import { agentMachine } from "../agent/agent.machine.js";
 import { FlotillaError } from "../protocol/errors.js";
 import { definitionHash, describeMachine, type Definition } from "./definition.js";
 
@@ -17,6 +18,7 @@ export const STATECHARTS: Record<string, AnyStateMachine> = {
   monitor: monitorMachine,
   engine: engineMachine,
   lease: leaseMachine,
+  agent: agentMachine,
   task: taskMachine,
 };
 

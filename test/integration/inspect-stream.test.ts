@@ -65,7 +65,7 @@ describe("the inspect stream", () => {
       20_000,
       "the task running and the lease in the stream",
     );
-    for (const actor of ["machine", "heart", "monitor", "engine", "lease"]) {
+    for (const actor of ["machine", "heart", "monitor", "engine", "lease", "agent"]) {
       const msg = now.get(`${prefix}.inspect.${m}.${actor}`);
       expect(msg, actor).toBeDefined();
       expect(msg).toMatchObject({ v: 2, machineId: m, actor, id: actor });
@@ -73,6 +73,7 @@ describe("the inspect stream", () => {
     expect(now.get(taskSubject)).toMatchObject({ id: "task:hello.service", unit: "hello.service", actor: "task", status: "active" });
     expect(now.get(`${prefix}.inspect.${m}.lease`)!.value).toMatchObject({ leader: expect.stringMatching(/holding|renewing/) });
     expect(now.get(`${prefix}.inspect.${m}.engine`)!.value).toMatchObject({ leading: expect.any(String) });
+    expect(now.get(`${prefix}.inspect.${m}.agent`)!.value).toBe("steady");
     // The history: per actor id, seq 1, 2, 3, ... in order, the last one equal to the current state.
     const all = await history(names);
     const byId = new Map<string, InspectMessage[]>();
