@@ -11,7 +11,7 @@ import { z } from "zod";
 import { connectOnce, connectWithRetry } from "../nats/connection.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { ensureBuckets, type Buckets } from "../nats/buckets.js";
-import { isTemporaryJsError, retryingBuckets } from "../nats/js-retry.js";
+import { isTemporaryJsError, retryingBuckets, withJsRetry } from "../nats/js-retry.js";
 import { Names, keys } from "../protocol/names.js";
 import { encode, decodeAs } from "../protocol/codec.js";
 import { Availability, MachineRecord } from "../protocol/messages.js";
@@ -79,10 +79,18 @@ export interface MachineHeart {
 export function kvBeat(buckets: Buckets, ttlMs: number, record: () => Omit<MachineRecord, "heartbeatAt">): () => Promise<void> {
   return async () => {
     const r = record();
-    const p = buckets.machines.put(keys.machine(r.id), encode({ ...r, heartbeatAt: Date.now() }));
-    p.catch(() => undefined);
     // At least a second: on a loaded machine a slow put is not a dead server.
-    await withTimeout(p, Math.max(1000, Math.floor(ttlMs / 2)), "heartbeat put");
+    const bound = Math.max(1000, Math.floor(ttlMs / 2));
+    // A JetStream cluster electing the bucket's leader after a node loss refuses puts at once
+    // ("jetstream is not enabled") for 5-6 s: retried within the bound, that is one failed beat
+    // at most, not three in 2.5 s (which made the monitor stop every component, the API too).
+    const p = withJsRetry(() => buckets.machines.put(keys.machine(r.id), encode({ ...r, heartbeatAt: Date.now() })), {
+      budgetMs: bound - 100,
+      delayMs: 100,
+      maxDelayMs: 500,
+    });
+    p.catch(() => undefined);
+    await withTimeout(p, bound, "heartbeat put");
   };
 }
 

@@ -18,6 +18,7 @@ import { runCli } from "../helpers/cli.js";
 import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { openKv } from "../../src/nats/buckets.js";
 import { listKeys } from "../../src/nats/kv-keys.js";
+import { readBucket } from "../../src/nats/kv-read.js";
 import { Names, keys } from "../../src/protocol/names.js";
 import { decode } from "../../src/protocol/codec.js";
 
@@ -176,22 +177,32 @@ describe("a 3-node NATS cluster with --replicas 3", () => {
     // The node comes back: nothing lost, nothing duplicated.
     await cluster.restart(victim);
     await cluster.waitForJetStream();
-    await check(async () => {
-      const r = await api("list-unit-files");
-      if (!r.ok) throw new Error(r.error);
-      const rows = (r.body as { unit: string; currentState: string; machines: string[] }[]).filter((x) => !x.unit.startsWith("probe-"));
-      expect(rows.map((x) => x.unit)).toEqual(["after.service", "before.service"]);
-      for (const row of rows) {
-        expect(row.machines, row.unit).toHaveLength(1);
-        expect(row.currentState, row.unit).toBe("launched");
-      }
-      return true;
-    }, 20_000, "both units, each scheduled once and launched");
-    const schedule = await listKeys(nc, names.bucket("schedule"));
-    expect(schedule.filter((k) => !k.includes("=")).map((k) => keys.parseSchedule(k)?.unit).sort()).toEqual(["after.service", "before.service"]);
-    for (const u of ["before.service", "after.service"]) {
-      const states = await stateOf(u);
-      expect(states.filter((s) => s.taskState === "running"), u).toHaveLength(1);
+    const logs = () => daemons.map((d) => `--- ${d.machineId}\n${d.output().slice(-6000)}`).join("\n");
+    try {
+      await check(async () => {
+        const r = await api("list-unit-files");
+        if (!r.ok) throw new Error(r.error);
+        const rows = (r.body as { unit: string; currentState: string; machines: string[] }[]).filter((x) => !x.unit.startsWith("probe-"));
+        expect(rows.map((x) => x.unit)).toEqual(["after.service", "before.service"]);
+        for (const row of rows) {
+          expect(row.machines, row.unit).toHaveLength(1);
+          expect(row.currentState, row.unit).toBe("launched");
+        }
+        // The schedule's live entries (listKeys would also show the markers of deleted ones).
+        const schedule = await readBucket(nc, names.bucket("schedule"));
+        const placed = schedule
+          .filter((e) => keys.parseUnplaced(e.key) === undefined)
+          .map((e) => keys.parseSchedule(e.key)?.unit ?? e.key)
+          .filter((u) => !u.startsWith("probe-"));
+        expect(placed.sort()).toEqual(["after.service", "before.service"]);
+        for (const u of ["before.service", "after.service"]) {
+          const states = await stateOf(u);
+          expect(states.filter((x) => x.taskState === "running"), u).toHaveLength(1);
+        }
+        return true;
+      }, 20_000, "both units, each scheduled once and running once");
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${logs()}`);
     }
     const m = await api("list-machines");
     expect((m.body as { id: string }[]).map((x) => x.id)).toEqual(["r3-a", "r3-b", "r3-c"]);
