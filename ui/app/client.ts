@@ -139,7 +139,11 @@ export async function readInspectStream(
   for await (const m of it) {
     const x = parseInspect(m.data);
     if (x) batch.push(x);
-    if (batch.length >= 500) flush();
+    if (batch.length >= 500) {
+      flush();
+      // let the page draw (and the layout worker's answer arrive) between batches of a long replay
+      await new Promise((r) => setTimeout(r, 0));
+    }
     if (m.info.pending === 0 || m.info.streamSequence >= lastSeq) break;
   }
   flush();

@@ -6,6 +6,7 @@ import { addAll, addMessage, allSteps, emptyHistory, type History } from "../lib
 import { connectProblem, requestProblem, type Probe, type Problem } from "../lib/errors.js";
 import { parseNdjson, toNdjson } from "../lib/recording.js";
 import type { InspectMessage, Statechart } from "../lib/types.js";
+import { layoutFor } from "./layout.js";
 import {
   ApiError,
   api,
@@ -167,6 +168,10 @@ function addCharts(list: Statechart[]): void {
   const next = new Map(charts.peek());
   for (const s of list) next.set(s.hash, s);
   charts.value = next;
+  // Lay every chart out ahead (the worker takes a second or so for the larger ones), the one on screen first.
+  const shown = decodeURIComponent(location.hash).split("/").slice(-1)[0] ?? "";
+  const order = [...list].sort((a, b) => Number(shown.includes(b.actor)) - Number(shown.includes(a.actor)));
+  for (const s of order) void layoutFor(s).catch(() => undefined);
 }
 
 export async function probe(): Promise<Probe | null> {
