@@ -16,6 +16,12 @@
 //     others; a Replaces winner evicts the replaced unit, which is placed again elsewhere.
 //  5. Unplaced reasons are written when they change and cleared when a unit is placed or
 //     no longer needs a place.
+//
+// The pass is a generator that yields every few units (issue 10): reconcile() runs it through
+// at once, reconcileSliced() gives the event loop back every sliceMs of work (lease renewals,
+// heartbeats and API requests keep flowing during a 100,000-unit burst), with the same result.
+// The large sorts are sliced too (sortSteps: sorted chunks, then merges).
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Action, EngineMachine, EngineUnit, Placement } from "./model.js";
 import { ClusterState, type Refusal } from "./scheduler.js";
 
@@ -32,9 +38,98 @@ function byName<T extends { unit: string; machineId: string }>(a: T, b: T): numb
   return a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0;
 }
 
+/** How many loop iterations between two yields (the driver reads the clock only there). */
+const STEP = 32;
+
+type Steps<T> = Generator<void, T, void>;
+
+/** The reconcile pass, all at once (the tests' and the fast engine's entry point). */
 export function reconcile(input: ReconcileInput): Action[] {
+  const g = reconcileSteps(input);
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
+}
+
+export interface SliceOptions {
+  /** Work at most this long before giving the event loop a turn (default 20 ms). */
+  sliceMs?: number;
+}
+
+/**
+ * reconcile(), the same actions, cut into slices of about sliceMs that each end with a turn of
+ * the event loop (setImmediate: timers and I/O run between two slices). Nothing else may
+ * change `input` while it runs: the engine passes its views and does not apply events to them
+ * until the promise settles (or passes copies).
+ */
+export async function reconcileSliced(input: ReconcileInput, o: SliceOptions = {}): Promise<Action[]> {
+  const sliceMs = o.sliceMs ?? 20;
+  const g = reconcileSteps(input);
+  let start = performance.now();
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+    if (performance.now() - start >= sliceMs) {
+      await nextTurn();
+      start = performance.now();
+    }
+  }
+}
+
+/** A stable merge sort that yields between chunks and during merges (Array.sort below 2,048). */
+export function* sortSteps<T>(a: T[], cmp: (x: T, y: T) => number): Steps<T[]> {
+  const CHUNK = 2048;
+  if (a.length <= CHUNK) return a.sort(cmp);
+  let runs: T[][] = [];
+  for (let i = 0; i < a.length; i += CHUNK) {
+    runs.push(a.slice(i, i + CHUNK).sort(cmp));
+    yield;
+  }
+  while (runs.length > 1) {
+    const merged: T[][] = [];
+    for (let k = 0; k < runs.length; k += 2) {
+      const x = runs[k]!;
+      const y = runs[k + 1];
+      if (!y) {
+        merged.push(x);
+        continue;
+      }
+      const out = new Array<T>(x.length + y.length);
+      let i = 0;
+      let j = 0;
+      let o = 0;
+      while (i < x.length && j < y.length) {
+        out[o++] = cmp(y[j]!, x[i]!) < 0 ? y[j++]! : x[i++]!;
+        if ((o & 4095) === 0) yield;
+      }
+      while (i < x.length) out[o++] = x[i++]!;
+      while (j < y.length) out[o++] = y[j++]!;
+      merged.push(out);
+      yield;
+    }
+    runs = merged;
+  }
+  const sorted = runs[0]!;
+  for (let i = 0; i < sorted.length; i++) a[i] = sorted[i]!;
+  return a;
+}
+
+function byString(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A fresh scratch state; the names sorted (sliced) first when some glob will ask for them. */
+function* stateFor(units: ReadonlyMap<string, EngineUnit>, machines: ReadonlyMap<string, EngineMachine>): Steps<ClusterState> {
+  const state = new ClusterState(units, machines.values(), true);
+  yield* state.index();
+  if (state.needsNames()) state.useSortedNames(yield* sortSteps([...units.keys()], byString));
+  return state;
+}
+
+function* reconcileSteps(input: ReconcileInput): Steps<Action[]> {
   const { units, machines, unplaced } = input;
-  let state = new ClusterState(units, machines.values());
+  let state = yield* stateFor(units, machines);
   const unschedule: (Action & { machineId: string })[] = [];
   const updates: Action[] = [];
   const schedule: Action[] = [];
@@ -46,11 +141,13 @@ export function reconcile(input: ReconcileInput): Action[] {
   // pass again in name order.
   const all = [...input.placements];
   let sorted = state.hasRelations();
-  let placements = sorted ? all.sort(byName) : all;
+  let placements = sorted ? yield* sortSteps(all, byName) : all;
   let kept: { p: Placement; u: EngineUnit }[] = [];
   for (;;) {
     let restart = false;
+    let n = 0;
     for (const p of placements) {
+      if (++n % STEP === 0) yield;
       const u = units.get(p.unit);
       let why: string | undefined;
       if (!u) why = "unit no longer exists";
@@ -74,18 +171,20 @@ export function reconcile(input: ReconcileInput): Action[] {
     }
     if (!restart) break;
     sorted = true;
-    placements = all.sort(byName);
-    state = new ClusterState(units, machines.values());
+    placements = yield* sortSteps(all, byName);
+    state = yield* stateFor(units, machines);
     unschedule.length = 0;
     kept = [];
   }
 
   // 2. entries that can no longer run where they are (to a fixpoint: followers go with peers)
+  let n = 0;
   let alive = kept;
   for (let changed = !state.everyPlacementStays(); changed; ) {
     changed = false;
     const next: typeof kept = [];
     for (const k of alive) {
+      if (++n % STEP === 0) yield;
       const { p, u } = k;
       const r = state.reject(u, machines.get(p.machineId)!, undefined, false);
       if (r) {
@@ -98,7 +197,9 @@ export function reconcile(input: ReconcileInput): Action[] {
   }
 
   // 3. rewrites in place
+  n = 0;
   for (const { p, u } of alive) {
+    if (++n % (STEP * 8) === 0) yield;
     if (p.desiredState !== u.desiredState || p.hash !== u.hash) {
       const why = p.hash !== u.hash ? "unit file changed" : `desired state is now ${u.desiredState}`;
       updates.push({ type: "update", unit: p.unit, machineId: p.machineId, reason: why });
@@ -107,11 +208,13 @@ export function reconcile(input: ReconcileInput): Action[] {
 
   // 4. placement
   const queue: EngineUnit[] = [];
+  n = 0;
   for (const u of units.values()) {
+    if (++n % (STEP * 8) === 0) yield;
     if (u.fleet.global || u.desiredState === "inactive" || state.machineOf(u.name) !== undefined) continue;
     queue.push(u);
   }
-  queue.sort((a, b) => {
+  yield* sortSteps(queue, (a, b) => {
     const fa = a.fleet.machineOf.length > 0 ? 1 : 0;
     const fb = b.fleet.machineOf.length > 0 ? 1 : 0;
     return fa - fb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -120,6 +223,7 @@ export function reconcile(input: ReconcileInput): Action[] {
   const refusals = new Map<string, Refusal[]>();
   const evictedOnce = new Set<string>();
   for (let i = 0; i < queue.length; i++) {
+    if (i % 8 === 0) yield;
     const u = queue[i]!;
     if (u.invalid) {
       notPlaced.set(u.name, `unit file is invalid: ${u.invalid}`);
@@ -165,7 +269,7 @@ export function reconcile(input: ReconcileInput): Action[] {
     });
   }
 
-  return [...unschedule.sort(byName), ...updates, ...schedule, ...reasons];
+  return [...(yield* sortSteps(unschedule, byName)), ...updates, ...schedule, ...reasons];
 }
 
 function dropFor(actions: Action[], unit: string): void {

@@ -4,9 +4,15 @@
 //
 // ClusterState is the scratch picture one reconcile round works on: which unit sits where, what
 // each machine has reserved. Unconstrained units (the common case at scale) take a fast path:
-// a lazy min-heap of active machines by load, so 100,000 placements stay O(n log m).
+// a lazy min-heap of active machines by load, so 100,000 placements stay O(n log m). Constrained
+// ones cost about as much (issue 10): Conflicts/Replaces globs are compiled once into indexes
+// (glob-index.ts) consulted from both sides, MachineOf goes through the unit -> machine map,
+// MachineMetadata through an index of machines by key and value with one lazy heap per
+// requirement, and CPU/memory through running sums; only a unit that fits nowhere is judged
+// against every machine, for its explanation.
 import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit } from "./model.js";
-import { chooseGlobals, explainMetadata, formatMissing, globMatch } from "../unit/match.js";
+import { chooseGlobals, explainMetadata, formatMissing, globMatch, matchesMetadata } from "../unit/match.js";
+import { GlobOwners, NameIndex } from "./glob-index.js";
 import { formatSize } from "../util/measure.js";
 
 /** Conflicts=/Replaces= globs, Go's path.Match as fleet (the parser's matcher). */
@@ -76,28 +82,68 @@ export function refusalsOf(list: { id: string; r: Rejection }[]): Refusal[] {
   return [...by.values()].sort((a, b) => b.count - a.count || (a.why < b.why ? -1 : 1));
 }
 
+/** A lazy min-heap of [load, machine ID]: stored loads may lag (only ever below) the real ones. */
+type Heap = [number, string][];
+
+/** Where a unit's relations sit, machine by machine (see ClusterState.nearOn). */
+interface Near {
+  /** The first placed (lowest placement sequence) unit that keeps u off the machine. */
+  blocker?: string;
+  blockerSeq: number;
+  blockerConflicts: boolean;
+  /** Units there that u replaces, in placement order. */
+  evicts: string[];
+}
+
+/**
+ * A unit's relations as name lists (shared between units, never copied): units its Conflicts
+ * name and units whose Conflicts name it; units whose Replaces name it; units its Replaces name.
+ */
+interface Relations {
+  conflicts: (readonly string[])[];
+  replacers: (readonly string[])[];
+  replaced: (readonly string[])[];
+  size: number;
+}
+
 export class ClusterState {
   readonly machines: EngineMachine[];
   readonly machineById = new Map<string, EngineMachine>();
   /** How many non-global units are placed on each machine. */
   private readonly count = new Map<string, number>();
   /**
-   * Which ones, built from `where` the first time a filter asks (conflicts, globals): an
-   * unconstrained cluster never needs them, and 100,000 set inserts per round were a third of
-   * a reconcile pass.
+   * Which ones, built from `where` the first time a filter asks (globals, crowded relations):
+   * an unconstrained cluster never needs them, and 100,000 set inserts per round were a third
+   * of a reconcile pass.
    */
   private on?: Map<string, Set<string>>;
   private readonly where = new Map<string, string>();
+  /**
+   * When each placed unit was placed here (a counter): a machine's units in this order are the
+   * order its set iterates in, which decides which of two conflicting units a message names.
+   */
+  private readonly seq = new Map<string, number>();
+  private nextSeq = 0;
   private readonly cpu = new Map<string, number>();
   private readonly mem = new Map<string, number>();
   /** Units (placed anywhere, or global) whose Conflicts/Replaces may name other units. */
   private readonly holders: EngineUnit[] = [];
+  /** Holders by the globs they declare, looked up by the name of the unit they may name. */
+  private readonly conflictOwners = new GlobOwners<string>();
+  private readonly replaceOwners = new GlobOwners<string>();
+  private names?: NameIndex;
   readonly globals: EngineUnit[] = [];
-  private heap?: [number, string][];
+  private heap?: Heap;
+  /** Per MachineMetadata requirement: a heap of the active machines that meet it. */
+  private readonly groupHeaps = new Map<string, Heap>();
+  /** Machines by metadata key and value (MachineMetadata's candidates without a scan). */
+  private byMeta?: Map<string, Map<string, EngineMachine[]>>;
 
+  /** `deferIndex`: the caller runs index() itself (in slices) before asking anything. */
   constructor(
     readonly units: ReadonlyMap<string, EngineUnit>,
     machines: Iterable<EngineMachine>,
+    deferIndex = false,
   ) {
     this.machines = [...machines].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const m of this.machines) {
@@ -106,9 +152,20 @@ export class ClusterState {
       this.cpu.set(m.id, 0);
       this.mem.set(m.id, 0);
     }
-    for (const u of units.values()) {
+    if (!deferIndex) for (const _ of this.index());
+  }
+
+  /** Indexes the units' relations (a generator that yields every 256 units, for slicing). */
+  *index(): Generator<void, void, void> {
+    let n = 0;
+    for (const u of this.units.values()) {
+      if (++n % 256 === 0) yield;
       if (u.invalid || u.fleet === NO_FLEET_OPTIONS) continue;
-      if (u.fleet.conflicts.length || u.fleet.replaces.length) this.holders.push(u);
+      if (u.fleet.conflicts.length || u.fleet.replaces.length) {
+        this.holders.push(u);
+        for (const g of u.fleet.conflicts) this.conflictOwners.add(g, u.name);
+        for (const g of u.fleet.replaces) this.replaceOwners.add(g, u.name);
+      }
       if (u.fleet.global && u.desiredState !== "inactive") this.globals.push(u);
       if (!this.constrained && !isUnconstrained(u)) this.constrained = true;
     }
@@ -179,18 +236,20 @@ export class ClusterState {
     if (prev === machineId) return;
     if (prev !== undefined) this.remove(u.name);
     this.where.set(u.name, machineId);
+    this.seq.set(u.name, this.nextSeq++);
     this.count.set(machineId, (this.count.get(machineId) ?? 0) + 1);
     this.on?.get(machineId)?.add(u.name);
     if (this.globals.length) this.globalsCache.delete(machineId);
     if (u.fleet.cpu) this.cpu.set(machineId, (this.cpu.get(machineId) ?? 0) + u.fleet.cpu);
     if (u.fleet.memoryBytes) this.mem.set(machineId, (this.mem.get(machineId) ?? 0) + u.fleet.memoryBytes);
-    // Loads only grow here; the heap corrects stale entries lazily.
+    // Loads only grow here; the heaps correct stale entries lazily.
   }
 
   remove(unit: string): void {
     const m = this.where.get(unit);
     if (m === undefined) return;
     this.where.delete(unit);
+    this.seq.delete(unit);
     this.count.set(m, (this.count.get(m) ?? 1) - 1);
     this.on?.get(m)?.delete(unit);
     this.globalsCache.delete(m);
@@ -199,23 +258,141 @@ export class ClusterState {
       this.cpu.set(m, (this.cpu.get(m) ?? 0) - (u.fleet.cpu ?? 0));
       this.mem.set(m, (this.mem.get(m) ?? 0) - (u.fleet.memoryBytes ?? 0));
     }
-    this.heap = undefined; // a load went down: rebuild on next use
+    // A load went down: rebuild on next use.
+    this.heap = undefined;
+    this.groupHeaps.clear();
+  }
+
+  /** Whether some unit's Conflicts/Replaces globs will ask which units they name. */
+  needsNames(): boolean {
+    return this.holders.length > 0 && !this.names;
+  }
+  /** The units' names in ascending order (the reconciler sorts them in slices). */
+  useSortedNames(sorted: string[]): void {
+    this.names = new NameIndex(this.units, sorted);
   }
 
   /** Whether any Conflicts/Replaces declared by another unit could name this one. */
   private namedByOthers(u: EngineUnit): boolean {
-    for (const h of this.holders) {
-      if (h.name === u.name) continue;
-      if (anyGlob(h.fleet.conflicts, u.name) || anyGlob(h.fleet.replaces, u.name)) return true;
-    }
+    if (this.holders.length === 0) return false;
+    for (const owners of this.conflictOwners.ownersOf(u.name)) for (const o of owners) if (o !== u.name) return true;
+    for (const owners of this.replaceOwners.ownersOf(u.name)) for (const o of owners) if (o !== u.name) return true;
     return false;
+  }
+
+  /** u's relations as name lists (shared, never copied); nothing is kept per unit. */
+  private relationsOf(u: EngineUnit): Relations {
+    const f = u.fleet;
+    const r: Relations = { conflicts: [], replacers: [], replaced: [], size: 0 };
+    if (f.conflicts.length || f.replaces.length) this.names ??= new NameIndex(this.units);
+    for (const g of f.conflicts) r.conflicts.push(this.names!.named(g));
+    if (this.holders.length) {
+      for (const l of this.conflictOwners.ownersOf(u.name)) r.conflicts.push(l);
+      for (const l of this.replaceOwners.ownersOf(u.name)) r.replacers.push(l);
+    }
+    for (const g of f.replaces) r.replaced.push(this.names!.named(g));
+    for (const l of r.conflicts) r.size += l.length;
+    for (const l of r.replacers) r.size += l.length;
+    for (const l of r.replaced) r.size += l.length;
+    return r;
+  }
+
+  /**
+   * What u's relations say about machine m (undefined: nothing): the first unit placed there
+   * (by placement order, as m's set iterates) that conflicts with u or replaces it, and the
+   * units there that u replaces, in placement order. From u's relation lists when they are
+   * short, else from m's units (the same answer either way).
+   */
+  private nearOn(u: EngineUnit, m: string): Near | undefined {
+    const rel = this.relationsOf(u);
+    if (rel.size === 0) return undefined;
+    const here = rel.size > 64 ? this.unitsOn(m) : undefined;
+    if (here && here.size < rel.size) {
+      const near: Near = { blockerSeq: Infinity, blockerConflicts: false, evicts: [] };
+      const c = new Set<string>();
+      for (const l of rel.conflicts) for (const x of l) c.add(x);
+      const rp = new Set<string>();
+      for (const l of rel.replacers) for (const x of l) rp.add(x);
+      const rd = new Set<string>();
+      for (const l of rel.replaced) for (const x of l) rd.add(x);
+      for (const x of [...here].sort((a, b) => this.seq.get(a)! - this.seq.get(b)!)) {
+        if (x === u.name) continue;
+        if (c.has(x) || rp.has(x)) {
+          near.blocker = x;
+          near.blockerSeq = this.seq.get(x)!;
+          near.blockerConflicts = c.has(x);
+          break;
+        }
+        if (rd.has(x)) near.evicts.push(x);
+      }
+      return near;
+    }
+    return this.walk(u, rel, m).get(m);
+  }
+
+  /** nearOn for every machine where one of u's relations sits (only machine `only`, if given). */
+  private nearAll(u: EngineUnit): Map<string, Near> {
+    return this.walk(u, this.relationsOf(u));
+  }
+
+  private walk(u: EngineUnit, rel: Relations, only?: string): Map<string, Near> {
+    const out = new Map<string, Near>();
+    if (rel.size === 0) return out;
+    for (let pass = 0; pass < 2; pass++) {
+      const conflicts = pass === 0;
+      for (const l of conflicts ? rel.conflicts : rel.replacers) {
+        for (const x of l) {
+          if (x === u.name) continue;
+          const m = this.where.get(x);
+          if (m === undefined || (only !== undefined && m !== only)) continue;
+          let near = out.get(m);
+          if (!near) out.set(m, (near = { blockerSeq: Infinity, blockerConflicts: false, evicts: [] }));
+          const s = this.seq.get(x)!;
+          // The same unit as conflict and replacer: the conflict is said (checked first).
+          if (s < near.blockerSeq) {
+            near.blocker = x;
+            near.blockerSeq = s;
+            near.blockerConflicts = conflicts;
+          }
+        }
+      }
+    }
+    if (rel.replaced.length === 0) return out;
+    const seen = rel.replaced.length > 1 ? new Set<string>() : undefined;
+    for (const l of rel.replaced) {
+      for (const x of l) {
+        if (x === u.name) continue;
+        const m = this.where.get(x);
+        if (m === undefined || (only !== undefined && m !== only)) continue;
+        if (seen) {
+          if (seen.has(x)) continue;
+          seen.add(x);
+        }
+        let near = out.get(m);
+        if (!near) out.set(m, (near = { blockerSeq: Infinity, blockerConflicts: false, evicts: [] }));
+        near.evicts.push(x);
+      }
+    }
+    for (const n of out.values()) if (n.evicts.length > 1) n.evicts.sort((a, b) => this.seq.get(a)! - this.seq.get(b)!);
+    return out;
   }
 
   /**
    * Why `u` cannot stay on / go to machine m (undefined: it can). `evicts` collects units on m
-   * that `u` replaces (they move away). `self` excludes u's own current placement.
+   * that `u` replaces (they move away). `forNew`: placing u there (pause refuses, reservations
+   * count), not judging where it already runs.
    */
   reject(u: EngineUnit, m: EngineMachine, evicts?: string[], forNew = true): Rejection | undefined {
+    return this.rejectNear(u, m, evicts, forNew, (id) => this.nearOn(u, id));
+  }
+
+  private rejectNear(
+    u: EngineUnit,
+    m: EngineMachine,
+    evicts: string[] | undefined,
+    forNew: boolean,
+    near: (id: string) => Near | undefined,
+  ): Rejection | undefined {
     if (forNew && m.availability === "pause") return { one: "is paused", many: "are paused" };
     if (m.availability === "drain") return { one: "is draining", many: "are draining" };
     const f = u.fleet;
@@ -227,27 +404,21 @@ export class ClusterState {
     for (const peer of f.machineOf) {
       if (this.where.get(peer) !== m.id) return { one: `does not run ${peer}`, many: `do not run ${peer}` };
     }
-    const here = f.conflicts.length || f.replaces.length || this.holders.length ? this.unitsOn(m.id) : NONE;
     for (const g of this.globalsOn(m)) {
       if (g.name === u.name) continue;
       if (anyGlob(f.conflicts, g.name) || anyGlob(g.fleet.conflicts, u.name)) {
         return { one: `conflicts with ${g.name}`, many: `conflict with ${g.name}` };
       }
     }
-    if (here.size > 0 && (f.conflicts.length || f.replaces.length || this.holders.length)) {
-      for (const other of here) {
-        if (other === u.name) continue;
-        const o = this.units.get(other);
-        const oc = o?.fleet.conflicts ?? [];
-        const or = o?.fleet.replaces ?? [];
-        if (anyGlob(f.conflicts, other) || anyGlob(oc, u.name)) {
-          return { one: `conflicts with ${other}`, many: `conflict with ${other}` };
-        }
-        const iReplace = anyGlob(f.replaces, other);
-        const replacesMe = anyGlob(or, u.name);
-        if (replacesMe) return { one: `runs ${other}, which replaces it`, many: `run ${other}, which replaces it` };
-        if (iReplace) evicts?.push(other);
+    const n = near(m.id);
+    if (n) {
+      if (n.blocker !== undefined) {
+        const other = n.blocker;
+        return n.blockerConflicts
+          ? { one: `conflicts with ${other}`, many: `conflict with ${other}` }
+          : { one: `runs ${other}, which replaces it`, many: `run ${other}, which replaces it` };
       }
+      evicts?.push(...n.evicts);
     }
     if (forNew && (f.cpu || f.memoryBytes)) {
       let freedCpu = 0;
@@ -267,33 +438,122 @@ export class ClusterState {
     return undefined;
   }
 
-  /** Chooses a machine for an unplaced unit, or says why none fits. */
+  /**
+   * Chooses a machine for an unplaced unit, or says why none fits: the least loaded machine
+   * (after its evictions; ties by machine ID) that no filter refuses. Only the machines that
+   * can take it are looked at: MachineOf's peer's machine, MachineID's, or the active machines
+   * that meet its MachineMetadata, least loaded first, until one passes every filter. Only a
+   * unit that fits nowhere is judged against every machine, for the explanation.
+   */
   decide(u: EngineUnit): Decision {
     if (this.machines.length === 0) return { ok: false, reason: "no live machines", refusals: [] };
     // A global unit can only block u through its own Conflicts, which namedByOthers sees.
     if (isUnconstrained(u) && !this.namedByOthers(u)) {
       const id = this.leastLoadedActive();
       if (id !== undefined) return { ok: true, machineId: id, evicts: [] };
-      const all = this.machines.map((m) => ({ id: m.id, r: this.reject(u, m)! }));
-      return { ok: false, reason: combine(all.map((x) => x.r)), refusals: refusalsOf(all) };
+      return this.explain(u);
     }
     for (const peer of u.fleet.machineOf) {
       if (!this.where.has(peer)) return { ok: false, reason: `MachineOf peer ${peer} is not placed`, refusals: [] };
     }
+    const near = this.nearAll(u);
+    const nearOf = (id: string) => near.get(id);
     let best: { id: string; load: number; evicts: string[] } | undefined;
+    const consider = (m: EngineMachine) => {
+      const evicts: string[] = [];
+      if (this.rejectNear(u, m, evicts, true, nearOf)) return;
+      const load = this.load(m.id) - evicts.length;
+      if (!best || load < best.load || (load === best.load && m.id < best.id)) best = { id: m.id, load, evicts };
+    };
+    const f = u.fleet;
+    if (f.machineOf.length) {
+      consider(this.machineById.get(this.where.get(f.machineOf[0]!)!)!);
+    } else if (f.machineId !== undefined) {
+      for (const m of this.machines) if (machineIdMatches(f.machineId, m.id)) consider(m);
+    } else {
+      // Machines where u would evict someone: their load counts minus the evicted.
+      for (const [id, n] of near) if (n.evicts.length && n.blocker === undefined) consider(this.machineById.get(id)!);
+      const h = this.groupHeap(f.machineMetadata);
+      const aside: Heap = [];
+      while (h.length) {
+        const top = h[0]!;
+        const cur = this.load(top[1]);
+        if (cur !== top[0]) {
+          top[0] = cur;
+          siftDown(h, 0);
+          continue;
+        }
+        if (best && (cur > best.load || (cur === best.load && top[1] > best.id))) break;
+        const n = near.get(top[1]);
+        if (!n?.evicts.length) {
+          const before = best;
+          consider(this.machineById.get(top[1])!);
+          if (best !== before) break;
+        }
+        aside.push(popHeap(h));
+      }
+      for (const e of aside) pushHeap(h, e);
+    }
+    if (best) return { ok: true, machineId: best.id, evicts: best.evicts };
+    return this.explain(u, nearOf);
+  }
+
+  /** Every machine's refusal of u, combined (u fits nowhere). */
+  private explain(u: EngineUnit, near?: (id: string) => Near | undefined): Decision {
+    const nearOf = near ?? ((id: string) => this.nearOn(u, id));
     const rejections: { id: string; r: Rejection }[] = [];
+    let best: { id: string; load: number; evicts: string[] } | undefined;
     for (const m of this.machines) {
       const evicts: string[] = [];
-      const r = this.reject(u, m, evicts);
+      const r = this.rejectNear(u, m, evicts, true, nearOf);
       if (r) {
         rejections.push({ id: m.id, r });
         continue;
       }
+      // Not expected (the search above looked at every machine that can take u); kept exact.
       const load = this.load(m.id) - evicts.length;
       if (!best || load < best.load) best = { id: m.id, load, evicts };
     }
     if (best) return { ok: true, machineId: best.id, evicts: best.evicts };
     return { ok: false, reason: combine(rejections.map((x) => x.r)), refusals: refusalsOf(rejections) };
+  }
+
+  /** The active machines that meet `want`, as a heap by load, kept across decisions. */
+  private groupHeap(want: Record<string, string[]>): Heap {
+    const keysOf = Object.keys(want).filter((k) => want[k]!.length > 0);
+    const key = keysOf.length === 0 ? "" : JSON.stringify(keysOf.map((k) => [k, want[k]]));
+    let h = this.groupHeaps.get(key);
+    if (h) return h;
+    let pool: Iterable<EngineMachine> = this.machines;
+    // A plain key ("region", not "ram>"): only the machines with one of its values.
+    const plain = keysOf.find((k) => !/[<>!]$/.test(k) || k.length === 1);
+    if (plain !== undefined) {
+      this.byMeta ??= this.indexMetadata();
+      const byValue = this.byMeta.get(plain);
+      const set = new Set<EngineMachine>();
+      for (const v of want[plain]!) for (const m of byValue?.get(v) ?? []) set.add(m);
+      pool = set;
+    }
+    h = [];
+    for (const m of pool) if (m.availability === "active" && matchesMetadata(want, m.metadata)) h.push([this.load(m.id), m.id]);
+    h.sort(cmp);
+    this.groupHeaps.set(key, h);
+    return h;
+  }
+
+  private indexMetadata(): Map<string, Map<string, EngineMachine[]>> {
+    const idx = new Map<string, Map<string, EngineMachine[]>>();
+    for (const m of this.machines) {
+      for (const k of Object.keys(m.metadata)) {
+        let byValue = idx.get(k);
+        if (!byValue) idx.set(k, (byValue = new Map()));
+        const v = m.metadata[k]!;
+        const l = byValue.get(v);
+        if (l) l.push(m);
+        else byValue.set(v, [m]);
+      }
+    }
+    return idx;
   }
 
   private leastLoadedActive(): string | undefined {
@@ -315,6 +575,27 @@ export class ClusterState {
       top[0] = cur;
       siftDown(h, 0);
     }
+  }
+}
+
+function popHeap(h: Heap): [number, string] {
+  const top = h[0]!;
+  const last = h.pop()!;
+  if (h.length) {
+    h[0] = last;
+    siftDown(h, 0);
+  }
+  return top;
+}
+
+function pushHeap(h: Heap, e: [number, string]): void {
+  h.push(e);
+  let i = h.length - 1;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (cmp(h[i]!, h[p]!) >= 0) return;
+    [h[i], h[p]] = [h[p]!, h[i]!];
+    i = p;
   }
 }
 

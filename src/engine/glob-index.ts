@@ -1,0 +1,111 @@
+// Conflicts= and Replaces= globs compiled once per reconcile round, so that a filter asks "which
+// units does this glob name?" or "whose globs name this unit?" without matching every glob
+// against every unit. Globs fall in three kinds:
+//   exact   "db.service"        a map lookup;
+//   prefix  "web-*", "web@*"    names sharing the prefix, with no '/' after it (Go's '*' never
+//                               crosses '/'): a map lookup per distinct prefix length one way, a
+//                               binary search in the sorted names the other way;
+//   rest    "web@[0-9].service" Go's path.Match on each name, once per glob (cached).
+// Same answers as globMatches (scheduler.ts): a malformed glob names only the unit spelled like it.
+import { globMatch } from "../unit/match.js";
+
+const META = /[*?[\\]/;
+
+type Kind = { kind: "exact" } | { kind: "prefix"; prefix: string } | { kind: "rest" };
+
+export function globKind(glob: string): Kind {
+  if (!META.test(glob)) return { kind: "exact" };
+  if (glob.endsWith("*")) {
+    const prefix = glob.slice(0, -1);
+    if (!META.test(prefix)) return { kind: "prefix", prefix };
+  }
+  return { kind: "rest" };
+}
+
+function prefixMatches(prefix: string, name: string): boolean {
+  return name.startsWith(prefix) && name.indexOf("/", prefix.length) === -1;
+}
+
+/** Whose globs name a unit: owners registered per glob, looked up by the unit's name. */
+export class GlobOwners<T> {
+  private readonly exact = new Map<string, T[]>();
+  private readonly prefixes = new Map<string, T[]>();
+  /** The distinct prefix lengths: one lookup each per name. */
+  private readonly lengths = new Set<number>();
+  private readonly rest = new Map<string, T[]>();
+  private readonly cache = new Map<string, T[][]>();
+
+  add(glob: string, owner: T): void {
+    const k = globKind(glob);
+    const into = (m: Map<string, T[]>, key: string) => {
+      const l = m.get(key);
+      if (l) l.push(owner);
+      else m.set(key, [owner]);
+    };
+    if (k.kind === "exact") into(this.exact, glob);
+    else if (k.kind === "prefix") {
+      this.lengths.add(k.prefix.length);
+      into(this.prefixes, k.prefix);
+    } else into(this.rest, glob);
+    this.cache.clear();
+  }
+
+  get empty(): boolean {
+    return this.exact.size === 0 && this.prefixes.size === 0 && this.rest.size === 0;
+  }
+
+  /** The owners of every glob that names `name`, as lists (an owner may appear more than once). */
+  ownersOf(name: string): T[][] {
+    // Cached only when some glob needs path.Match: the other lookups cost less than keeping them.
+    let hit = this.rest.size ? this.cache.get(name) : undefined;
+    if (hit) return hit;
+    hit = [];
+    const e = this.exact.get(name);
+    if (e) hit.push(e);
+    for (const len of this.lengths) {
+      if (len > name.length) continue;
+      const p = this.prefixes.get(name.slice(0, len));
+      if (p && prefixMatches(name.slice(0, len), name)) hit.push(p);
+    }
+    if (this.rest.size) {
+      for (const [glob, owners] of this.rest) if (glob === name || globMatch(glob, name)) hit.push(owners);
+      this.cache.set(name, hit);
+    }
+    return hit;
+  }
+}
+
+/** Which names a glob names, among a fixed set of names (sorted once). */
+export class NameIndex {
+  private readonly sorted: string[];
+  private readonly has: ReadonlyMap<string, unknown>;
+  private readonly cache = new Map<string, readonly string[]>();
+
+  /** `sorted`: the names already in ascending order, if the caller has them. */
+  constructor(names: ReadonlyMap<string, unknown>, sorted?: string[]) {
+    this.has = names;
+    this.sorted = sorted ?? [...names.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  named(glob: string): readonly string[] {
+    let hit = this.cache.get(glob);
+    if (hit) return hit;
+    const k = globKind(glob);
+    if (k.kind === "exact") hit = this.has.has(glob) ? [glob] : [];
+    else if (k.kind === "prefix") {
+      const out: string[] = [];
+      const s = this.sorted;
+      let lo = 0;
+      let hi = s.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (s[mid]! < k.prefix) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < s.length && s[i]!.startsWith(k.prefix); i++) if (prefixMatches(k.prefix, s[i]!)) out.push(s[i]!);
+      hit = out;
+    } else hit = this.sorted.filter((n) => n === glob || globMatch(glob, n));
+    this.cache.set(glob, hit);
+    return hit;
+  }
+}
