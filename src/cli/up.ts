@@ -13,6 +13,7 @@ import { findNatsServer, portFree, tcpProbe } from "../util/net.js";
 export { portFree };
 import { FlotillaError } from "../protocol/errors.js";
 import { ensureStateDir, resolveMachineId } from "../machine/machine-id.js";
+import { inboxPrefixFor } from "../auth/roles.js";
 import { AUTH_CONF, addMachine, envFileOf, initAuth, machineUser, readEnvFile, readStore } from "../auth/users.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -223,7 +224,7 @@ export const registerUp: CommandRegistrar = (program, globals) => {
                 `  export NATS_URL=${url}`,
                 `  NATS_URL=${url} npx flotilla list-machines`,
                 auth
-                  ? `  nats --server ${url} --user ${auth.operator.NATS_USER} --password "$NATS_PASSWORD" req ${api} ''`
+                  ? `  nats --server ${url} --user ${auth.operator.NATS_USER} --password "$NATS_PASSWORD" --inbox-prefix ${inboxPrefixFor(auth.operator.NATS_USER!)} req ${api} ''`
                   : `  nats --server ${url} req ${api} ''`,
                 `  NATS monitoring: http://127.0.0.1:${ports.http}/  WebSocket: ws://127.0.0.1:${ports.ws}`,
                 ...(ui ? [ui.line] : []),

@@ -51,7 +51,7 @@ describe("flotilla up", () => {
       expect(out).toContain(`set -a; . ${operatorEnv}; set +a`);
       expect(out).toContain(`export NATS_URL=nats://127.0.0.1:${port}`);
       expect(out).toContain("flotilla list-machines");
-      expect(out).toContain(`--user operator --password "$NATS_PASSWORD" req ${prefix}.api.list-machines ''`);
+      expect(out).toContain(`--user operator --password "$NATS_PASSWORD" --inbox-prefix _INBOX_operator req ${prefix}.api.list-machines ''`);
       const m = /nats-server pid (\d+), daemon pid (\d+)/.exec(out);
       expect(m).not.toBeNull();
       pids = [Number(m![1]), Number(m![2])];
