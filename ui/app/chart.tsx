@@ -23,6 +23,11 @@ export function Chart({ sc, step }: { sc: Statechart; step?: InspectMessage }) {
       live = false;
     };
   }, [sc.hash]);
+  // A chart a little wider than the pane is shrunk to fit (no scrollbar for a few pixels); a
+  // much wider one is drawn full size and scrolls.
+  useEffect(() => {
+    if (laid && wrap.current) setFit(laid.width <= wrap.current.clientWidth * 1.3);
+  }, [laid]);
   // Keep the active state in view: charts wider than the pane scroll, centred on the deepest active state.
   const focus = laid && step ? deepestActive(laid, activeIds(sc.definition.root.id, step.value)) : undefined;
   useEffect(() => {
@@ -50,7 +55,7 @@ export function Chart({ sc, step }: { sc: Statechart; step?: InspectMessage }) {
         <span class="key key-active" /> active <span class="key key-taken" /> just taken <span class="key key-after" /> after (timer){" "}
         <span class="key key-always" /> always
       </span>
-      {laid.width > 900 && (
+      {(laid.width > 900 || fit) && (
         <button onClick={() => setFit(!fit)} title={fit ? "show at full size" : "shrink the whole chart into view"}>
           {fit ? "Full size" : "Fit to width"}
         </button>
