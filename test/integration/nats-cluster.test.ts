@@ -98,9 +98,17 @@ describe("a 3-node NATS cluster with --replicas 3", () => {
     expect(before.ok, before.error).toBe(true);
     await check(async () => (await stateOf("before.service")).some((s) => s.taskState === "running"), 30_000, "before.service running");
 
-    // Kill the node that leads the units bucket's stream: the worst one to lose.
+    // Kill the node that leads both the units stream (the API's writes) and the machines stream
+    // (heartbeats, list-machines): the worst one to lose. Step the machines leader down until
+    // one node leads both.
     const jsm = await jetstreamManager(nc);
-    const leader = (await jsm.streams.info(`KV_${names.bucket("units")}`)).cluster?.leader ?? "n1";
+    const leaderOf = async (role: "units" | "machines") => (await jsm.streams.info(`KV_${names.bucket(role)}`)).cluster?.leader;
+    for (let i = 0; i < 30 && (await leaderOf("machines")) !== (await leaderOf("units")); i++) {
+      await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.KV_${names.bucket("machines")}`, "", { timeout: 5000 }).catch(() => undefined);
+      await check(async () => (await leaderOf("machines")) !== undefined, 15_000, "a new machines stream leader", 100);
+    }
+    const leader = (await leaderOf("units")) ?? "n1";
+    expect(await leaderOf("machines")).toBe(leader);
     const victim = cluster.indexOf(leader);
     // Requests go through a connection to the surviving nodes: what is measured is the daemons'
     // side (a client connected to the dead node loses what it had in flight, then reconnects).
@@ -163,7 +171,7 @@ describe("a 3-node NATS cluster with --replicas 3", () => {
       );
     };
     console.log(
-      `[nats-cluster] killed ${leader} (the units stream leader); ${figures("list-machines at 10/s", samples)}; ` +
+      `[nats-cluster] killed ${leader} (the units and machines streams' leader); ${figures("list-machines at 10/s", samples)}; ` +
         `${figures("submit at 2/s", writes)}; 20 of 20 of each listing from ${recoveredAt} ms on`,
     );
     console.log(
