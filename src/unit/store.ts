@@ -4,8 +4,12 @@
 // so concurrent writers never lose an update and a verb that became illegal meanwhile fails.
 //
 // A request for several units is checked whole before anything is written (names, unit files,
-// existence, legality), so bad input changes nothing; the writes then happen one unit at a
-// time (as fleetctl does: not a transaction).
+// existence, legality), so bad input changes nothing; each unit file is parsed once, there.
+// The check reads every record in one pipelined batch, and the writes then go out pipelined,
+// each a compare-and-set on the revision the check read (not a transaction, as in fleetctl: a
+// failure leaves the other units written). A unit whose write lost a race (another writer
+// changed it since the check) is re-read and decided again alone; a unit named twice in one
+// request is written in request order, the second decided on the first's result.
 import type { KV, KvEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { encode, decodeAs } from "../protocol/codec.js";
@@ -64,7 +68,12 @@ interface Planned {
   name: string;
   contents?: string;
   hash?: string;
+  /** The record as the check read it: the first write's compare-and-set is on its revision. */
+  slot?: Slot;
 }
+
+/** How many reads or compare-and-set writes one verb keeps in flight. */
+const WRITE_WINDOW = 256;
 
 /** Gets in parallel batches: sequential gets cost ~130 µs each; unbounded parallel ones flood. */
 const GET_BATCH = 256;
@@ -119,6 +128,18 @@ export class UnitStore {
     return this.slotOf(name, await this.kv.get(keys.unit(name)));
   }
 
+  /** read() of many units, pipelined (a failed read fails the whole, as read() does). */
+  private async readMany(names: string[]): Promise<Map<string, Slot>> {
+    const unique = [...new Set(names)];
+    const out = new Map<string, Slot>();
+    for (let i = 0; i < unique.length; i += WRITE_WINDOW) {
+      const part = unique.slice(i, i + WRITE_WINDOW);
+      const entries = await Promise.all(part.map((n) => this.kv.get(keys.unit(n))));
+      part.forEach((n, j) => out.set(n, this.slotOf(n, entries[j] ?? null)));
+    }
+    return out;
+  }
+
   async get(name: string): Promise<UnitRecord | undefined> {
     return (await this.read(this.files.normalizeName(name))).record;
   }
@@ -166,33 +187,24 @@ export class UnitStore {
    */
   async restart(names: string[], between?: (name: string) => Promise<void>): Promise<UnitOutcome[]> {
     const planned = await this.check("restart", names.map((name) => ({ name })), false);
-    const stopped: UnitOutcome[] = [];
-    for (const p of planned) {
-      stopped.push(
-        await this.write(p.name, (cur) => {
-          if (cur?.desiredState === "inactive") throw restartInactive(p.name);
-          return decide("stop", cur, { name: p.name, replace: false });
-        }),
-      );
-    }
+    const stopped = await this.writeMany(planned, (p) => (cur) => {
+      if (cur?.desiredState === "inactive") throw restartInactive(p.name);
+      return decide("stop", cur, { name: p.name, replace: false });
+    });
     // Wait for all the stops at once: one bound for the request, not one per unit.
     if (between) await Promise.all(stopped.filter((o) => o.changed).map((o) => between(o.name)));
-    const out: UnitOutcome[] = [];
-    for (const [i, p] of planned.entries()) {
-      const started = await this.write(p.name, (cur) => decide("start", cur, { name: p.name, replace: false }));
-      out.push({ ...started, changed: stopped[i]!.changed || started.changed });
-    }
-    return out;
+    // The starts read again: the stops changed every record.
+    const started = await this.writeMany(
+      planned.map((p) => ({ name: p.name })),
+      (p) => (cur) => decide("start", cur, { name: p.name, replace: false }),
+    );
+    return started.map((o, i) => ({ ...o, changed: stopped[i]!.changed || o.changed }));
   }
 
-  /** Applies a verb to several units: everything is checked first, then written unit by unit. */
+  /** Applies a verb to several units: everything is checked first, then written (pipelined). */
   async apply(verb: Exclude<UnitVerb, "restart">, reqs: UnitRequest[], replace: boolean): Promise<UnitOutcome[]> {
     const planned = await this.check(verb, reqs, replace);
-    const out: UnitOutcome[] = [];
-    for (const p of planned) {
-      out.push(await this.write(p.name, (cur) => decide(verb, cur, { name: p.name, contents: p.contents, hash: p.hash, replace })));
-    }
-    return out;
+    return this.writeMany(planned, (p) => (cur) => decide(verb, cur, { name: p.name, contents: p.contents, hash: p.hash, replace }));
   }
 
   /**
@@ -210,9 +222,13 @@ export class UnitStore {
 
   // ---- internals ----
 
-  /** Phase one: validate every request and decide against the current records; writes nothing. */
+  /**
+   * Phase one: validate every request and decide against the current records; writes nothing.
+   * Names and unit files first (no I/O), then every record in one batch, then the templates
+   * of the instances that need one, in a second batch.
+   */
   private async check(verb: UnitVerb, reqs: UnitRequest[], replace: boolean): Promise<Planned[]> {
-    const planned: Planned[] = [];
+    const names: string[] = [];
     for (let i = 0; i < reqs.length; i++) {
       const req = reqs[i]!;
       const name = this.normalize(req.name, `units[${i}].name`);
@@ -223,11 +239,27 @@ export class UnitStore {
           { field: `units[${i}].name`, value: name },
         );
       }
-      let contents = req.contents;
-      if (contents !== undefined) this.validateContents(name, contents, `units[${i}].contents`);
-      const slot = await this.read(name);
-      if (!slot.record && contents === undefined && isCreatingVerb(verb as Exclude<UnitVerb, "restart">)) {
-        contents = await this.fromTemplate(name, `units[${i}].name`);
+      if (req.contents !== undefined) this.validateContents(name, req.contents, `units[${i}].contents`);
+      names.push(name);
+    }
+    const slots = await this.readMany(names);
+    const creating = verb !== "restart" && isCreatingVerb(verb);
+    const templates = new Map<string, Slot>();
+    if (creating) {
+      const wanted: string[] = [];
+      names.forEach((name, i) => {
+        const tmpl = instanceOf(name)?.template;
+        if (tmpl && !slots.get(name)!.record && reqs[i]!.contents === undefined) wanted.push(tmpl);
+      });
+      if (wanted.length) for (const [k, v] of await this.readMany(wanted)) templates.set(k, v);
+    }
+    const planned: Planned[] = [];
+    for (let i = 0; i < reqs.length; i++) {
+      const name = names[i]!;
+      const slot = slots.get(name)!;
+      let contents = reqs[i]!.contents;
+      if (!slot.record && contents === undefined && creating) {
+        contents = this.fromTemplate(name, `units[${i}].name`, templates);
       }
       const hash = contents === undefined ? undefined : this.files.hash(contents);
       if (verb === "restart") {
@@ -243,7 +275,7 @@ export class UnitStore {
           throw e;
         }
       }
-      planned.push({ name, contents, hash });
+      planned.push({ name, contents, hash, slot });
     }
     return planned;
   }
@@ -276,12 +308,12 @@ export class UnitStore {
     }
   }
 
-  /** fleet's lazy instantiation: foo@1.service from a submitted foo@.service. */
-  private async fromTemplate(name: string, field: string): Promise<string | undefined> {
+  /** fleet's lazy instantiation: foo@1.service from a submitted foo@.service (read in check's batch). */
+  private fromTemplate(name: string, field: string, templates: ReadonlyMap<string, Slot>): string | undefined {
     const tmpl = instanceOf(name)?.template;
     if (!tmpl) return undefined;
-    const slot = await this.read(tmpl);
-    if (!slot.record) {
+    const slot = templates.get(tmpl);
+    if (!slot?.record) {
       throw new FlotillaError(
         "unknown_unit",
         `unit ${name} does not exist in the cluster, nor does its template ${tmpl}; submit one of them with its unit file`,
@@ -292,54 +324,104 @@ export class UnitStore {
     return slot.record.contents;
   }
 
-  /** Phase two: one compare-and-set write, deciding again on every attempt. */
+  /**
+   * Phase two for many units: the first write of each unit goes out pipelined, a
+   * compare-and-set on the revision the check read (read now when it has none); a unit whose
+   * write lost a race goes through write() alone (re-read, decided again). A unit named again
+   * later in the request is written after, in request order. Outcomes in request order.
+   */
+  private async writeMany(planned: Planned[], decideFor: (p: Planned) => (cur: UnitRecord | undefined) => Decision): Promise<UnitOutcome[]> {
+    const out: (UnitOutcome | undefined)[] = new Array(planned.length);
+    const first: number[] = [];
+    const again: number[] = [];
+    const seen = new Set<string>();
+    planned.forEach((p, i) => {
+      if (seen.has(p.name)) again.push(i);
+      else {
+        seen.add(p.name);
+        first.push(i);
+      }
+    });
+    const unread = first.filter((i) => !planned[i]!.slot).map((i) => planned[i]!.name);
+    const fresh = unread.length ? await this.readMany(unread) : undefined;
+    let failure: unknown;
+    for (let k = 0; k < first.length; k += WRITE_WINDOW) {
+      await Promise.all(
+        first.slice(k, k + WRITE_WINDOW).map(async (i) => {
+          const p = planned[i]!;
+          try {
+            const fn = decideFor(p);
+            out[i] = (await this.attempt(p.name, p.slot ?? fresh!.get(p.name)!, fn)) ?? (await this.write(p.name, fn));
+          } catch (e) {
+            failure ??= e;
+          }
+        }),
+      );
+      if (failure !== undefined) throw failure;
+    }
+    for (const i of again) out[i] = await this.write(planned[i]!.name, decideFor(planned[i]!));
+    return out as UnitOutcome[];
+  }
+
+  /** Phase two for one unit: a compare-and-set write, reading and deciding again on every attempt. */
   private async write(
     name: string,
     decideFn: (cur: UnitRecord | undefined) => Decision,
     alwaysBump = false,
   ): Promise<UnitOutcome> {
-    const key = keys.unit(name);
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      const slot = await this.read(name);
-      const d = decideFn(slot.record);
-      try {
-        if (d.action === "none" && !alwaysBump) {
-          return { name, record: slot.record ?? null, changed: false, warning: d.warning };
-        }
-        if (d.action === "delete") {
-          if (slot.revision === undefined || !slot.record) return { name, record: null, changed: false };
-          await this.kv.delete(key, { previousSeq: slot.revision });
-          return { name, record: null, changed: true };
-        }
-        const cur = slot.record;
-        const now = this.now();
-        const desiredState = d.action === "put" ? d.desiredState : cur!.desiredState;
-        const activated = activatedRevision(cur, slot.revision, desiredState);
-        const next: UnitRecord = {
-          name,
-          contents: d.action === "put" ? d.contents : cur!.contents,
-          hash: d.action === "put" ? d.hash : cur!.hash,
-          desiredState,
-          version: (cur?.version ?? 0) + 1,
-          createdAt: cur?.createdAt ?? now,
-          updatedAt: now,
-          ...(activated === undefined ? {} : { activatedRevision: activated }),
-        };
-        const bytes = encode(next);
-        if (slot.revision === undefined) await this.kv.create(key, bytes);
-        else await this.kv.update(key, bytes, slot.revision);
-        return { name, record: next, changed: true, warning: d.action === "put" ? d.warning : undefined };
-      } catch (e) {
-        if (!isWrongLastSequence(e)) throw e;
-        // Lost the race: back off a little (jittered, growing) and decide again on the new record.
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 * attempt, 20)));
-      }
+      const done = await this.attempt(name, await this.read(name), decideFn, alwaysBump);
+      if (done) return done;
+      // Lost the race: back off a little (jittered, growing) and decide again on the new record.
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 * attempt, 20)));
     }
     throw new FlotillaError("conflict", `gave up writing ${name} after ${this.maxAttempts} attempts: other writers keep changing it`, {
       field: "units",
       value: name,
       temporary: true,
     });
+  }
+
+  /** One compare-and-set on the record `slot` read; undefined: another writer changed it first. */
+  private async attempt(
+    name: string,
+    slot: Slot,
+    decideFn: (cur: UnitRecord | undefined) => Decision,
+    alwaysBump = false,
+  ): Promise<UnitOutcome | undefined> {
+    const key = keys.unit(name);
+    const d = decideFn(slot.record);
+    try {
+      if (d.action === "none" && !alwaysBump) {
+        return { name, record: slot.record ?? null, changed: false, warning: d.warning };
+      }
+      if (d.action === "delete") {
+        if (slot.revision === undefined || !slot.record) return { name, record: null, changed: false };
+        await this.kv.delete(key, { previousSeq: slot.revision });
+        return { name, record: null, changed: true };
+      }
+      const cur = slot.record;
+      const now = this.now();
+      const desiredState = d.action === "put" ? d.desiredState : cur!.desiredState;
+      const activated = activatedRevision(cur, slot.revision, desiredState);
+      const next: UnitRecord = {
+        name,
+        contents: d.action === "put" ? d.contents : cur!.contents,
+        hash: d.action === "put" ? d.hash : cur!.hash,
+        desiredState,
+        version: (cur?.version ?? 0) + 1,
+        createdAt: cur?.createdAt ?? now,
+        updatedAt: now,
+        ...(activated === undefined ? {} : { activatedRevision: activated }),
+      };
+      const bytes = encode(next);
+      if (slot.revision === undefined) await this.kv.create(key, bytes);
+      else await this.kv.update(key, bytes, slot.revision);
+      return { name, record: next, changed: true, warning: d.action === "put" ? d.warning : undefined };
+    } catch (e) {
+      if (!isWrongLastSequence(e)) throw e;
+      return undefined;
+    }
   }
 }
 
