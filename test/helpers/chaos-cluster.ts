@@ -142,17 +142,26 @@ export class ChaosCluster {
     );
   }
 
-  private async availability(slot: Slot, verb: "drain" | "activate"): Promise<void> {
-    await slot.pending;
-    let last = "";
-    // The API asks the daemon itself: retried while it is still re-registering or NATS settles.
-    for (const deadline = Date.now() + 15_000; Date.now() < deadline; ) {
-      const r = await this.cli("machine", verb, slot.id);
-      if (r.code === 0) return;
-      last = `${r.code}: ${r.stderr.trim()}`;
-      await new Promise((res) => setTimeout(res, 300));
-    }
-    this.violations.push(`flotilla machine ${verb} ${slot.id} at ${this.now()} ms kept failing: ${last}`);
+  /** In the background (like a restart): a kill of that machine waits for it, the rest of the plan does not. */
+  private availability(slot: Slot, verb: "drain" | "activate"): void {
+    const t = this.now();
+    const prev = slot.pending;
+    slot.pending = (async () => {
+      await prev;
+      const errors: string[] = [];
+      // The API asks the daemon itself: retried while it is still re-registering or NATS settles.
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline; ) {
+        const r = await this.cli("machine", verb, slot.id);
+        if (r.code === 0) {
+          const retried = errors.length > 0 ? `, after ${errors.length} failed attempts, the last: ${errors.at(-1)}` : "";
+          this.done.push(`  ${(this.now() / 1000).toFixed(3).padStart(7)} s  ${slot.id} ${verb} answered (asked at ${(t / 1000).toFixed(3)} s${retried})`);
+          return;
+        }
+        errors.push(`${r.code}: ${r.stderr.trim()}`);
+        await new Promise((res) => setTimeout(res, 300));
+      }
+      this.violations.push(`flotilla machine ${verb} ${slot.id} at ${t} ms kept failing (${errors.length} attempts): ${errors.at(-1)}`);
+    })();
   }
 
   private async runOne(e: ChaosEvent): Promise<void> {

@@ -166,7 +166,7 @@ describe("chaos", () => {
       let problems = new Map<string, string>();
       let convergedAt: number | undefined;
       let bestConverged = 0;
-      for (const deadline = faultsEnd + 20_000; Date.now() < deadline; ) {
+      for (const deadline = faultsEnd + 10_000; Date.now() < deadline; ) {
         try {
           problems = await problemsNow();
         } catch (e) {
@@ -197,7 +197,7 @@ describe("chaos", () => {
       await Promise.all([procLoop, statesLoop]);
 
       // ---- what it did and what it saw ----
-      out.push(`what it did (actual times from the start of the window):`, ...cluster.done);
+      out.push(`what it did (actual times from the start of the window):`, ...[...cluster.done].sort((a, b) => parseFloat(a) - parseFloat(b)));
       const counts = Object.entries(cluster.counts).map(([k, n]) => `${k} ${n}`).join(", ");
       out.push(`faults injected: ${counts}; the last ended at ${s(faultsEnd - t0)}, observed for ${s(Date.now() - t0)}`);
       out.push(`samples: /proc ${procSamples}, states bucket ${stateSamples} (+${stateFailures} failed reads while NATS was away)`);
@@ -215,7 +215,7 @@ describe("chaos", () => {
       out.push(
         convergedAt !== undefined
           ? `converged: ${units.length}/${units.length} units ${convergedAt - faultsEnd} ms after the last fault (limit ${CONVERGE_MS} ms)`
-          : `NOT converged 20 s after the last fault (at best ${bestConverged}/${units.length}):\n${[...problems].map(([u, p]) => `  ${u}: ${p}`).join("\n")}`,
+          : `NOT converged 10 s after the last fault (at best ${bestConverged}/${units.length}):\n${[...problems].map(([u, p]) => `  ${u}: ${p}`).join("\n")}`,
       );
       out.push(`unexpected events: ${cluster.violations.length}`);
       print();
