@@ -173,11 +173,3 @@ export const VIEWER_VERBS = ["list-units", "list-unit-files", "list-machines", "
 function dedupe(xs: string[]): string[] {
   return [...new Set(xs)];
 }
-
-/** The role a refused subject points to, for the daemon's start-up message. */
-export function roleNeededFor(subject: string, names: Names): Role {
-  if (subject.startsWith(`$KV.${names.bucket("schedule")}.`) || subject.startsWith(`$KV.${names.bucket("leases")}.`)) return "engine";
-  if (subject.startsWith(`$KV.${names.bucket("units")}.`) || subject.startsWith(`${names.apiSubjectRoot()}.`)) return "engine";
-  if (subject.startsWith("$JS.API.STREAM.CREATE.") || subject.startsWith("$JS.API.STREAM.UPDATE.")) return "engine";
-  return "machine";
-}

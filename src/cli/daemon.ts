@@ -10,7 +10,7 @@ import { FlotillaError } from "../protocol/errors.js";
 import { Names } from "../protocol/names.js";
 import { connectWithRetry } from "../nats/connection.js";
 import { ensureStateDir, resolveMachineId } from "../machine/machine-id.js";
-import { probePermissions } from "../auth/probe.js";
+import { permissionViolation, probePermissions } from "../auth/probe.js";
 import type { DaemonConfig } from "../server/context.js";
 import type { Logger } from "pino";
 
@@ -116,7 +116,7 @@ export async function runDaemon(program: Command, cmd: Command): Promise<number>
     }
     // A component that failed half-way must not keep a failed daemon alive.
     setTimeout(() => process.exit(process.exitCode ?? 1), 1000).unref();
-    throw e;
+    throw refusedAtStart(e, config);
   }
   process.stdout.write(`flotilla daemon: machine ${daemon.machineId} is up (prefix ${config.prefix}, NATS ${config.natsUrl})\n`);
   await new Promise<void>((resolve) => {
@@ -147,6 +147,25 @@ async function checkPermissions(config: DaemonConfig, log: Logger, signal: Abort
   } finally {
     await nc.close().catch(() => undefined);
   }
+}
+
+/**
+ * A refusal the start-up check could not foresee, said plainly: most often a machine-role
+ * daemon that finds no buckets (only engines may create them).
+ */
+function refusedAtStart(e: unknown, config: DaemonConfig): unknown {
+  const pv = permissionViolation(e);
+  if (!pv) return e;
+  const who = config.user ? `user "${config.user}"` : "these credentials";
+  const create = /^\$JS\.API\.STREAM\.(CREATE|UPDATE)\./.test(pv.subject);
+  return new FlotillaError(
+    "permission_denied",
+    `NATS refused ${who} to ${pv.operation} to ${pv.subject}` +
+      (create
+        ? ": the cluster's buckets and streams are missing or have other settings (--agent-ttl, --lease-ttl), and only an engine may create or change them; start an engine daemon first, or give this one the engine role"
+        : ": this daemon's role does not allow it (docs/auth.md lists what each role may do)"),
+    { field: "user", value: config.user, cause: e },
+  );
 }
 
 export const registerDaemon: CommandRegistrar = (program) => {

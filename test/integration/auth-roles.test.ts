@@ -220,6 +220,22 @@ describe("roles on a real nats-server", () => {
     expect(r.stderr).not.toContain("retrying");
   });
 
+  it("a machine-only daemon that finds no buckets says only an engine may create them and exits 1", async () => {
+    const empty = await AuthNatsServer.start(join(authDir, AUTH_CONF));
+    try {
+      const r = await runCli(["daemon", "--machine-id", "mb", "--no-engine", "--no-api", "--state-dir", join(dir, "state-mb-3")], {
+        env: { ...envOf("mb"), NATS_URL: empty.url },
+        timeoutMs: 30_000,
+      });
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toContain(`NATS refused user "machine-mb" to publish to $JS.API.STREAM.CREATE.KV_${names.bucket("units")}`);
+      expect(r.stderr).toContain("only an engine may create or change them");
+      expect(r.stderr).toContain("[permission_denied]");
+    } finally {
+      await empty.dispose();
+    }
+  });
+
   it("a daemon whose user lacks the engine role says which subject was refused and exits 1", async () => {
     const c = creds["mb"]!;
     const r = await runCli(["daemon", "--machine-id", "mb", "--state-dir", join(dir, "state-mb-2")], { env: envOf("mb"), timeoutMs: 30_000 });
