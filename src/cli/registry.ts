@@ -8,6 +8,7 @@ import { registerJournal } from "./journal.js";
 import { registerMachine } from "./machine.js";
 import { registerStatecharts } from "./statecharts.js";
 import { registerUi } from "./ui.js";
+import { registerHealth } from "./health.js";
 
 export const registrars: CommandRegistrar[] = [
   registerDaemon,
@@ -18,4 +19,5 @@ export const registrars: CommandRegistrar[] = [
   registerJournal,
   registerStatecharts,
   registerUi,
+  registerHealth,
 ];

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the container test needs on Debian bookworm (root): podman, runc (crun fails
+# here with "cgroups in hybrid mode not supported"), podman-compose (1.0.3) and busybox-static
+# (the /bin/sh of the test's base image). Exits 0 when everything is there already.
+# Prints one line: "podman ready" or why not (exit 3: podman cannot be installed here).
+set -euo pipefail
+need=()
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v podman-compose >/dev/null || need+=(podman-compose)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "podman cannot be installed here: missing ${need[*]} and this is not root on Debian (apt-get)" >&2
+    exit 3
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "${need[@]}" >/tmp/flotilla-podman-install.log 2>&1; then
+    apt-get update >>/tmp/flotilla-podman-install.log 2>&1 || true
+    if ! apt-get install -y --no-install-recommends "${need[@]}" >>/tmp/flotilla-podman-install.log 2>&1; then
+      echo "podman cannot be installed here: apt-get install ${need[*]} failed (see /tmp/flotilla-podman-install.log)" >&2
+      exit 3
+    fi
+  fi
+fi
+echo "podman ready: $(podman --version), $(podman-compose --version 2>/dev/null | grep -m1 -i 'podman-compose' || echo 'podman-compose'), runc $(runc --version | head -1 | awk '{print $3}')"
