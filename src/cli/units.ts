@@ -114,11 +114,51 @@ export function machineLegend(id: string, ip: string | null | undefined, full = 
   return ip ? `${shown}/${ip}` : shown;
 }
 
-/** Runs one verb against the API and prints fleetctl's lines; returns the reply. */
+/** At most this many units, and about this many bytes of unit files, in one API request. */
+export const UNITS_PER_REQUEST = 200;
+export const BYTES_PER_REQUEST = 512 * 1024;
+/** Requests of one verb in flight at once. */
+const REQUESTS_IN_FLIGHT = 4;
+
+/** Cuts a verb's units into requests: UNITS_PER_REQUEST units or BYTES_PER_REQUEST of files each. */
+export function requestsOf<T extends { name: string; contents?: string }>(units: T[]): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const u of units) {
+    const size = u.name.length + (u.contents === undefined ? 0 : Buffer.byteLength(u.contents, "utf8")) + 32;
+    if (cur.length && (cur.length >= UNITS_PER_REQUEST || bytes + size > BYTES_PER_REQUEST)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(u);
+    bytes += size;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+/**
+ * Runs one verb against the API and prints fleetctl's lines; returns the reply. Many units go
+ * as several requests (requestsOf), a few in flight at once: each request is checked whole by
+ * the daemon before it writes anything, but a bad unit in a later request leaves the earlier
+ * ones written (fleetctl, too, writes unit by unit).
+ */
 async function callVerb(client: ApiClient, verb: UnitVerb, args: UnitArg[], replace: boolean): Promise<UnitVerbReply> {
   const units = args.map((a) => (a.contents !== undefined ? { name: a.name, contents: a.contents } : { name: a.name }));
-  const body = replace ? { units, replace: true } : { units };
-  const reply = await client.request<UnitVerbReply>(verb, body);
+  const parts = requestsOf(units);
+  const replies: UnitVerbReply[] = new Array(parts.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < parts.length) {
+      const i = next++;
+      const body = replace ? { units: parts[i]!, replace: true } : { units: parts[i]! };
+      replies[i] = await client.request<UnitVerbReply>(verb, body);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(REQUESTS_IN_FLIGHT, parts.length) }, worker));
+  const reply: UnitVerbReply = { units: replies.flatMap((r) => r.units), warnings: replies.flatMap((r) => r.warnings) };
   for (const w of reply.warnings) process.stderr.write(`WARNING: ${w}\n`);
   return reply;
 }
