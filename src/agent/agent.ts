@@ -422,7 +422,7 @@ export class Agent implements Component {
       report: (unit, status) => this.publisher?.update(unit, status),
       log: this.log,
       resume,
-      inspect: inspector(this.ctx.nc, this.ctx.names, this.ctx.machineId, "task"),
+      inspect: inspector(this.ctx.nc, this.ctx.names, this.ctx.machineId, "task-manager", { unit: entry.unit }),
     });
     this.tasks.set(entry.unit, tm);
     return tm;

@@ -1,13 +1,15 @@
-// One per task (SwarmKit's taskManager): owns the task's statechart actor, one attempt at a
-// time, and reports every status change, writing it to the worker store first. Restarts
-// (Restart=, RestartSec=, the start limit) are new attempts decided by task-policy.ts.
-import { createActor, fromPromise, type Actor, type InspectionEvent } from "xstate";
+// One per task (SwarmKit's taskManager): a statechart (task-manager.machine.ts) whose child is
+// the task's current attempt (task.machine.ts), one at a time; reports every status change,
+// writing it to the worker store first. Restarts (Restart=, RestartSec=, the start limit) are
+// new attempts decided by task-policy.ts; this class provides the chart's effects.
+import { assign, createActor, fromPromise, type Actor, type InspectionEvent } from "xstate";
 import type { Logger } from "pino";
 import type { ScheduleEntry, TaskState } from "../protocol/messages.js";
 import { describeError } from "../protocol/errors.js";
 import type { ParsedUnit, ServiceOptions } from "../unit/types.js";
 import { fatalError, type Controller, type Executor, type RunInfo } from "../exec/executor.js";
-import { taskMachine, type TaskMachine } from "./task.machine.js";
+import { taskMachine, type TaskContext } from "./task.machine.js";
+import { taskManagerMachine } from "./task-manager.machine.js";
 import { decideRestart, recordStart } from "./task-policy.js";
 import type { ResumedTask, TaskStatus, WorkerStore } from "./worker-store.js";
 
@@ -25,7 +27,7 @@ export interface TaskManagerOptions {
   log: Logger;
   /** What the store held for this task when the agent started. */
   resume?: ResumedTask;
-  /** XState inspection of each attempt's actor (the live statechart on <prefix>.inspect.…). */
+  /** XState inspection of the task manager and its attempts (the live statecharts on <prefix>.inspect.…). */
   inspect?: (ev: InspectionEvent) => void;
 }
 
@@ -37,18 +39,23 @@ export class TaskManager {
   private target: Target;
   private service?: ServiceOptions;
   private parseError?: string;
-  private actor?: Actor<TaskMachine>;
+  /** The task manager's statechart (task-manager.machine.ts); each attempt is its child `task`. */
+  private actor?: Actor<ReturnType<TaskManager["chart"]>>;
   private controller?: Controller;
   private restarts = 0;
   /** Start times the start limit can still count (bounded by recordStart to StartLimitBurst). */
   private starts: number[] = [];
-  private restartTimer?: NodeJS.Timeout;
   private stopRequested = false;
   private detached = false;
   private chain: Promise<unknown> = Promise.resolve();
   private last?: TaskStatus;
   private doneWaiters: (() => void)[] = [];
   private readonly log: Logger;
+  /** The current attempt's last reported task state and pid (a report goes out when either changes). */
+  private lastState?: TaskState;
+  private lastPid?: number;
+  /** The restart decision taken when the last attempt ended (restartDue), acted on by attemptEnded. */
+  private decision?: ReturnType<typeof decideRestart>;
 
   constructor(private readonly o: TaskManagerOptions) {
     this.unit = o.entry.unit;
@@ -79,51 +86,62 @@ export class TaskManager {
   async start(): Promise<void> {
     await this.o.store.putTask({ entry: this.entry, target: this.target, assigned: true });
     const r = this.o.resume;
-    if (r?.status && r.status.hash === this.entry.hash) {
-      this.restarts = r.status.restarts;
-      const st = r.status.taskState;
-      if (r.run && (st === "starting" || st === "running")) {
-        this.attempt(r.run);
+    const resumed = r?.status && r.status.hash === this.entry.hash ? r.status : undefined;
+    if (resumed) this.restarts = resumed.restarts;
+    const actor = createActor(this.chart(), { id: this.unit, input: { unit: this.unit, target: this.target, restarts: this.restarts }, inspect: this.o.inspect });
+    this.actor = actor;
+    actor.subscribe({ error: (err) => this.log.error({ err: describeError(err) }, "task manager statechart failed") });
+    actor.start();
+    if (resumed) {
+      const st = resumed.taskState;
+      if (r!.run && (st === "starting" || st === "running")) {
+        actor.send({ type: "ATTEMPT", adopt: r!.run, target: this.target });
         return;
       }
       if (st === "complete" || st === "failed" || st === "rejected" || st === "shutdown") {
         // Stays as it ended (a failed unit is not restarted by an agent restart).
-        this.last = r.status;
-        this.enqueue(r.status);
+        this.last = resumed;
+        this.enqueue(resumed);
+        actor.send({ type: "HOLD" });
         return;
       }
     }
-    this.attempt();
+    actor.send({ type: "ATTEMPT", target: this.target });
+  }
+
+  /** The current attempt's snapshot, while it runs. */
+  private attemptSnapshot(): { status: string; value: unknown } | undefined {
+    const child = this.actor?.getSnapshot().children.task as { getSnapshot(): { status: string; value: unknown } } | undefined;
+    const snap = child?.getSnapshot();
+    return snap && snap.status === "active" ? snap : undefined;
   }
 
   setTarget(target: Target): void {
     if (target === this.target || this.detached) return;
     this.target = target;
     void this.o.store.putTask({ entry: this.entry, target, assigned: true });
-    const snap = this.actor?.getSnapshot();
-    const live = snap !== undefined && snap.status === "active";
+    const snap = this.attemptSnapshot();
     if (target === "launched") {
       this.stopRequested = false;
-      if (live) this.actor!.send({ type: "START" });
+      if (snap) this.actor!.send({ type: "START" });
       else {
         this.starts = []; // an explicit start clears the start-limit history, as systemctl start after reset-failed
-        this.attempt();
+        this.actor?.send({ type: "ATTEMPT", target });
       }
       return;
     }
-    this.cancelRestart();
-    if (live && typeof snap.value === "string" && LIVE_STOPPABLE.has(snap.value)) this.stopRequested = true;
-    if (live && (typeof snap.value !== "string" || snap.value !== "ready")) this.actor!.send({ type: "STOP" });
+    this.actor?.send({ type: "HOLD" }); // a restart that was due is off
+    if (snap && typeof snap.value === "string" && LIVE_STOPPABLE.has(snap.value)) this.stopRequested = true;
+    if (snap && (typeof snap.value !== "string" || snap.value !== "ready")) this.actor!.send({ type: "STOP" });
   }
 
   /** Stops the workload (graceful, bounded by TimeoutStopSec) and resolves when it is gone. */
   async stop(): Promise<void> {
     this.stopRequested = true;
-    this.cancelRestart();
-    const a = this.actor;
-    if (!a || a.getSnapshot().status !== "active") return;
+    this.actor?.send({ type: "HOLD" });
+    if (!this.attemptSnapshot()) return;
     const done = new Promise<void>((r) => this.doneWaiters.push(r));
-    a.send({ type: "STOP" });
+    this.actor!.send({ type: "STOP" });
     await done;
   }
 
@@ -133,104 +151,120 @@ export class TaskManager {
     await this.stop();
     await this.chain;
     this.detached = true;
+    const ctrl = this.controller;
+    this.actor?.send({ type: "DETACH" });
     this.actor?.stop();
-    await this.controller?.remove().catch(() => undefined);
-    this.controller?.close();
+    await ctrl?.remove().catch(() => undefined);
+    ctrl?.close();
     await this.o.store.delete(this.unit);
   }
 
   /** Agent stop: let go of the actor; the workload keeps running and is adopted next start. */
   async detach(): Promise<void> {
     this.detached = true;
-    this.cancelRestart();
+    this.actor?.send({ type: "DETACH" });
     this.actor?.stop();
     this.controller?.close();
     await this.chain;
   }
 
-  private cancelRestart(): void {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-  }
-
-  private attempt(adopt?: RunInfo): void {
-    this.controller?.close();
-    this.actor?.stop();
-    const service = this.service;
-    const parseError = this.parseError;
-    const ctrl = service
-      ? this.o.executor.controller({ unit: this.unit, hash: this.entry.hash, service, machineId: this.o.machineId })
-      : undefined;
-    this.controller = ctrl;
-    const store = this.o.store;
+  /** The chart with this task's effects: attempts with a fresh controller each, the restart policy, the reports. */
+  private chart() {
     const unit = this.unit;
-    const machine = taskMachine.provide({
+    const store = this.o.store;
+    const ctrlNow = (): Controller => {
+      if (!this.controller) throw fatalError(`${unit}: invalid unit file: ${this.parseError}`, "contents");
+      return this.controller;
+    };
+    const task = taskMachine.provide({
       actors: {
         prepare: fromPromise(async () => {
-          if (!ctrl) throw fatalError(`${unit}: invalid unit file: ${parseError}`, "contents");
-          await ctrl.prepare();
+          await ctrlNow().prepare();
         }),
         start: fromPromise(async () => {
-          this.starts = recordStart(this.starts, Date.now(), service!.startLimitBurst, service!.startLimitIntervalMs);
-          const run = await ctrl!.start();
+          const ctrl = ctrlNow();
+          const s = this.service!;
+          this.starts = recordStart(this.starts, Date.now(), s.startLimitBurst, s.startLimitIntervalMs);
+          const run = await ctrl.start();
           await store.putRun(unit, run);
           return run;
         }),
         adopt: fromPromise(async ({ input }: { input: RunInfo }) => {
-          if (!ctrl) throw fatalError(`${unit}: invalid unit file: ${parseError}`, "contents");
+          const ctrl = ctrlNow();
           // adopt() first: from this moment a STOP can reach the workload it names.
           const adopted = ctrl.adopt(input);
           await ctrl.prepare().catch(() => undefined); // ExecStop needs the environment
           return adopted;
         }),
-        wait: fromPromise(() => ctrl!.wait()),
-        shutdown: fromPromise(async () => (ctrl ? ctrl.shutdown() : {})),
-        terminate: fromPromise(async () => ctrl?.terminate()),
+        wait: fromPromise(() => ctrlNow().wait()),
+        shutdown: fromPromise(async () => (this.controller ? this.controller.shutdown() : {})),
+        terminate: fromPromise(async () => this.controller?.terminate()),
       },
     });
-    const actor = createActor(machine, { id: unit, input: { unit, desired: this.target, adopt }, inspect: this.o.inspect });
-    this.actor = actor;
-    let lastState: TaskState | undefined;
-    let lastPid: number | undefined;
-    actor.subscribe({
-      next: (snap) => {
-        if (this.actor !== actor || this.detached) return;
-        const c = snap.context;
-        const pid = c.taskState === "running" || c.taskState === "starting" ? c.run?.mainPid : undefined;
-        if (c.taskState !== lastState || pid !== lastPid) {
-          lastState = c.taskState;
-          lastPid = pid;
-          this.enqueue({
-            taskState: c.taskState,
-            hash: this.entry.hash,
-            pid,
-            exitCode: c.exit?.exitCode,
-            signal: c.exit?.signal,
-            restarts: this.restarts,
-            since: Date.now(),
-            error: c.error,
-          });
-        }
-        if (snap.status === "done") this.finished(c.taskState);
-      },
-      error: (err) => {
-        this.log.error({ err: describeError(err) }, "task statechart failed");
-        this.enqueue({ taskState: "failed", hash: this.entry.hash, restarts: this.restarts, since: Date.now(), error: describeError(err) });
-        this.finished("failed");
+    return taskManagerMachine.provide({
+      actors: { task },
+      guards: { restartDue: ({ event }) => this.restartDue((event as unknown as { output?: TaskContext }).output?.taskState) },
+      actions: {
+        newAttempt: () => this.newAttempt(),
+        closeAttempt: () => this.controller?.close(),
+        attemptChanged: ({ event }) => this.attemptChanged((event as unknown as { snapshot: { status: string; context: TaskContext } }).snapshot),
+        attemptEnded: ({ event }) => {
+          const final = (event as unknown as { output?: TaskContext }).output;
+          if (final) this.attemptChanged({ status: "done", context: final });
+          this.attemptEnded();
+        },
+        attemptCrashed: ({ event }) => {
+          const err = (event as { error?: unknown }).error;
+          this.log.error({ err: describeError(err) }, "task statechart failed");
+          this.enqueue({ taskState: "failed", hash: this.entry.hash, restarts: this.restarts, since: Date.now(), error: describeError(err) });
+          this.wakeWaiters();
+        },
+        takeRestart: assign(({ context }) => {
+          this.restarts += 1;
+          return { adopt: undefined, attempts: context.attempts + 1, restarts: this.restarts, target: "launched" as const };
+        }),
+        noteDelay: assign({ restartDelayMs: () => (this.decision?.restart ? this.decision.delayMs : 0) }),
       },
     });
-    actor.start();
   }
 
-  private finished(state: TaskState): void {
-    this.controller?.close();
-    const waiters = this.doneWaiters.splice(0);
-    for (const w of waiters) w();
-    if (this.stopRequested || this.detached || this.target !== "launched") return;
-    if (state !== "complete" && state !== "failed") return;
+  /** A new attempt begins: a controller of its own (the previous one is closed on leaving it). */
+  private newAttempt(): void {
+    this.lastState = undefined;
+    this.lastPid = undefined;
+    this.decision = undefined;
+    const service = this.service;
+    this.controller = service
+      ? this.o.executor.controller({ unit: this.unit, hash: this.entry.hash, service, machineId: this.o.machineId })
+      : undefined;
+  }
+
+  private attemptChanged(snap: { status: string; context: TaskContext }): void {
+    if (this.detached) return;
+    const c = snap.context;
+    const pid = c.taskState === "running" || c.taskState === "starting" ? c.run?.mainPid : undefined;
+    if (c.taskState === this.lastState && pid === this.lastPid) return;
+    this.lastState = c.taskState;
+    this.lastPid = pid;
+    this.enqueue({
+      taskState: c.taskState,
+      hash: this.entry.hash,
+      pid,
+      exitCode: c.exit?.exitCode,
+      signal: c.exit?.signal,
+      restarts: this.restarts,
+      since: Date.now(),
+      error: c.error,
+    });
+  }
+
+  /** The attempt ended: whether Restart=, RestartSec= and the start limit call for another (the chart's guard). */
+  private restartDue(state: TaskState | undefined): boolean {
     const s = this.service;
-    if (!s) return;
-    const d = decideRestart({
+    this.decision = undefined;
+    if (this.stopRequested || this.detached || this.target !== "launched" || !s) return false;
+    if (state !== "complete" && state !== "failed") return false;
+    this.decision = decideRestart({
       policy: s.restart,
       restartSecMs: s.restartSecMs,
       startLimitBurst: s.startLimitBurst,
@@ -239,20 +273,24 @@ export class TaskManager {
       starts: this.starts,
       now: Date.now(),
     });
-    if (d.restart) {
-      this.log.info({ delayMs: d.delayMs, reason: d.reason }, "restarting");
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = undefined;
-        if (this.detached || this.target !== "launched") return;
-        this.restarts += 1;
-        this.attempt();
-      }, d.delayMs);
-    } else if (d.limitHit) {
+    return this.decision.restart;
+  }
+
+  private attemptEnded(): void {
+    this.wakeWaiters();
+    const d = this.decision;
+    if (!d) return;
+    if (d.restart) this.log.info({ delayMs: d.delayMs, reason: d.reason }, "restarting");
+    else if (d.limitHit) {
       const prev = this.last;
       const error = prev?.error ? `${d.reason}; last: ${prev.error}` : d.reason;
       this.log.warn({ reason: d.reason }, "not restarting");
       this.enqueue({ ...(prev ?? { hash: this.entry.hash, restarts: this.restarts }), taskState: "failed", since: Date.now(), error });
     }
+  }
+
+  private wakeWaiters(): void {
+    for (const w of this.doneWaiters.splice(0)) w();
   }
 
   /** Store first, then report; in order. */

@@ -80,6 +80,8 @@ export const taskMachine = setup({
   },
 }).createMachine({
   id: "task",
+  // The final context goes to the task manager with the done event (its last report).
+  output: ({ context }) => context,
   context: ({ input }) => ({ unit: input.unit, desired: input.desired, adopt: input.adopt, taskState: "accepted", retries: 0 }),
   initial: "accepted",
   states: {

@@ -45,7 +45,12 @@ export type InspectMessage = z.infer<typeof InspectMessage>;
 export interface InspectorOptions {
   /** Include the snapshot's context (only for actors whose context is small and JSON-safe). */
   withContext?: boolean;
+  /** The unit of a per-unit actor system (a task manager): its children (the task) carry it too. */
+  unit?: string;
 }
+
+/** Per subject, for the daemon's whole life: an actor made anew (a unit loaded again) keeps counting. */
+const seqs = new Map<string, number>();
 
 interface TransitionLike {
   source?: { id?: string };
@@ -61,7 +66,6 @@ export function inspector(
   o: InspectorOptions = {},
 ): (ev: InspectionEvent) => void {
   const perUnit = PER_UNIT_ACTORS.has(actor);
-  const seqs = new Map<string, number>();
   // Transitions of the macrostep in progress, by actor: the snapshot event that ends it takes them.
   const steps = new WeakMap<object, InspectMessage["transitions"]>();
   return (ev) => {
@@ -81,17 +85,18 @@ export function inspector(
     // A child statechart with a stable system id (the engine's `lease`, an agent's
     // `task-manager:<unit>`) is an actor of its own; other children are drawn inside their parent.
     let role = actor;
-    let unit = perUnit ? ref.id : undefined;
+    let unit = perUnit ? (o.unit ?? ref.id) : undefined;
     if (ref._parent !== undefined) {
       if (!ref.systemId) return;
       const colon = ref.systemId.indexOf(":");
       role = colon < 0 ? ref.systemId : ref.systemId.slice(0, colon);
-      unit = colon < 0 ? undefined : ref.systemId.slice(colon + 1);
+      unit = colon < 0 ? (PER_UNIT_ACTORS.has(role) ? o.unit : undefined) : ref.systemId.slice(colon + 1);
     }
     const logic = (snap.machine ?? ref.logic) as AnyStateMachine | undefined;
     const id = unit === undefined ? role : `${role}:${unit}`;
-    const seq = (seqs.get(id) ?? 0) + 1;
-    seqs.set(id, seq);
+    const subject = names.inspectSubject(machineId, role, unit);
+    const seq = (seqs.get(subject) ?? 0) + 1;
+    seqs.set(subject, seq);
     const msg: InspectMessage = {
       v: 2,
       machineId,
@@ -110,7 +115,7 @@ export function inspector(
     steps.delete(ev.actorRef);
     if (o.withContext) msg.context = snap.context;
     try {
-      nc.publish(names.inspectSubject(machineId, role, unit), JSON.stringify(msg));
+      nc.publish(subject, JSON.stringify(msg));
     } catch {
       /* inspection is best-effort: never disturb the actor */
     }

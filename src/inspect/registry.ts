@@ -9,6 +9,7 @@ import { leaseMachine } from "../engine/lease.machine.js";
 import { engineMachine } from "../engine/engine.machine.js";
 import { taskMachine } from "../agent/task.machine.js";
 import { agentMachine } from "../agent/agent.machine.js";
+import { taskManagerMachine } from "../agent/task-manager.machine.js";
 import { FlotillaError } from "../protocol/errors.js";
 import { definitionHash, describeMachine, type Definition } from "./definition.js";
 
@@ -19,6 +20,7 @@ export const STATECHARTS: Record<string, AnyStateMachine> = {
   engine: engineMachine,
   lease: leaseMachine,
   agent: agentMachine,
+  "task-manager": taskManagerMachine,
   task: taskMachine,
 };
 

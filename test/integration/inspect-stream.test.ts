@@ -71,6 +71,8 @@ describe("the inspect stream", () => {
       expect(msg).toMatchObject({ v: 2, machineId: m, actor, id: actor });
     }
     expect(now.get(taskSubject)).toMatchObject({ id: "task:hello.service", unit: "hello.service", actor: "task", status: "active" });
+    // The task's parent: its task manager, one per unit.
+    expect(now.get(`${prefix}.inspect.${m}.task-manager.hello.service`)).toMatchObject({ id: "task-manager:hello.service", unit: "hello.service", value: "attempting" });
     expect(now.get(`${prefix}.inspect.${m}.lease`)!.value).toMatchObject({ leader: expect.stringMatching(/holding|renewing/) });
     expect(now.get(`${prefix}.inspect.${m}.engine`)!.value).toMatchObject({ leading: expect.any(String) });
     expect(now.get(`${prefix}.inspect.${m}.agent`)!.value).toBe("steady");

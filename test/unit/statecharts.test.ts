@@ -17,7 +17,7 @@ function node(root: StateNodeDef, path: string[]): StateNodeDef {
 
 describe("statechart export", () => {
   it("has every actor kind a daemon runs", () => {
-    expect(Object.keys(STATECHARTS).sort()).toEqual(["agent", "engine", "heart", "lease", "machine", "monitor", "task"]);
+    expect(Object.keys(STATECHARTS).sort()).toEqual(["agent", "engine", "heart", "lease", "machine", "monitor", "task", "task-manager"]);
     for (const s of statecharts()) {
       expect(s.hash).toMatch(/^[0-9a-f]{16}$/);
       expect(s.definition.root.id).toBe(s.definition.id);
