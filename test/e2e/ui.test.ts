@@ -146,7 +146,7 @@ describe("flotilla ui in a real browser", () => {
 
   it("a started unit's task chart reaches running and its history grows", async () => {
     const f = join(work, "hello.service");
-    writeFileSync(f, unitFile("ExecStart=/bin/sh -c 'while true; do echo tick; sleep 0.3; done'"));
+    writeFileSync(f, unitFile("ExecStart=/bin/sh -c 'while true; do echo tick; sleep 0.3; done'") + "\n[X-Fleet]\nCPU=0.5\nMemory=64M\n");
     const r = await runCli(["--nats", server.url, "--prefix", prefix, "start", f], { timeoutMs: 40_000 });
     expect(r.code, r.stderr).toBe(0);
     await page.goto(`${uiUrl}#/units`);
@@ -165,6 +165,11 @@ describe("flotilla ui in a real browser", () => {
     // the transition that led to running is marked
     await page.locator('svg[data-chart="task"] [data-taken="true"]').first().waitFor({ timeout: 5_000 });
     await shot(page, "actor-task");
+    // the machine that runs it shows the unit's reservation as used capacity
+    const machine = (await page.locator('[data-testid="actor-detail"]').getAttribute("data-actor"))!.split("/")[0]!;
+    await page.goto(`${uiUrl}#/cluster`);
+    const cap = page.locator(`[data-machine="${machine}"] [data-capacity]`);
+    await check(async () => /^0\.5 \/ \d+ cpu · 64 MiB \//.test(await cap.innerText()), 10_000, "0.5 cpu and 64 MiB reserved");
   });
 
   it("shows, per machine, why a unit with an impossible MachineMetadata is not placed", async () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { addAll, addMessage, allSteps, emptyHistory, leaseHistory, snapshotAt, stateAt, MAX_PER_ACTOR } from "../../ui/lib/history.js";
 import { parseNdjson, toNdjson } from "../../ui/lib/recording.js";
 import { unplacedOf } from "../../ui/lib/unplaced.js";
+import { reservationOf, usedByMachine } from "../../ui/lib/reservations.js";
 import { valueText, type InspectMessage } from "../../ui/lib/types.js";
 
 let n = 0;
@@ -126,5 +127,21 @@ describe("unplaced reasons", () => {
       }).machines.map((r) => r.machineId),
     ).toEqual(["m1", "m2"]);
     expect(unplacedOf({ unplaced: null, unplacedMachines: { m1: "is paused" } }).machines).toEqual([{ machineId: "m1", reason: "is paused" }]);
+  });
+});
+
+describe("capacity used", () => {
+  it("reads CPU= and Memory= of [X-Fleet] and sums them per machine", () => {
+    const a = reservationOf("[Service]\nExecStart=/bin/true\nMemory=9G\n\n[X-Fleet]\n# a comment\nCPU=0.5\nMemory=256M\n");
+    expect(a).toEqual({ cpu: 0.5, memory: 256 * 2 ** 20 });
+    expect(reservationOf("[X-Fleet]\nMachineMetadata=region=eu\n")).toEqual({ cpu: 0, memory: 0 });
+    const b = reservationOf("[X-Fleet]\nCPU=1\nMemory=1.5G\n");
+    const used = usedByMachine([
+      { machines: ["m1"], r: a },
+      { machines: ["m1", "m2"], r: b },
+      { machines: ["m2"], r: undefined },
+    ]);
+    expect(used.get("m1")).toEqual({ cpu: 1.5, memory: 256 * 2 ** 20 + 1.5 * 2 ** 30 });
+    expect(used.get("m2")).toEqual({ cpu: 1, memory: 1.5 * 2 ** 30 });
   });
 });

@@ -2,7 +2,7 @@
 import { leaseHistory } from "../lib/history.js";
 import { api } from "./client.js";
 import { age, bytes, Chip, clock, confirmAction, shortId } from "./kit.js";
-import { config, historyVersion, history, leaderAndCounts, machines, nc, now, refresh, unitRows, type MachineRecord } from "./store.js";
+import { capacityUsed, config, historyVersion, history, leaderAndCounts, machines, nc, now, refresh, unitRows, type MachineRecord } from "./store.js";
 
 function setAvailability(m: MachineRecord, availability: "drain" | "pause" | "active") {
   const what = { drain: "Drain", pause: "Pause", active: "Activate" }[availability];
@@ -23,6 +23,7 @@ export function ClusterView() {
   const t = now.value;
   const lease = leaseHistory(history);
   const { byTask, byDesired, unplaced } = leaderAndCounts.value;
+  const used = capacityUsed.value;
   const perMachine = new Map<string, number>();
   for (const r of unitRows.value) perMachine.set(r.machine, (perMachine.get(r.machine) ?? 0) + 1);
   return (
@@ -40,7 +41,7 @@ export function ClusterView() {
                 <th>IP</th>
                 <th>Metadata</th>
                 <th>Availability</th>
-                <th>Capacity</th>
+                <th>Reserved / capacity</th>
                 <th>Tasks</th>
                 <th>Heartbeat</th>
                 <th />
@@ -71,8 +72,8 @@ export function ClusterView() {
                     <td>
                       <Chip s={m.availability} />
                     </td>
-                    <td class="mono">
-                      {m.capacity.cpu} cpu · {bytes(m.capacity.memory)}
+                    <td class="mono" data-capacity title="reserved (CPU= and Memory= of the units scheduled here) / total">
+                      {+(used.get(m.id)?.cpu ?? 0).toFixed(2)} / {m.capacity.cpu} cpu · {bytes(used.get(m.id)?.memory ?? 0)} / {bytes(m.capacity.memory)}
                     </td>
                     <td class="num">{perMachine.get(m.id) ?? 0}</td>
                     <td class={`mono ${beat > 10_000 ? "late" : ""}`} title={new Date(m.heartbeatAt).toISOString()}>

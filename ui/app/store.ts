@@ -7,6 +7,7 @@ import { connectProblem, requestProblem, type Probe, type Problem } from "../lib
 import { parseNdjson, toNdjson } from "../lib/recording.js";
 import type { InspectMessage, Statechart } from "../lib/types.js";
 import { layoutFor } from "./layout.js";
+import { reservationOf, usedByMachine, type Reservation } from "../lib/reservations.js";
 import {
   ApiError,
   api,
@@ -67,6 +68,8 @@ export const unitFiles = signal<UnitFileRow[]>([]);
 export const unitRows = signal<UnitRow[]>([]);
 export const statuses = signal<Map<string, unknown>>(new Map());
 export const listingProblem = signal<Problem | null>(null);
+/** CPU=/Memory= of each unit file, by hash (read once with `cat`). */
+export const reservations = signal<Map<string, Reservation>>(new Map());
 export const listedAt = signal(0);
 export const streamNote = signal<string | null>(null);
 export const historyLoaded = signal<"no" | "current" | "all">("no");
@@ -273,6 +276,18 @@ export async function refresh(): Promise<void> {
       api<UnitFileRow[]>(c, cfg.prefix, "list-unit-files"),
       api<UnitRow[]>(c, cfg.prefix, "list-units"),
     ]);
+    const known = reservations.peek();
+    const missing = f.filter((x) => !known.has(x.hash));
+    if (missing.length) {
+      const next = new Map(known);
+      await Promise.all(
+        missing.map(async (x) => {
+          const r = await api<{ contents: string }>(c, cfg.prefix, "cat", { name: x.unit }).catch(() => null);
+          if (r && typeof r.contents === "string") next.set(x.hash, reservationOf(r.contents));
+        }),
+      );
+      reservations.value = next;
+    }
     const st = new Map<string, unknown>();
     await Promise.all(
       f.filter((x) => x.unplaced).map(async (x) => st.set(x.unit, await api(c, cfg.prefix, "status", { name: x.unit }).catch(() => null))),
@@ -340,6 +355,17 @@ export async function openRecording(name: string, text: string): Promise<string[
   });
   return r.skipped;
 }
+
+/** Reserved CPU and memory per machine, as the scheduler counts them (wanted units where they are scheduled). */
+export const capacityUsed = computed(() => {
+  const reporting = new Map<string, string[]>();
+  for (const r of unitRows.value) reporting.set(r.unit, [...(reporting.get(r.unit) ?? []), r.machine]);
+  return usedByMachine(
+    unitFiles.value
+      .filter((f) => f.desiredState !== "inactive")
+      .map((f) => ({ machines: f.global ? (reporting.get(f.unit) ?? []) : f.machines, r: reservations.value.get(f.hash) })),
+  );
+});
 
 export const leaderAndCounts = computed(() => {
   const byTask = new Map<string, number>();
