@@ -111,6 +111,21 @@ export async function startDaemon(o: StartDaemonOptions): Promise<RunningDaemon>
       throw new Error(`${(e as Error).message}\ndaemon output:\n${child.output()}`);
     });
     if (registered === "dead") throw died();
+    // The API starts after the machine is registered: a test that sends a request at once would
+    // otherwise meet "no responders". Wait until the API answers (any daemon's: they share one queue group).
+    if (!(o.extraArgs ?? []).includes("--no-api")) {
+      const answered = await check(
+        async () => {
+          if (exited()) return "dead";
+          const r = await nc.request(names.apiSubject("list-machines"), "", { timeout: 1000 });
+          return r.headers?.get("Nats-Service-Error-Code") ? "" : "ok";
+        },
+        o.timeoutMs ?? 20_000,
+        `the API of ${machineId}`,
+        50,
+      );
+      if (answered === "dead") throw died();
+    }
     return { child, machineId, stateDir, url, stop, output: () => child.output() };
   } catch (e) {
     await stop("SIGKILL");
