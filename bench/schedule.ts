@@ -11,11 +11,25 @@
 //   2. leader failover, lease TTL 5 s: two engines on separate connections; the leader is killed
 //      (its connection closed, nothing released, as SIGKILL) → the new leader's first write;
 //   3. machine loss, agent TTL 5 s: a machine's heartbeats stop → all its units rescheduled.
+//   4. (issue 10) fleet-shaped units, 10,000 onto 100 machines and 100,000 onto 1,000, machines
+//      with metadata (region r0|r1|r2, disk ssd|hdd): conflicts, machineof, metadata and mixed
+//      (submit-constrained.mjs says what each holds), each on a new engine and cluster, against
+//      plain units of the same names in the same run; with the event loop's worst delay
+//      (perf_hooks.monitorEventLoopDelay) and the leader's step-downs during the burst:
+//        constrained <workload> <units>: <rate> placements/s, <ratio> of plain (<plain rate>/s in this run); loop max <ms> ms; step-downs <n>
+//   5. api load: 10,000 units through the API's load verb of a real daemon (dist/), in requests
+//      of 200, 4 in flight as the CLI sends them, against raw pipelined KV puts of records of
+//      the same size in the same run;
+//   6. handover: two real daemons; the leader's daemon gets SIGTERM → the other holds the lease;
+//   7. BENCH_ONLY=1m (not in the default run): 1,000,000 plain units onto 10,000 machines, and
+//      the RSS of this process (the engine and the simulated machines) at its highest.
+// BENCH_ONLY=10k,100k,failover,loss,c10k,c100k,api,handover,1m picks parts.
 // Bounded in time (BENCH_TIMEOUT_MS, default 10 min); stops everything it started.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { NatsServer, uniquePrefix } from "../test/helpers/nats-server.js";
 import { connectOnce } from "../src/nats/connection.js";
@@ -26,6 +40,12 @@ import { encode } from "../src/protocol/codec.js";
 import type { MachineRecord, UnitRecord } from "../src/protocol/messages.js";
 import { Engine } from "../src/engine/engine.js";
 import { createLogger } from "../src/log.js";
+import { ApiClient } from "../src/cli/client.js";
+import { requestsOf } from "../src/cli/units.js";
+import { LEASE_KEY } from "../src/engine/lease.js";
+import { decodeAs } from "../src/protocol/codec.js";
+import { LeaseRecord } from "../src/protocol/messages.js";
+import { buildForDaemons, spawnDaemon, stopAll as stopDaemons } from "./lib.js";
 
 const WINDOW = 4096;
 const log = createLogger({ level: process.env.LOG_LEVEL ?? "warn", name: "bench" });
@@ -40,12 +60,12 @@ async function pipelined<T>(items: T[], f: (t: T) => Promise<unknown>): Promise<
   for (let i = 0; i < items.length; i += WINDOW) await Promise.all(items.slice(i, i + WINDOW).map(f));
 }
 
-function machineRecord(id: string): MachineRecord {
+function machineRecord(id: string, metadata: Record<string, string> = {}): MachineRecord {
   return {
     id,
     hostname: id,
     publicIp: "",
-    metadata: {},
+    metadata,
     capacity: { cpu: 64, memory: 256 * 2 ** 30 },
     availability: "active",
     version: "bench",
@@ -72,13 +92,21 @@ interface Sim {
   stopBeats(id: string): void;
 }
 
-async function simulate(url: string, machines: number, ttl: { agentTtlMs: number; leaseTtlMs: number }): Promise<Sim> {
+/** Issue 10's simulated machines: region one of 3, disk one of 2. */
+const fleetMetadata = (i: number): Record<string, string> => ({ region: `r${i % 3}`, disk: i % 2 ? "ssd" : "hdd" });
+
+async function simulate(
+  url: string,
+  machines: number,
+  ttl: { agentTtlMs: number; leaseTtlMs: number },
+  metadata: (i: number) => Record<string, string> = () => ({}),
+): Promise<Sim> {
   const names = new Names(uniquePrefix("bench"));
   const nc = await connectOnce({ url });
   started.ncs.push(nc);
   const buckets = await ensureBuckets(nc, names, ttl);
   const machineIds = Array.from({ length: machines }, (_, i) => `m${String(i).padStart(5, "0")}`);
-  const records = new Map(machineIds.map((id) => [id, machineRecord(id)]));
+  const records = new Map(machineIds.map((id, i) => [id, machineRecord(id, metadata(i))]));
   const lastBeat = new Map<string, number>();
   const stopped = new Set<string>();
   const beat = () =>
@@ -167,14 +195,15 @@ interface Burst {
  * One burst: the submitter process writes (or deletes) `count` units named <prefix>N.service;
  * resolves when the engine has proven as many placements (or removals) written.
  */
-async function burst(url: string, sim: Sim, engine: Engine, count: number, prefix: string, mode: "put" | "del"): Promise<Burst> {
+async function burst(url: string, sim: Sim, engine: Engine, count: number, prefix: string, mode: "put" | "del", workload?: string): Promise<Burst> {
   const stat = () => (mode === "put" ? engine.stats.scheduled : engine.stats.unscheduled);
   const before = stat();
   // The submitter runs in its own process, as a client would, so that it does not share the
   // engine's event loop; it stamps its first publish with Date.now().
+  const script = workload ? "./submit-constrained.mjs" : "./submit-units.mjs";
   const child = spawn(
     process.execPath,
-    [fileURLToPath(new URL("./submit-units.mjs", import.meta.url)), url, sim.names.bucket("units"), String(count), prefix, mode],
+    [fileURLToPath(new URL(script, import.meta.url)), url, sim.names.bucket("units"), String(count), prefix, workload ?? mode],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   started.children.push(child);
@@ -185,7 +214,12 @@ async function burst(url: string, sim: Sim, engine: Engine, count: number, prefi
   const t0 = await until(() => Number(/start (\d+)/.exec(out)?.[1]) || undefined, 30_000, "the submitter's first publish");
   // The engine stamps the moment each batch is proven written: polling it every 10 ms costs the
   // engine's event loop (which this process shares) next to nothing.
-  const tLast = await until(() => (stat() - before >= count ? engine.stats.lastWriteAt : undefined), 300_000, `${count} ${mode === "put" ? "placements" : "removals"}`, 10);
+  const tLast = await until(
+    () => (stat() - before >= count ? engine.stats.lastWriteAt : undefined),
+    Number(process.env.BENCH_BURST_MS ?? 300_000),
+    `${count} ${mode === "put" ? "placements" : "removals"}`,
+    10,
+  );
   const submittedAt = await until(() => Number(/done (\d+)/.exec(out)?.[1]) || undefined, 60_000, "the submitter's last ack");
   const cpu = process.cpuUsage(cpu0);
   return { t0, tLast, submittedAt, engineCpuMs: Math.round((cpu.user + cpu.system) / 1000), serverCpuMs: processCpuMs(server?.pid) - srv0 };
@@ -307,6 +341,174 @@ async function machineLossRun(url: string): Promise<void> {
   await engine.stop();
 }
 
+
+// ---- issue 10 ----
+
+const WORKLOADS = ["conflicts", "machineof", "metadata", "mixed"] as const;
+
+/** One burst of `workload` on a new cluster and engine: placements/s, loop max, step-downs. */
+async function constrainedBurst(
+  url: string,
+  units: number,
+  machines: number,
+  workload: string,
+): Promise<{ rate: number; loopMaxMs: number; stepDowns: number; placed: number; timedOut: boolean }> {
+  const ttl = { agentTtlMs: 30_000, leaseTtlMs: 5000 };
+  const sim = await simulate(url, machines, ttl, fleetMetadata);
+  const { engine } = await engineFor(url, sim, `bench-${workload}`, ttl);
+  await until(() => engine.isLeader, 15_000, "leader");
+  await until(() => engine.stats.rounds > 0, 15_000, "first round");
+  const term = engine.term;
+  const before = engine.stats.scheduled;
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  let out: { rate: number; loopMaxMs: number; stepDowns: number; placed: number; timedOut: boolean };
+  try {
+    const b = await burst(url, sim, engine, units, "", "put", workload);
+    out = { rate: Math.round(units / ((b.tLast - b.t0) / 1000)), loopMaxMs: 0, stepDowns: 0, placed: units, timedOut: false };
+  } catch (e) {
+    console.error(`constrained ${workload} ${units}: ${e instanceof Error ? e.message : String(e)}`);
+    out = { rate: 0, loopMaxMs: 0, stepDowns: 0, placed: engine.stats.scheduled - before, timedOut: true };
+  }
+  h.disable();
+  out.loopMaxMs = Math.round(h.max / 1e6);
+  // Each step-down and new term bumps the term once or more; a steady leader keeps its term.
+  out.stepDowns = engine.term - term + (engine.isLeader ? 0 : 1);
+  await engine.stop();
+  return out;
+}
+
+async function constrainedRun(url: string, units: number, machines: number): Promise<void> {
+  const plain = await constrainedBurst(url, units, machines, "plain");
+  const n = String(units);
+  for (const w of WORKLOADS) {
+    const r = await constrainedBurst(url, units, machines, w);
+    const ratio = plain.rate > 0 ? r.rate / plain.rate : 0;
+    const ok = ratio >= 0.5 && !r.timedOut && r.stepDowns === 0 && r.loopMaxMs <= 100;
+    console.log(
+      `constrained ${w} ${n}: ${r.rate} placements/s, ${ratio.toFixed(2)} of plain (${plain.rate}/s in this run); ` +
+        `loop max ${r.loopMaxMs} ms; step-downs ${r.stepDowns}` +
+        `${r.timedOut ? ` (TIMED OUT: ${r.placed} of ${units} placed)` : ""} ${ok ? "PASS" : "MISS"} (targets: >= 0.5 of plain, all placed, 0 step-downs, loop max <= 100 ms)`,
+    );
+  }
+  console.log(`plain ${n} in the same run (same names, no [X-Fleet]): ${plain.rate} placements/s; loop max ${plain.loopMaxMs} ms; step-downs ${plain.stepDowns}`);
+}
+
+/** The API's load verb of a real daemon against raw pipelined KV puts, same records, same run. */
+async function apiLoadRun(url: string): Promise<void> {
+  const count = 10_000;
+  const prefix = uniquePrefix("benchapi");
+  spawnDaemon(url, prefix, ["--machine-id", "bench-api", "--agent-ttl", "10s", "--lease-ttl", "5s"], "api daemon");
+  const names = new Names(prefix);
+  const nc = await connectOnce({ url });
+  started.ncs.push(nc);
+  const client = new ApiClient(nc, names, 60_000);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await client.request("list-machines", {});
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`the API daemon did not answer: ${e instanceof Error ? e.message : String(e)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const units = Array.from({ length: count }, (_, i) => ({ name: `api${i}.service`, contents: CONTENTS }));
+  const parts = requestsOf(units);
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < parts.length) {
+        const i = next++;
+        await client.request("load", { units: parts[i]! });
+      }
+    }),
+  );
+  const apiRate = count / ((performance.now() - t0) / 1000);
+  // Raw: the same records, pipelined puts into a bucket nobody watches.
+  const raw = new Names(uniquePrefix("benchraw"));
+  const rb = await ensureBuckets(nc, raw, { agentTtlMs: 10_000, leaseTtlMs: 5000 });
+  const recs = units.map((u) => ({ key: keys.unit(u.name), value: encode({ ...unitRecord(u.name), desiredState: "loaded" as const }) }));
+  const t1 = performance.now();
+  await pipelined(recs, (r) => rb.units.put(r.key, r.value));
+  const rawRate = count / ((performance.now() - t1) / 1000);
+  const ratio = apiRate / rawRate;
+  console.log(
+    `api load: ${Math.round(apiRate)} units/s, ${ratio.toFixed(2)} of raw KV puts (${Math.round(rawRate)}/s in this run) ` +
+      `${ratio >= 0.2 ? "PASS" : "MISS"} (target >= 0.2; ${count.toLocaleString("en-US")} units, requests of 200, 4 in flight, one daemon with engine and agent)`,
+  );
+}
+
+/** Two real daemons; SIGTERM to the one whose engine leads → the other's engine holds the lease. */
+async function handoverRun(url: string): Promise<void> {
+  const prefix = uniquePrefix("benchhand");
+  const names = new Names(prefix);
+  const children = new Map<string, ChildProcess>();
+  for (const id of ["hand-a", "hand-b"]) {
+    children.set(id, spawnDaemon(url, prefix, ["--machine-id", id, "--agent-ttl", "5s", "--lease-ttl", "5s"], `daemon ${id}`));
+  }
+  const nc = await connectOnce({ url });
+  started.ncs.push(nc);
+  const holder = async (): Promise<string | undefined> => {
+    try {
+      const b = await ensureBuckets(nc, names, { agentTtlMs: 5000, leaseTtlMs: 5000 });
+      const e = await b.leases.get(LEASE_KEY);
+      if (!e || e.operation !== "PUT") return undefined;
+      return decodeAs(LeaseRecord, e.value, "lease").holder;
+    } catch {
+      return undefined;
+    }
+  };
+  const deadline = Date.now() + 60_000;
+  let first: string | undefined;
+  while (!(first = await holder())) {
+    if (Date.now() > deadline) throw new Error("no engine took the lease");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Let both daemons settle (the follower's engine watching), then stop the leader.
+  await new Promise((r) => setTimeout(r, 3000));
+  first = (await holder())!;
+  const leaderId = first.split("/")[0]!;
+  const other = leaderId === "hand-a" ? "hand-b" : "hand-a";
+  const b = await ensureBuckets(nc, names, { agentTtlMs: 5000, leaseTtlMs: 5000 });
+  const t0 = performance.now();
+  children.get(leaderId)!.kill("SIGTERM");
+  let took = -1;
+  while (performance.now() - t0 < 20_000) {
+    const e = await b.leases.get(LEASE_KEY).catch(() => null);
+    if (e?.operation === "PUT") {
+      const h = decodeAs(LeaseRecord, e.value, "lease").holder;
+      if (h.startsWith(`${other}/`)) {
+        took = performance.now() - t0;
+        break;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  if (took < 0) console.log(`handover: did not happen within 20,000 ms MISS (target <= 500 ms)`);
+  else console.log(`handover: ${Math.round(took)} ms ${took <= 500 ? "PASS" : "MISS"} (SIGTERM to the leader's daemon → the other daemon's engine holds the lease; target <= 500 ms; lease TTL 5 s)`);
+}
+
+/** 1,000,000 plain units onto 10,000 simulated machines; this process's RSS at its highest. */
+async function millionRun(url: string): Promise<void> {
+  const ttl = { agentTtlMs: 60_000, leaseTtlMs: 5000 };
+  const sim = await simulate(url, 10_000, ttl);
+  const { engine } = await engineFor(url, sim, "bench-1m", ttl);
+  await until(() => engine.isLeader, 30_000, "leader");
+  await until(() => engine.stats.rounds > 0, 30_000, "first round");
+  let rss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 250);
+  started.timers.push(sampler);
+  const b = await burst(url, sim, engine, 1_000_000, "mm", "put");
+  clearInterval(sampler);
+  rss = Math.max(rss, process.memoryUsage().rss);
+  const rate = Math.round(1_000_000 / ((b.tLast - b.t0) / 1000));
+  const mb = Math.round(rss / 2 ** 20);
+  console.log(`1M: ${rate} placements/s, engine RSS ${mb} MB ${mb < 1536 ? "PASS" : "MISS"} (target < 1.5 GB; 10,000 machines; the RSS of the bench process: engine and simulated machines)`);
+  await engine.stop();
+}
+
 async function main(): Promise<void> {
   const budget = Number(process.env.BENCH_TIMEOUT_MS ?? 600_000);
   const guard = setTimeout(() => {
@@ -315,12 +517,18 @@ async function main(): Promise<void> {
   }, budget);
   server = await NatsServer.start();
   const only = process.env.BENCH_ONLY?.split(",");
-  const want = (n: string) => !only || only.includes(n);
+  const want = (n: string) => (!only && n !== "1m") || (only?.includes(n) ?? false);
   try {
     if (want("10k")) await placementRun(server.url, 10_000, 100, true);
     if (want("100k")) await placementRun(server.url, 100_000, 1000);
     if (want("failover")) await failoverRun(server.url);
     if (want("loss")) await machineLossRun(server.url);
+    if (want("c10k")) await constrainedRun(server.url, 10_000, 100);
+    if (want("c100k")) await constrainedRun(server.url, 100_000, 1000);
+    if (want("api") || want("handover")) buildForDaemons();
+    if (want("api")) await apiLoadRun(server.url);
+    if (want("handover")) await handoverRun(server.url);
+    if (want("1m")) await millionRun(server.url);
   } finally {
     clearTimeout(guard);
     await cleanup();
@@ -333,6 +541,7 @@ async function cleanup(): Promise<void> {
   for (const c of started.children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, "SIGKILL");
   for (const e of started.engines) await e.stop().catch(() => undefined);
   for (const nc of started.ncs) await nc.close().catch(() => undefined);
+  await stopDaemons();
   await server?.dispose();
 }
 
