@@ -61,6 +61,27 @@ export async function keysByInfo(nc: NatsConnection, bucket: string, filter = ">
 }
 
 /**
+ * The bucket's last stream sequence from STREAM.INFO, bounded by ATTEMPT_TIMEOUT_MS; undefined
+ * while the stream has no leader (then, for SCAN_STICKY_MS, at once, without asking again). For
+ * a reader that only wants to know whether it has seen the latest write and can answer without
+ * (a listing index): a plain STREAM.INFO waits 5 s, and times out for 7.5-10 s after the node
+ * that led the stream died.
+ */
+export async function streamLastSeq(nc: NatsConnection, bucket: string): Promise<number | undefined> {
+  if ((scanUntil.get(bucket) ?? 0) > Date.now()) return undefined;
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: ATTEMPT_TIMEOUT_MS, checkAPI: false });
+    const seq = (await jsm.streams.info(`KV_${bucket}`)).state.last_seq;
+    scanUntil.delete(bucket);
+    return seq;
+  } catch (e) {
+    if (!isTemporaryJsError(e)) throw e;
+    scanUntil.set(bucket, Date.now() + SCAN_STICKY_MS);
+    return undefined;
+  }
+}
+
+/**
  * Every key under `filter` with its last entry (null: a delete or purge marker), read message by
  * message with DIRECT.GET next-by-subject from the start of the stream: the view a consumer
  * replay would give, without a consumer and without the stream's leader. A key written during

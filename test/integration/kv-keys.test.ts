@@ -9,9 +9,10 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { uniquePrefix } from "../helpers/nats-server.js";
+import { check } from "../helpers/check.js";
 import { useNatsServer } from "../helpers/fixture.js";
 import { NatsCluster } from "../helpers/nats-cluster.js";
-import { listKeys, scanBucket } from "../../src/nats/kv-keys.js";
+import { listKeys, scanBucket, streamLastSeq } from "../../src/nats/kv-keys.js";
 import { directGetMany, readBucket, GETS_IN_FLIGHT } from "../../src/nats/kv-read.js";
 
 const nats = useNatsServer();
@@ -99,6 +100,13 @@ describe("in a 3-node cluster whose stream leader is SIGKILLed", () => {
     nc = await connect({ servers: [0, 1, 2].filter((i) => i !== victim).map((i) => cluster.url(i)) });
     await cluster.kill(victim);
     const killedAt = Date.now();
+    // No leader: streamLastSeq says so within its bound, then at once (without asking again).
+    let t = Date.now();
+    expect(await streamLastSeq(nc, name)).toBeUndefined();
+    expect(Date.now() - t).toBeLessThan(2500);
+    t = Date.now();
+    expect(await streamLastSeq(nc, name)).toBeUndefined();
+    expect(Date.now() - t).toBeLessThan(100);
     let worst = 0;
     let calls = 0;
     // The first 6 s after the kill: the stream is electing a leader (writes fail about 5-6 s).
@@ -114,5 +122,7 @@ describe("in a 3-node cluster whose stream leader is SIGKILLed", () => {
     }
     console.log(`[kv-keys] ${calls} listings in the 6 s after the stream leader's kill; the slowest took ${worst} ms`);
     expect(worst).toBeLessThan(4000);
+    // A leader again: the last sequence (30 puts).
+    expect(await check(() => streamLastSeq(nc, name), 20_000, "a stream leader again", 250)).toBe(30);
   }, 60_000);
 });
