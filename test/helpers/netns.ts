@@ -254,7 +254,8 @@ export class NetnsLab {
       const runDir = argv[i + 1] ?? "";
       const owner = byRunRoot.find((r) => runDir.startsWith(r.root));
       if (!owner) continue;
-      const unit = runDir.slice(owner.root.length);
+      // Run dirs are named by the escaped unit name (web@1.service -> web=401.service).
+      const unit = runDir.slice(owner.root.length).replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
       out.set(unit, [...(out.get(unit) ?? []), owner.host].sort());
     }
     return out;
