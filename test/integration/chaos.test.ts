@@ -56,9 +56,24 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "flotilla-chaos-units-"));
 });
 
+/** This file's workloads (by marker) and state dirs, for afterAll. */
+const leftovers = { byMarker: new Map<string, string>(), stateDirs: new Map<string, string>() };
+
 afterAll(async () => {
   // Daemons first (and their workloads, by state dir) while NATS is still there to say goodbye to.
   await stopAllDaemons();
+  // A workload its agent lost (see the duplicate check) is in no run dir's pid file any more, so
+  // stopAllDaemons cannot find it: kill every process that still carries one of our markers.
+  for (const copies of scanWorkloads(leftovers.byMarker, leftovers.stateDirs).values()) {
+    for (const c of copies) {
+      try {
+        process.kill(c.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  for (const d of leftovers.stateDirs.values()) rmSync(d, { recursive: true, force: true });
   await nc?.close();
   await server?.dispose();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -95,10 +110,12 @@ describe("chaos", () => {
       const print = () => console.log(out.join("\n"));
 
       const cluster = new ChaosCluster({ server, prefix, machines: MACHINES, agentTtl: AGENT_TTL, leaseTtl: LEASE_TTL });
-      await cluster.startAll();
       const units = chaosUnits(String(SEED % 1_000_000).padStart(6, "0") + String(process.pid % 1000).padStart(3, "0"));
       const byMarker = new Map(units.map((u) => [u.marker, u.name]));
       const stateDirs = cluster.stateDirs();
+      for (const [k, v] of byMarker) leftovers.byMarker.set(k, v);
+      for (const [k, v] of stateDirs) leftovers.stateDirs.set(k, v);
+      await cluster.startAll();
       const files = units.map((u) => {
         const p = join(dir, u.name);
         writeFileSync(p, u.contents);
