@@ -176,7 +176,10 @@ describe("chaos", () => {
         }
       })();
 
-      await cluster.run(plan, t0);
+      await cluster.run(plan, t0).catch((e: Error) => {
+        observing = false; // a fault the harness could not inject: stop polling, then fail
+        throw e;
+      });
       const faultsEnd = Date.now();
 
       // ---- after the faults: how long until every unit is where it may be ----
