@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { connect } from "@nats-io/transport-node";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { ROOT, runCli, spawnCli, stopChild } from "../helpers/cli.js";
@@ -302,6 +303,24 @@ describe("flotilla ui in a real browser", () => {
   it("an unknown actor is named as such", async () => {
     await page.goto(`${uiUrl}#/actor/${encodeURIComponent("ui-alpha/nonesuch")}`);
     await check(async () => (await page.locator('[role="alert"]').first().innerText()).includes("Unknown actor ui-alpha/nonesuch"), 10_000, "unknown actor");
+  });
+
+  it("names a definition hash no daemon describes, and fetches the statecharts again on request", async () => {
+    await page.goto(`${uiUrl}#/actor/${encodeURIComponent("ui-alpha/ghost")}`);
+    await page.locator('[data-testid="conn"][data-state="connected"]').waitFor({ timeout: 15_000 });
+    // a step of an actor kind this version does not know (a daemon of another version)
+    const nc = await connect({ servers: server.url });
+    const step = { v: 2, machineId: "ui-alpha", session: "other", actor: "ghost", id: "ghost", seq: 1, defHash: "0123456789abcdef", event: "xstate.init", value: "haunting", transitions: [], status: "active", at: Date.now() };
+    nc.publish(`${prefix}.inspect.ui-alpha.ghost`, JSON.stringify(step));
+    await nc.flush();
+    await nc.close();
+    const detail = page.locator('[data-testid="actor-detail"]');
+    const said = async () => (await detail.innerText()).includes("No daemon answering here describes definition 0123456789abcdef");
+    await check(said, 10_000, "the unknown hash named");
+    expect(await page.locator('[data-testid="current-value"]').innerText()).toBe("haunting");
+    await shot(page, "unknown-hash");
+    await page.locator('[data-testid="refetch"]').click();
+    await check(said, 10_000, "asked again, still unknown");
   });
 
   it("made no request outside 127.0.0.1", () => {

@@ -148,7 +148,7 @@ export async function loadHash(hash: string, m?: InspectMessage): Promise<void> 
     u.set(
       hash,
       e instanceof ApiError && e.code === "unknown_actor"
-        ? `no daemon answering here describes definition ${hash}${m ? ` (the ${m.actor} actor of machine ${m.machineId.slice(0, 8)})` : ""}: that daemon runs another version`
+        ? `No daemon answering here describes definition ${hash}${m ? ` (the ${m.actor} actor of machine ${m.machineId.slice(0, 8)})` : ""}: that daemon runs another version`
         : requestProblem(config.value.prefix, "statecharts", e as Error).detail,
     );
     unknownHashes.value = u;
