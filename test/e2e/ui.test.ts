@@ -171,6 +171,7 @@ describe("flotilla ui in a real browser", () => {
     await page.goto(`${uiUrl}#/cluster`);
     const cap = page.locator(`[data-machine="${machine}"] [data-capacity]`);
     await check(async () => /^0\.5 \/ \d+ cpu · 64 MiB \//.test(await cap.innerText()), 10_000, "0.5 cpu and 64 MiB reserved");
+    await shot(page, "cluster-running");
   });
 
   it("shows, per machine, why a unit with an impossible MachineMetadata is not placed", async () => {

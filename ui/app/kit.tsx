@@ -27,7 +27,7 @@ export function age(ms: number): string {
 export function bytes(n: number): string {
   if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
   if (n >= 2 ** 20) return `${Math.round(n / 2 ** 20)} MiB`;
-  return `${n} B`;
+  return n === 0 ? "0" : `${n} B`;
 }
 
 const GOOD = new Set(["running", "launched", "active", "complete", "beating", "leader", "steady"]);
