@@ -1,6 +1,6 @@
 // The visualizer's history/timeline reducer and recordings (pure; no browser, no NATS).
 import { describe, expect, it } from "vitest";
-import { addAll, addMessage, allSteps, emptyHistory, leaseHistory, snapshotAt, stateAt, MAX_PER_ACTOR } from "../../ui/lib/history.js";
+import { addAll, addMessage, allSteps, density, emptyHistory, leaseHistory, snapshotAt, stateAt, MAX_PER_ACTOR } from "../../ui/lib/history.js";
 import { parseNdjson, toNdjson } from "../../ui/lib/recording.js";
 import { unplacedOf } from "../../ui/lib/unplaced.js";
 import { reservationOf, usedByMachine } from "../../ui/lib/reservations.js";
@@ -79,6 +79,16 @@ describe("history reducer", () => {
     expect(l.leader).toBe("m2");
     expect(l.epoch).toBe(2);
     expect(l.changes.map((c) => `${c.at} ${c.machineId} ${c.what}`)).toEqual(["2 m1 became leader", "4 m1 left the lease", "5 m2 became leader"]);
+  });
+
+  it("bins the steps over time for the timeline's density strip", () => {
+    const h = emptyHistory();
+    expect(density(h, 4)).toEqual([0, 0, 0, 0]);
+    addAll(h, [0, 1, 2, 3, 50, 99, 100].map((at, i) => msg({ machineId: "m1", actor: "heart", at, value: "beating", seq: i + 1 })));
+    expect(density(h, 4)).toEqual([4, 0, 1, 2]);
+    const one = emptyHistory();
+    addMessage(one, msg({ machineId: "m1", actor: "heart", at: 5, value: "beating", seq: 1 }));
+    expect(density(one, 3)).toEqual([0, 0, 1]);
   });
 
   it("state values read as text", () => {

@@ -37,7 +37,7 @@ export function Chart({ sc, step }: { sc: Statechart; step?: InspectMessage }) {
     if (!b) return;
     const visible = b.x >= w.scrollLeft && b.x + b.w <= w.scrollLeft + w.clientWidth && b.y >= w.scrollTop && b.y + b.h <= w.scrollTop + w.clientHeight;
     if (visible) return;
-    w.scrollTo({ left: Math.max(0, b.x + b.w / 2 - w.clientWidth / 2), top: Math.max(0, b.y + b.h / 2 - w.clientHeight / 2), behavior: "smooth" });
+    w.scrollTo({ left: Math.max(0, b.x + b.w / 2 - w.clientWidth / 2), top: Math.max(0, b.y + b.h / 2 - w.clientHeight / 2) });
   }, [laid, focus, fit]);
   if (err) return <div class="problem">The chart of {sc.actor} could not be laid out: {err}</div>;
   if (!laid) return <div class="muted pad">laying out the {sc.actor} chart…</div>;

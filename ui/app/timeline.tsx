@@ -1,6 +1,6 @@
 // Timeline: a scrubber over the inspect stream's history. The moment picked here is the whole
 // page's: every chart and list shows the state each actor had then, until "Live".
-import { allSteps } from "../lib/history.js";
+import { allSteps, density, leaseHistory } from "../lib/history.js";
 import { valueText } from "../lib/types.js";
 import { ActorDetail, actorsByMachine, stepOf } from "./actor.js";
 import { clock, shortId } from "./kit.js";
@@ -40,10 +40,42 @@ export function TimeControl() {
       <button class={timeAt.value === null ? "primary" : ""} onClick={() => (timeAt.value = null)} data-testid="live">
         Live
       </button>
+      <DensityStrip t={t} />
       <span class="muted small">
         {clock(first)} – {clock(last)} · {history.count} steps{historyLoaded.value !== "all" ? " (loading history…)" : ""}
       </span>
     </div>
+  );
+}
+
+const BINS = 240;
+
+/** Steps over time (bars) with the lease's leader changes (amber) and the chosen moment; a click picks a moment. */
+function DensityStrip({ t }: { t: number }) {
+  const first = history.first;
+  const span = Math.max(1, history.last - first);
+  const bins = density(history, BINS);
+  const max = Math.max(1, ...bins);
+  const x = (at: number) => ((at - first) / span) * BINS;
+  const changes = leaseHistory(history).changes;
+  return (
+    <svg
+      class="density"
+      data-testid="density"
+      viewBox={`0 0 ${BINS} 24`}
+      preserveAspectRatio="none"
+      onClick={(e) => {
+        const r = (e.currentTarget as SVGSVGElement).getBoundingClientRect();
+        timeAt.value = Math.round(first + ((e.clientX - r.left) / r.width) * span);
+      }}
+    >
+      <title>steps over time; amber: the engine lease changed hands; click to go there</title>
+      {bins.map((n, i) => (n ? <rect key={i} class="bar" x={i + 0.1} width={0.8} y={24 - (n / max) * 22} height={(n / max) * 22} /> : null))}
+      {changes.map((c) => (
+        <rect key={`${c.at}-${c.machineId}`} class="lease-mark" x={x(c.at) - 0.4} width={0.8} y={0} height={24} />
+      ))}
+      <rect class="now-mark" x={x(t) - 0.3} width={0.6} y={0} height={24} />
+    </svg>
   );
 }
 

@@ -157,3 +157,17 @@ function epochOf(ctx: unknown): number | undefined {
   const e = (ctx as { epoch?: unknown } | undefined)?.epoch;
   return typeof e === "number" ? e : undefined;
 }
+
+/** Steps per time bin over [first, last] (the timeline's density strip): n bins, oldest first. */
+export function density(h: History, n: number): number[] {
+  const bins = new Array<number>(Math.max(1, n)).fill(0);
+  if (!Number.isFinite(h.first) || h.last <= h.first) {
+    if (h.count > 0) bins[bins.length - 1] = h.count;
+    return bins;
+  }
+  const span = h.last - h.first;
+  for (const a of h.actors.values()) {
+    for (const m of a.msgs) bins[Math.min(bins.length - 1, Math.floor(((m.at - h.first) / span) * bins.length))]!++;
+  }
+  return bins;
+}
