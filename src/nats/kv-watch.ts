@@ -57,16 +57,20 @@ export const LOST_AFTER_BEATS = 3;
 const NANOS_PER_MS = 1_000_000;
 
 /** Stream and consumer sequence of a JetStream delivery, from its $JS.ACK reply subject. */
-function sequences(reply: string | undefined): { stream: number; consumer: number } | undefined {
+function sequences(reply: string | undefined): { stream: number; consumer: number; pending: number } | undefined {
   if (!reply?.startsWith("$JS.ACK.")) return undefined;
   const t = reply.split(".");
   // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (2.9), or with
   // <domain>.<account hash> after ACK and a random token at the end (2.10+).
-  const [s, c] = t.length === 9 ? [t[5], t[6]] : [t[7], t[8]];
+  const [s, c, p] = t.length === 9 ? [t[5], t[6], t[8]] : [t[7], t[8], t[10]];
   const stream = Number(s);
   const consumer = Number(c);
-  return Number.isFinite(stream) && Number.isFinite(consumer) ? { stream, consumer } : undefined;
+  const pending = Number(p);
+  return Number.isFinite(stream) && Number.isFinite(consumer) ? { stream, consumer, pending: Number.isFinite(pending) ? pending : -1 } : undefined;
 }
+
+/** While a replay has not ended by a delivery, the consumer is asked this often what it has left. */
+const REPLAY_POLL_MS = 250;
 
 export async function watchBucket(
   nc: NatsConnection,
@@ -96,18 +100,26 @@ export async function watchBucket(
   let done = false;
   let resetting = false;
   let monitor: NodeJS.Timeout | undefined;
-  // The replay: caughtUp() once `target` deliveries of the current consumer were handed over.
+  // The replay ends at the first of: `target` deliveries of the current consumer handed over; a
+  // delivery the server sent with nothing pending after it, or at or past the stream's last
+  // sequence when the watch began (deliveries come in stream order); the consumer, asked, having
+  // nothing pending and nothing sent that we have not seen. A count alone is not enough: a key
+  // that expires (bucket TTL) before its delivery is never delivered, and 2.9 tells nobody.
+  // Never by a timer: a slow replay (a busy link, thousands of machines) must not end early.
+  const snapshotSeq = st.streamInfo.state.last_seq;
   let replaying = true;
   let delivered = 0;
   let target: number | undefined;
   let finish: () => void = () => undefined;
   const closed = new Promise<void>((resolve) => (finish = resolve));
 
+  const endReplay = () => {
+    if (!replaying) return;
+    replaying = false;
+    h.caughtUp();
+  };
   const checkCaughtUp = () => {
-    if (replaying && target !== undefined && delivered >= target) {
-      replaying = false;
-      h.caughtUp();
-    }
+    if (replaying && target !== undefined && delivered >= target) endReplay();
   };
 
   const onMsg = (mySerial: number, m: Msg) => {
@@ -139,7 +151,8 @@ export async function watchBucket(
       value: m.data,
       revision: seq.stream,
     });
-    checkCaughtUp();
+    if (replaying && (seq.pending === 0 || seq.stream >= snapshotSeq)) endReplay();
+    else checkCaughtUp();
   };
 
   /** Subscribes and creates the next consumer, starting after lastSeq (the first: last per subject). */
@@ -221,6 +234,24 @@ export async function watchBucket(
     sub?.unsubscribe();
     throw e;
   }
+  // While the replay has not ended by a delivery, ask the consumer what it has left.
+  const askReplay = () => {
+    const t = setTimeout(() => {
+      if (done || !replaying) return;
+      const asked = name;
+      jsm.consumers
+        .info(stream, asked)
+        .then((ci) => {
+          if (asked === name && ci.num_pending === 0 && ci.delivered.consumer_seq <= cseq) endReplay();
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          if (!done && replaying) askReplay();
+        });
+    }, REPLAY_POLL_MS);
+    t.unref?.();
+  };
+  if (replaying) askReplay();
   monitor = setInterval(() => {
     if (done) return;
     if (nc.isClosed()) return stop();

@@ -18,6 +18,11 @@ export class ThrottleProxy {
       const upstream = connect(upstreamPort, "127.0.0.1");
       sockets.add(client).add(upstream);
       const queue: Buffer[] = [];
+      // Backpressure: past HIGH bytes waiting, stop reading from the server (TCP then pushes back
+      // on it, as a saturated link does), and read again below LOW.
+      const HIGH = 256 * 1024;
+      const LOW = 64 * 1024;
+      let queued = 0;
       const tickMs = 20;
       const perTick = Math.max(1, Math.floor((bytesPerSecond * tickMs) / 1000));
       const timer = setInterval(() => {
@@ -27,13 +32,16 @@ export class ThrottleProxy {
           if (head.length <= budget) {
             queue.shift();
             budget -= head.length;
+            queued -= head.length;
             client.write(head);
           } else {
             client.write(head.subarray(0, budget));
             queue[0] = head.subarray(budget);
+            queued -= budget;
             budget = 0;
           }
         }
+        if (queued < LOW && upstream.isPaused()) upstream.resume();
       }, tickMs);
       const close = () => {
         clearInterval(timer);
@@ -43,7 +51,11 @@ export class ThrottleProxy {
         upstream.destroy();
       };
       client.on("data", (d) => upstream.write(d));
-      upstream.on("data", (d) => queue.push(d));
+      upstream.on("data", (d) => {
+        queue.push(d);
+        queued += d.length;
+        if (queued > HIGH) upstream.pause();
+      });
       client.on("close", close).on("error", close);
       upstream.on("close", close).on("error", close);
     });
