@@ -15,8 +15,10 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { createActor, fromCallback, fromPromise, type Actor, type InspectionEvent } from "xstate";
 import type { Logger } from "pino";
 import { describeError } from "../protocol/errors.js";
-import { openKv, type Buckets } from "../nats/buckets.js";
-import { watchBucket, type BucketEntry, type BucketWatch } from "../nats/kv-watch.js";
+import type { Buckets } from "../nats/buckets.js";
+import type { BucketEntry, BucketWatch } from "../nats/kv-watch.js";
+import { NatsEngineStore } from "../nats/engine-store.js";
+import type { EngineStore } from "../store/engine-store.js";
 import type { ClusterContext, Component } from "../server/context.js";
 import { inspector } from "../inspect/publisher.js";
 import { childLogger } from "../log.js";
@@ -29,9 +31,11 @@ import { ScheduleWriter } from "./schedule-writer.js";
 import { ClusterViews } from "./views.js";
 
 export interface EngineOptions {
-  buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
-  /** For the schedule writes: core publishes proven by acknowledged checkpoints (ack-publisher.ts). */
-  nc: NatsConnection;
+  /** What the engine reads and writes (store/engine-store.ts); without it, NATS from buckets and nc. */
+  store?: EngineStore;
+  buckets?: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
+  /** For the watches and the schedule writes: core publishes proven by acknowledged checkpoints (ack-publisher.ts). */
+  nc?: NatsConnection;
   log: Logger;
   machineId: string;
   leaseTtlMs: number;
@@ -94,7 +98,7 @@ export class Engine implements Component {
    */
   private lifecycle: Promise<void> = Promise.resolve();
   private started = false;
-  private leaseNc?: NatsConnection;
+  private readonly store: EngineStore;
   private leading = false;
   private epoch = 0;
   /** Bumped on every term change: loops of an old term see it and end. */
@@ -126,7 +130,10 @@ export class Engine implements Component {
   constructor(private readonly o: EngineOptions) {
     this.holder = `${o.machineId}/${randomBytes(4).toString("hex")}`;
     this.log = o.log;
-    this.writer = new ScheduleWriter(o.buckets.schedule, o.log, o.nc);
+    this.store =
+      o.store ??
+      new NatsEngineStore({ buckets: o.buckets!, nc: o.nc!, log: o.log, leaseConnection: o.leaseConnection });
+    this.writer = new ScheduleWriter(this.store, o.log, this.store.schedulePublisher());
     this.liveness = new Liveness(o.agentTtlMs);
     this.views = new ClusterViews(o.log, this.liveness);
   }
@@ -157,25 +164,8 @@ export class Engine implements Component {
   }
 
   private async startInner(): Promise<void> {
-    let kv = this.o.buckets.leases;
-    const lc = this.o.leaseConnection;
-    if (lc) {
-      // The lease's own connection keeps renewals clear of a flood of watch traffic. If it
-      // cannot be had now (NATS blipped while the daemon starts), renew on the shared
-      // connection, which reconnects by itself: an outage must never stop the daemon. The next
-      // start (the monitor restarts components after an outage) tries again.
-      let nc: NatsConnection | undefined;
-      try {
-        nc = await lc.connect("lease");
-        kv = await openKv(nc, lc.bucket);
-        this.leaseNc = nc;
-      } catch (e) {
-        await nc?.close().catch(() => undefined);
-        this.log.warn(
-          `the lease's own NATS connection is not available (${describeError(e)}); renewing the lease on the shared connection until the next restart`,
-        );
-      }
-    }
+    // The lease's own connection keeps renewals clear of a flood of watch traffic (engine-store.ts).
+    const kv = await this.store.openLease();
     const onRenewed = (ms: number): void => {
       this.stats.renewals++;
       if (ms > this.stats.renewMaxMs) this.stats.renewMaxMs = ms;
@@ -254,8 +244,6 @@ export class Engine implements Component {
     if (!this.started) return;
     this.started = false;
     const actor = this.actor;
-    const leaseNc = this.leaseNc;
-    this.leaseNc = undefined;
     this.actor = undefined;
     if (actor) {
       // The chart stops writing, lets the batch in flight end, then releases the lease, so that
@@ -283,7 +271,7 @@ export class Engine implements Component {
       if (this.leading) this.stepDown("stopping");
     }
     this.writer.close();
-    await closeBounded(leaseNc);
+    await this.store.closeLease();
   }
 
   // ---- terms ----
@@ -325,13 +313,12 @@ export class Engine implements Component {
    * and before each round) and makes us replay the schedule again.
    */
   private async openWatch(name: keyof Engine["ready"], gen: number): Promise<void> {
-    const kv = this.o.buckets[name];
     const handle = (e: BucketEntry): boolean =>
       name === "units" ? this.views.onUnit(e) : name === "schedule" ? this.views.onSchedule(e) : this.views.onMachine(e);
-    const st = await kv.status();
+    const bucket = this.store[name];
+    let maxRev = await bucket.lastRevision();
     if (gen !== this.gen) return;
     const follow = name !== "schedule";
-    let maxRev = st.streamInfo.state.last_seq;
     let w: BucketWatch | undefined;
     let caughtUp = false;
     const replayed = () => {
@@ -339,7 +326,7 @@ export class Engine implements Component {
       if (!follow) w?.stop();
       this.markReady(name, gen);
     };
-    w = await watchBucket(this.o.nc, kv, {
+    w = await bucket.watch({
       entry: (e) => {
         if (gen !== this.gen) return;
         if (e.revision > maxRev) maxRev = e.revision;
@@ -355,7 +342,7 @@ export class Engine implements Component {
         caughtUp = true;
         if (gen === this.gen && w) replayed();
       },
-    }, st);
+    });
     if (gen !== this.gen) {
       w.stop();
       return;
@@ -466,7 +453,7 @@ export class Engine implements Component {
     try {
       const t0 = performance.now();
       if (periodic) {
-        const last = (await this.o.buckets.schedule.status()).streamInfo.state.last_seq;
+        const last = await this.store.schedule.lastRevision();
         if (gen !== this.gen || !this.ready.schedule) return { progress: false, dutyMs: 0, nextWakeMs: nextWake() };
         if (last !== this.scheduleSeq) return { progress: false, dutyMs: 0, nextWakeMs: 0, resync: `stream at ${last}, our view at ${this.scheduleSeq}` };
       }
@@ -530,14 +517,6 @@ export class Engine implements Component {
     const dutyMs = flooding ? Math.min(250, Math.round(this.lastReconcileMs * DUTY)) : 0;
     return { progress, dutyMs, nextWakeMs: nextWake(), ...(resync ? { resync } : {}) };
   }
-}
-
-/** Closes a connection, giving up on the goodbye after a second (stop must stay bounded). */
-async function closeBounded(nc: NatsConnection | undefined): Promise<void> {
-  if (!nc || nc.isClosed()) return;
-  let t: NodeJS.Timeout | undefined;
-  await Promise.race([nc.close().catch(() => undefined), new Promise<void>((r) => (t = setTimeout(r, 1000)))]);
-  clearTimeout(t);
 }
 
 export function createEngine(ctx: ClusterContext): Engine {

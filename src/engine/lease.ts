@@ -6,7 +6,7 @@
 // value is gone, and with it the last epoch. Stream sequences never go back, so epochs still
 // strictly increase from term to term; the winner writes its epoch into the lease record at once
 // (an update right after the create) and into every schedule entry of its term.
-import type { KV } from "@nats-io/kv";
+import type { LeaseKv as KV } from "../store/engine-store.js";
 import type { Logger } from "pino";
 import { fromPromise } from "xstate";
 import { encode, decodeAs } from "../protocol/codec.js";

@@ -24,9 +24,9 @@
 // stops a deposed leader: it re-checks the lease before each chunk, and a leader steps down
 // (stops writing) when a renewal fails, which is always before its lease can expire, so the
 // window for a late write is at most the chunks in flight (CHECKPOINT × CHUNKS_IN_FLIGHT).
-import type { KV } from "@nats-io/kv";
-import { Empty, type NatsConnection } from "@nats-io/nats-core";
-import { AckPublisher, type SeqMessage } from "./ack-publisher.js";
+import { Empty } from "@nats-io/nats-core";
+import type { SeqMessage } from "./ack-publisher.js";
+import type { EngineStore, SequencePublisher } from "../store/engine-store.js";
 import type { Logger } from "pino";
 import { encode } from "../protocol/codec.js";
 import { keys } from "../protocol/names.js";
@@ -59,19 +59,11 @@ export interface WriteResult {
 }
 
 export class ScheduleWriter {
-  private readonly pub: AckPublisher;
-  private readonly prefix: string;
-
   constructor(
-    kv: KV,
+    private readonly store: Pick<EngineStore, "scheduleSubject" | "scheduleKey">,
     private readonly log: Logger,
-    nc: NatsConnection,
-  ) {
-    // The bucket's subject prefix, once: our keys are valid by construction (names.ts).
-    const subjectForKey = (kv as unknown as { subjectForKey?: (k: string, edit?: boolean) => string }).subjectForKey;
-    this.prefix = typeof subjectForKey === "function" ? subjectForKey.call(kv, "x", true).slice(0, -1) : `$KV.${(kv as unknown as { bucket: string }).bucket}.`;
-    this.pub = new AckPublisher(nc);
-  }
+    private readonly pub: SequencePublisher,
+  ) {}
 
   close(): void {
     this.pub.close();
@@ -95,7 +87,7 @@ export class ScheduleWriter {
       if (!items.length) return true;
       const msgs = items.map(msg);
       const r = await this.pub.publishSequence(msgs, { base, guard });
-      for (let i = 0; i < r.proven; i++) landed(items[i]!, msgs[i]!.subject.slice(this.prefix.length), base + 1 + i);
+      for (let i = 0; i < r.proven; i++) landed(items[i]!, this.store.scheduleKey(msgs[i]!.subject), base + 1 + i);
       base += r.proven;
       if (r.stopped === undefined) return true;
       // Writes sent but not proven may or may not have landed: the engine reloads the schedule.
@@ -104,7 +96,7 @@ export class ScheduleWriter {
       if (r.unproven) this.log.warn({ unproven: r.unproven, why: r.stopped }, "schedule writes not confirmed");
       return false;
     };
-    const subject = (key: string): string => this.prefix + key;
+    const subject = (key: string): string => this.store.scheduleSubject(key);
     const now = Date.now();
     const chatty = (n: number): boolean => n <= 64 || this.log.isLevelEnabled("debug");
 

@@ -122,6 +122,27 @@ export class Names {
   }
 }
 
+// ---- JetStream's own names for a KV bucket (nats.js builds the same; nobody writes them inline) ----
+
+export const kvNames = {
+  /** The stream behind a bucket. */
+  stream(bucket: string): string {
+    return `KV_${bucket}`;
+  },
+  /** The subject prefix of a bucket's keys ("$KV.<bucket>."). */
+  subjectPrefix(bucket: string): string {
+    return `$KV.${bucket}.`;
+  },
+  /** The subject of one key (or a filter such as "m1.>"). */
+  subject(bucket: string, key: string): string {
+    return `$KV.${bucket}.${key}`;
+  },
+  /** DIRECT.GET of a bucket; with a key, the last value of that key. */
+  directGet(bucket: string, key?: string): string {
+    return `$JS.API.DIRECT.GET.KV_${bucket}${key === undefined ? "" : `.$KV.${bucket}.${key}`}`;
+  },
+};
+
 // ---- keys (bucket-relative) ----
 
 export const keys = {

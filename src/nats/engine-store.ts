@@ -1,0 +1,86 @@
+// The engine's store port (src/store/engine-store.ts) on NATS JetStream: watches are nats.js's
+// ordered push consumers (kv-watch.ts), schedule writes are core publishes proven by
+// acknowledged checkpoints (engine/ack-publisher.ts), and the lease is its KV bucket, on a
+// connection of its own when one can be had (a renewal must not queue behind a flood of watch
+// deliveries).
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { describeError } from "../protocol/errors.js";
+import { kvNames } from "../protocol/names.js";
+import { AckPublisher } from "../engine/ack-publisher.js";
+import type { EngineStore, LeaseKv, SequencePublisher, WatchedBucket } from "../store/engine-store.js";
+import { openKv, type Buckets } from "./buckets.js";
+import { watchBucket } from "./kv-watch.js";
+
+export interface NatsEngineStoreOptions {
+  buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
+  /** Watches and schedule writes go out here. */
+  nc: NatsConnection;
+  log: Logger;
+  /** The lease on a connection of its own (ClusterContext.connect); without it, buckets.leases. */
+  leaseConnection?: { connect(name: string): Promise<NatsConnection>; bucket: string };
+}
+
+export class NatsEngineStore implements EngineStore {
+  readonly units: WatchedBucket;
+  readonly schedule: WatchedBucket;
+  readonly machines: WatchedBucket;
+  private readonly prefix: string;
+  private leaseNc?: NatsConnection;
+
+  constructor(private readonly o: NatsEngineStoreOptions) {
+    const watched = (kv: KV): WatchedBucket => ({
+      lastRevision: async () => (await kv.status()).streamInfo.state.last_seq,
+      watch: (h) => watchBucket(o.nc, kv, h),
+    });
+    this.units = watched(o.buckets.units);
+    this.schedule = watched(o.buckets.schedule);
+    this.machines = watched(o.buckets.machines);
+    this.prefix = kvNames.subjectPrefix((o.buckets.schedule as unknown as { bucket: string }).bucket);
+  }
+
+  scheduleSubject(key: string): string {
+    return this.prefix + key;
+  }
+  scheduleKey(subject: string): string {
+    return subject.slice(this.prefix.length);
+  }
+
+  schedulePublisher(): SequencePublisher {
+    return new AckPublisher(this.o.nc);
+  }
+
+  async openLease(): Promise<LeaseKv> {
+    const lc = this.o.leaseConnection;
+    if (!lc) return this.o.buckets.leases;
+    // If the lease's own connection cannot be had now (NATS blipped while the daemon starts),
+    // renew on the shared connection, which reconnects by itself: an outage must never stop the
+    // daemon. The next start (the monitor restarts components after an outage) tries again.
+    let nc: NatsConnection | undefined;
+    try {
+      nc = await lc.connect("lease");
+      const kv = await openKv(nc, lc.bucket);
+      this.leaseNc = nc;
+      return kv;
+    } catch (e) {
+      await nc?.close().catch(() => undefined);
+      this.o.log.warn(`the lease's own NATS connection is not available (${describeError(e)}); renewing the lease on the shared connection until the next restart`);
+      return this.o.buckets.leases;
+    }
+  }
+
+  async closeLease(): Promise<void> {
+    const nc = this.leaseNc;
+    this.leaseNc = undefined;
+    await closeBounded(nc);
+  }
+}
+
+/** Closes a connection, giving up on the goodbye after a second (stop must stay bounded). */
+export async function closeBounded(nc: NatsConnection | undefined): Promise<void> {
+  if (!nc || nc.isClosed()) return;
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([nc.close().catch(() => undefined), new Promise<void>((r) => (t = setTimeout(r, 1000)))]);
+  clearTimeout(t);
+}
