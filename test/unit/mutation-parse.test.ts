@@ -151,3 +151,63 @@ describe("[X-Fleet] option edges", () => {
     }
   });
 });
+
+describe("parse.ts edges", () => {
+  const parse = (body: string, name = "x.service") => parseUnitFile(name, body);
+
+  it("an empty Description= leaves none, and no description or template keys on a plain unit", () => {
+    const u = parse("[Unit]\nDescription=d\nDescription=\n" + RUN);
+    expect(u).not.toHaveProperty("description");
+    expect(u).not.toHaveProperty("template");
+    expect(u).not.toHaveProperty("instance");
+  });
+
+  it("reads [Unit] StartLimitInterval= (the old spelling) and allows 0 in [Unit] and [Service]", () => {
+    expect(parse("[Unit]\nStartLimitInterval=30s\n" + RUN).service.startLimitIntervalMs).toBe(30_000);
+    expect(parse("[Unit]\nStartLimitIntervalSec=0\n" + RUN).service.startLimitIntervalMs).toBe(0);
+    expect(parse(RUN + "StartLimitIntervalSec=0\n").service.startLimitIntervalMs).toBe(0);
+  });
+
+  it("ExecStop= empty clears the list", () => {
+    expect(parse(RUN + "ExecStop=/bin/a\nExecStop=\n").service.execStop).toEqual([]);
+  });
+
+  it("TimeoutSec= takes 0 and infinity as no timeout", () => {
+    const inf = parse(RUN + "TimeoutSec=0\n").service.timeoutStopSecMs;
+    expect(inf).toBe(2_147_483_647);
+    expect(parse(RUN + "TimeoutSec=infinity\n").service.timeoutStopSecMs).toBe(inf);
+  });
+
+  it.each(["", "simple", "exec"])("Type=%s gives no warning", (t) => {
+    expect(parse(RUN + `Type=${t}\n`).warnings).toEqual([]);
+  });
+
+  it("in a template, a value %i made invalid is a warning without its line prefix, even past line 9", () => {
+    const body = "[Unit]\n" + "Description=d\n".repeat(9) + "[Service]\nExecStart=/bin/true\nRestartSec=%i\n";
+    const u = parse(body, "web@.service");
+    expect(u.warnings).toHaveLength(1);
+    expect(u.warnings[0]!.line).toBe(13);
+    expect(u.warnings[0]!.message).toMatch(/^RestartSec=: "" is not a time span/);
+    expect(u.template).toBe("web@.service");
+  });
+
+  it("the ExecStart errors name the field ExecStart", () => {
+    expect(fileError("[Service]\nExecStart=/bin/a\nExecStart=/bin/b\n")).toMatchObject({ field: "ExecStart" });
+    expect(fileError("[Service]\nRestart=no\n")).toMatchObject({ field: "ExecStart" });
+  });
+
+  it("refuses a name that is not a .service, naming the field, and contents that are not text", () => {
+    try {
+      parseUnitFile("x.socket", RUN);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toMatchObject({ code: "invalid_unit_name", field: "name", value: "x.socket" });
+    }
+    try {
+      parseUnitFile("x.service", 42 as unknown as string);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toMatchObject({ code: "invalid_unit_file", field: "contents", message: "unit file contents must be text" });
+    }
+  });
+});
