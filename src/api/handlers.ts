@@ -6,6 +6,7 @@ import { unitHandlers } from "./units.js";
 import { journalHandlers } from "./journal.js";
 import { machineAvailabilityHandlers } from "./machine-availability.js";
 import { statechartsHandlers } from "./statecharts.js";
+import { listingHandlers } from "./listings.js";
 
 export type HandlerFactory = (ctx: ClusterContext) => ApiHandlers;
 
@@ -15,6 +16,8 @@ export const handlerFactories: HandlerFactory[] = [
   journalHandlers,
   machineAvailabilityHandlers,
   statechartsHandlers,
+  // After unitHandlers and machinesHandlers: its paged listings replace theirs.
+  listingHandlers,
 ];
 
 export function buildHandlers(ctx: ClusterContext): ApiHandlers {

@@ -3,7 +3,7 @@
 // failure is answered with service error headers plus {"error":{"code","message"}}: never
 // silence, never a crash. Handlers live in their own files and are registered by name.
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { FlotillaError, describeError, oneLine, type ErrorCode } from "../protocol/errors.js";
 import { Names, SERVICE_NAME } from "../protocol/names.js";
@@ -19,6 +19,11 @@ export const MAX_REQUEST_BYTES = 512 * 1024;
 export const ERROR_HEADER_MAX = 200;
 
 export type ApiHandler = (body: unknown) => Promise<unknown>;
+
+/** A reply already encoded as JSON, with headers (the listings' paging: docs/api.md). */
+export class ApiReply {
+  constructor(readonly json: string, readonly headers: Record<string, string> = {}) {}
+}
 export type ApiHandlers = Record<string, ApiHandler>;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -107,16 +112,21 @@ export class ApiService {
   /** Never rejects: every failure, of the handler or of the reply itself, ends in a log line. */
   private async handle(verb: string, handler: ApiHandler, msg: ServiceMsg): Promise<void> {
     let reply: string;
+    let hdrs: MsgHdrs | undefined;
     try {
       const body = parseBody(msg.data);
       const result = await handler(body);
-      reply = JSON.stringify(result ?? {});
+      if (result instanceof ApiReply) {
+        reply = result.json;
+        hdrs = headers();
+        for (const [k, v] of Object.entries(result.headers)) hdrs.set(k, v);
+      } else reply = JSON.stringify(result ?? {});
     } catch (e) {
       this.refuse(verb, msg, e);
       return;
     }
     try {
-      msg.respond(reply);
+      msg.respond(reply, hdrs ? { headers: hdrs } : undefined);
     } catch (e) {
       // Too big for the server's max_payload, or the connection is closing: say so if we still can.
       this.o.log.warn({ verb, bytes: reply.length, err: describeError(e) }, "API reply could not be sent");

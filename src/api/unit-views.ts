@@ -141,7 +141,7 @@ export interface UnitInfo {
 }
 
 /** Global and Description from a stored unit file (stored files were validated at submit). */
-export function unitInfo(r: UnitRecord, log?: Logger): UnitInfo {
+export function unitInfo(r: Pick<UnitRecord, "name" | "contents" | "hash">, log?: Logger): UnitInfo {
   try {
     const p = parseUnitFileCached(r.name, r.contents, r.hash);
     return { global: p.fleet.global, description: p.description ?? "" };
@@ -151,7 +151,23 @@ export function unitInfo(r: UnitRecord, log?: Logger): UnitInfo {
   }
 }
 
-export function unitFileRow(r: UnitRecord, snap: Omit<ClusterSnapshot, "units">, info: UnitInfo): UnitFileRow {
+/** What a row builder looks things up in: the maps of a ClusterSnapshot, or a listing's index. */
+export interface Lookup<V> {
+  get(key: string): V | undefined;
+}
+
+export interface RowSources {
+  schedule: Lookup<string[]>;
+  unplaced: Lookup<string>;
+  states: Lookup<readonly UnitStateRecord[]>;
+  machines: Lookup<MachineRecord>;
+  waiting?: Lookup<string>;
+}
+
+/** The fields of a unit record a row shows (a listing's index keeps only these, not the file). */
+export type UnitFileFields = Pick<UnitRecord, "name" | "hash" | "desiredState" | "version">;
+
+export function unitFileRow(r: UnitFileFields, snap: RowSources, info: UnitInfo): UnitFileRow {
   const machines = snap.schedule.get(r.name) ?? [];
   const states = snap.states.get(r.name) ?? [];
   let target: string | null = null;
@@ -189,7 +205,7 @@ export function unitFileRow(r: UnitRecord, snap: Omit<ClusterSnapshot, "units">,
  * the unit. A stored file that no longer parses blocks nothing.
  */
 export function globalsWaiting(units: { record: UnitRecord; arrival: number }[], log?: Logger): Map<string, string> {
-  const candidates: { name: string; arrival: number; fleet: FleetOptions }[] = [];
+  const candidates: GlobalCandidate[] = [];
   for (const { record: r, arrival } of units) {
     if (r.desiredState === "inactive") continue;
     try {
@@ -199,7 +215,19 @@ export function globalsWaiting(units: { record: UnitRecord; arrival: number }[],
       log?.warn({ unit: r.name, err: describeError(e) }, "stored unit file no longer parses");
     }
   }
-  candidates.sort(byArrival);
+  return globalsWaitingOf(candidates);
+}
+
+/** A wanted global unit as globalsWaiting weighs it: its arrival and its Conflicts=. */
+export interface GlobalCandidate {
+  name: string;
+  arrival: number;
+  fleet: Pick<FleetOptions, "conflicts">;
+}
+
+/** globalsWaiting of wanted globals already parsed (a listing's index keeps these). */
+export function globalsWaitingOf(candidates: GlobalCandidate[]): Map<string, string> {
+  candidates = [...candidates].sort(byArrival);
   const out = new Map<string, string>();
   const running: typeof candidates = [];
   for (const g of candidates) {
@@ -215,7 +243,7 @@ export function globalsWaiting(units: { record: UnitRecord; arrival: number }[],
  * "conflicts with zeta.service (Conflicts=zeta.service in alpha.service); zeta.service came
  * first ...", whichever of the two declared the conflict; undefined when they do not conflict.
  */
-function waitingReason(unit: { name: string; fleet: FleetOptions }, first: { name: string; fleet: FleetOptions }): string | undefined {
+function waitingReason(unit: GlobalCandidate, first: GlobalCandidate): string | undefined {
   const mine = unit.fleet.conflicts.find((p) => globMatch(p, first.name));
   const theirs = mine === undefined ? first.fleet.conflicts.find((p) => globMatch(p, unit.name)) : undefined;
   if (mine === undefined && theirs === undefined) return undefined;
@@ -242,27 +270,28 @@ export interface UnitRow {
   error: string | null;
 }
 
-export function unitRows(states: Map<string, UnitStateRecord[]>, machines: Map<string, MachineRecord>): UnitRow[] {
+/** One list-units row: what one machine reports for one unit. */
+export function unitRow(s: UnitStateRecord, machines: Lookup<MachineRecord>): UnitRow {
+  return {
+    unit: s.unit,
+    machine: s.machineId,
+    machineIp: machines.get(s.machineId)?.publicIp || null,
+    load: s.load,
+    active: s.active,
+    sub: s.sub,
+    taskState: s.taskState,
+    hash: s.hash,
+    pid: s.pid ?? null,
+    exitCode: s.exitCode ?? null,
+    restarts: s.restarts,
+    since: s.since,
+    error: s.error ?? null,
+  };
+}
+
+export function unitRows(states: Map<string, UnitStateRecord[]>, machines: Lookup<MachineRecord>): UnitRow[] {
   const rows: UnitRow[] = [];
-  for (const list of states.values()) {
-    for (const s of list) {
-      rows.push({
-        unit: s.unit,
-        machine: s.machineId,
-        machineIp: machines.get(s.machineId)?.publicIp || null,
-        load: s.load,
-        active: s.active,
-        sub: s.sub,
-        taskState: s.taskState,
-        hash: s.hash,
-        pid: s.pid ?? null,
-        exitCode: s.exitCode ?? null,
-        restarts: s.restarts,
-        since: s.since,
-        error: s.error ?? null,
-      });
-    }
-  }
+  for (const list of states.values()) for (const s of list) rows.push(unitRow(s, machines));
   return rows.sort((a, b) => cmp(a.unit, b.unit) || cmp(a.machine, b.machine));
 }
 
