@@ -1,7 +1,8 @@
 // `flotilla list-machines` (fleetctl list-machines): MACHINE, IP, METADATA; short IDs unless -l.
 import type { CommandRegistrar } from "./main.js";
 import { withClient } from "./client.js";
-import { addListingOptions, renderListing, shortId, type Column, type ListFlags } from "./table.js";
+import { addListingOptions, shortId, type Column, type ListFlags } from "./table.js";
+import { RowPrinter, printListing } from "./listing-stream.js";
 import type { MachineRecord } from "../protocol/messages.js";
 
 export function formatMetadata(m: Record<string, string>): string {
@@ -25,13 +26,13 @@ const DEFAULT_FIELDS = "machine,ip,metadata";
 
 export const registerMachines: CommandRegistrar = (program, globals) => {
   addListingOptions(
-    program.command("list-machines").description("list the machines of the cluster (MACHINE, IP, METADATA)"),
+    program
+      .command("list-machines [glob]")
+      .description("list the machines of the cluster (MACHINE, IP, METADATA), sorted by ID; GLOB keeps the IDs it matches"),
     machineColumns as Column<never>[],
     DEFAULT_FIELDS,
-  ).action(async (o: ListFlags) => {
-    await withClient(globals, async (client) => {
-      const rows = await client.request<MachineRecord[]>("list-machines", {});
-      process.stdout.write(renderListing(rows, machineColumns, o));
-    });
+  ).action(async (glob: string | undefined, o: ListFlags) => {
+    const printer = new RowPrinter<MachineRecord>(machineColumns, o);
+    await withClient(globals, (client) => printListing(client, "list-machines", glob === undefined ? {} : { glob }, printer));
   });
 };

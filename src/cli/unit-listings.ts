@@ -1,8 +1,9 @@
 // fleetctl's read-only unit verbs: list-unit-files (UNIT HASH DSTATE STATE TARGET), list-units
 // (UNIT MACHINE ACTIVE SUB), cat UNIT (exactly the submitted file), status UNIT.
 import type { CommandRegistrar } from "./main.js";
-import { withClient } from "./client.js";
-import { addListingOptions, renderListing, type Column, type ListFlags } from "./table.js";
+import { withClient, type ApiClient } from "./client.js";
+import { addListingOptions, type Column, type ListFlags } from "./table.js";
+import { RowPrinter, followWatch, listPages, out, printListing } from "./listing-stream.js";
 import type { UnitRecord, UnitStateRecord } from "../protocol/messages.js";
 import type { UnitFileRow, UnitRow } from "../api/unit-views.js";
 
@@ -83,27 +84,112 @@ export function formatStatus(s: StatusReply, full: boolean): string {
   return lines.join("\n") + "\n";
 }
 
+/** The daemon-side filters (docs/api.md) from the command line. */
+interface FilterFlags {
+  machine?: string;
+  state?: string;
+  desired?: string;
+  unplaced?: boolean;
+}
+
+function filters(glob: string | undefined, o: FilterFlags): Record<string, unknown> {
+  const f: Record<string, unknown> = {};
+  if (glob !== undefined) f.glob = glob;
+  if (o.machine !== undefined) f.machine = o.machine;
+  if (o.state !== undefined) f.state = o.state;
+  if (o.desired !== undefined) f.desired = o.desired;
+  if (o.unplaced) f.unplaced = true;
+  return f;
+}
+
+/** list-units --watch: the listing, then every change as it happens, until interrupted. */
+async function watchUnits(client: ApiClient, f: Record<string, unknown>, o: ListFlags): Promise<void> {
+  let stop = false;
+  const quit = () => {
+    stop = true;
+    void client.close().finally(() => process.exit(0));
+  };
+  process.once("SIGINT", quit);
+  process.once("SIGTERM", quit);
+  const known = new Map<string, UnitRow>();
+  const keyOf = (unit: string, machine: string) => `${unit} ${machine}`;
+  // The cursor before the listing: a change made while it pages is shown again, never lost.
+  const list = async (): Promise<string> => {
+    const { next } = await client.request<{ next: string }>("watch-units", f);
+    known.clear();
+    const printer = new RowPrinter(unitColumns, o.json ? { ...o, json: false, ndjson: true } : o);
+    for await (const rows of listPages<UnitRow>(client, "list-units", f)) {
+      for (const r of rows) known.set(keyOf(r.unit, r.machine), r);
+      await printer.rows(rows);
+    }
+    await printer.end();
+    return next;
+  };
+  let cursor = await list();
+  const changes = new RowPrinter<{ change: string; row: UnitRow }>(
+    [{ header: "CHANGE", value: (r) => r.change }, ...unitColumns.map((c) => ({ header: c.header, value: (r: { row: UnitRow }, full: boolean) => c.value(r.row, full) }))],
+    { ...o, legend: false, fields: o.fields ? `change,${o.fields}` : o.fields },
+  );
+  await followWatch<UnitRow>(
+    client,
+    f,
+    cursor,
+    async (events) => {
+      if (o.json || o.ndjson) return out(events.map((e) => JSON.stringify(e) + "\n").join(""));
+      const rows: { change: string; row: UnitRow }[] = [];
+      for (const e of events) {
+        const k = keyOf(e.unit, e.machine);
+        const had = known.get(k);
+        if (e.op === "del") {
+          if (!had) continue;
+          known.delete(k);
+          rows.push({ change: "removed", row: had });
+        } else if (e.row) {
+          known.set(k, e.row);
+          rows.push({ change: had ? "changed" : "added", row: e.row });
+        }
+      }
+      await changes.rows(rows);
+    },
+    async () => {
+      process.stderr.write("watch: this daemon no longer has the changes since the last one seen; listing again\n");
+      cursor = await list();
+      return cursor;
+    },
+    () => stop,
+  );
+}
+
 export const registerUnitListings: CommandRegistrar = (program, globals) => {
   addListingOptions(
-    program.command("list-unit-files").description("list the units in the cluster (UNIT HASH DSTATE STATE TARGET), sorted by name"),
+    program
+      .command("list-unit-files [glob]")
+      .description("list the units in the cluster (UNIT HASH DSTATE STATE TARGET), sorted by name; GLOB such as 'web@*' keeps the units it matches")
+      .option("--machine <id>", "only units scheduled on (or, global, reported by) this machine")
+      .option("--state <state>", "only units in this STATE (inactive, loaded, launched, failed)")
+      .option("--desired <state>", "only units with this desired state (inactive, loaded, launched)")
+      .option("--unplaced", "only wanted units no machine has"),
     unitFileColumns as Column<never>[],
     "unit,hash,dstate,state,target",
-  ).action(async (o: ListFlags) => {
-    await withClient(globals, async (client) => {
-      const rows = await client.request<UnitFileRow[]>("list-unit-files", {});
-      rows.sort((a, b) => (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));
-      process.stdout.write(renderListing(rows, unitFileColumns, o));
-    });
+  ).action(async (glob: string | undefined, o: ListFlags & FilterFlags) => {
+    const printer = new RowPrinter(unitFileColumns, o);
+    await withClient(globals, (client) => printListing(client, "list-unit-files", filters(glob, o), printer));
   });
 
   addListingOptions(
-    program.command("list-units").description("list what the machines report for each unit (UNIT MACHINE ACTIVE SUB), sorted by name"),
+    program
+      .command("list-units [glob]")
+      .description("list what the machines report for each unit (UNIT MACHINE ACTIVE SUB), sorted by name; GLOB such as 'web@*' keeps the units it matches")
+      .option("--machine <id>", "only what this machine reports")
+      .option("--state <state>", "only rows whose ACTIVE, SUB, LOAD or task state is this (failed, running, ...)")
+      .option("--watch", "after the listing, print every change as it happens (added, changed, removed) until interrupted"),
     unitColumns as Column<never>[],
     "unit,machine,active,sub",
-  ).action(async (o: ListFlags) => {
+  ).action(async (glob: string | undefined, o: ListFlags & FilterFlags & { watch?: boolean }) => {
+    const printer = new RowPrinter(unitColumns, o);
     await withClient(globals, async (client) => {
-      const rows = await client.request<UnitRow[]>("list-units", {});
-      process.stdout.write(renderListing(rows, unitColumns, o));
+      if (o.watch) return watchUnits(client, filters(glob, o), o);
+      await printListing(client, "list-units", filters(glob, o), printer);
     });
   });
 
