@@ -25,6 +25,8 @@ export class NatsServer {
   /** The WebSocket listener's port (start({ websocket: true }) only; -1 otherwise). */
   wsPort = -1;
   private websocket = false;
+  /** start({ defaultMaxPayload: true }): no max_payload line, so the server's 1 MB default holds. */
+  private defaultMaxPayload = false;
   private proc?: ChildProcess;
   /** Set while we stop the server on purpose; any other exit is reported (it explains a test's "connection refused"). */
   private stopping = false;
@@ -34,9 +36,10 @@ export class NatsServer {
     this.storeDir = join(dir, "jetstream");
   }
 
-  static async start(o: { websocket?: boolean } = {}): Promise<NatsServer> {
+  static async start(o: { websocket?: boolean; defaultMaxPayload?: boolean } = {}): Promise<NatsServer> {
     const s = new NatsServer(mkdtempSync(join(tmpdir(), "flotilla-nats-")));
     s.websocket = o.websocket === true;
+    s.defaultMaxPayload = o.defaultMaxPayload === true;
     await s.launch();
     return s;
   }
@@ -68,7 +71,7 @@ export class NatsServer {
         `listen: 127.0.0.1:${this.port}`,
         `ports_file_dir: "${portsDir}"`,
         `jetstream { store_dir: "${this.storeDir}" }`,
-        `max_payload: 2MB`,
+        ...(this.defaultMaxPayload ? [] : [`max_payload: 2MB`]),
         ...(this.websocket ? [`websocket { listen: "127.0.0.1:${this.wsPort}", no_tls: true }`] : []),
       ].join("\n") + "\n",
     );
