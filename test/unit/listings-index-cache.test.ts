@@ -1,0 +1,102 @@
+// SortedIndex (src/api/index-cache.ts), the sorted key index listings page through, against a
+// plain Map as the model: random sets and deletes, flushes small and big (the chunked sort that
+// yields to the event loop, with writes landing while it yields), and paging by cursor.
+import { describe, expect, it } from "vitest";
+import { SortedIndex, cmp, lowerBound, upperBound } from "../../src/api/index-cache.js";
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function pageAll(idx: SortedIndex<number>, limit: number, scanLimit = 1e9): string[] {
+  const out: string[] = [];
+  let after: string | undefined;
+  for (;;) {
+    let n = 0;
+    const r = idx.scan({ after, scanLimit }, (k) => {
+      out.push(k);
+      return ++n < limit;
+    });
+    if (!r.more) return out;
+    after = r.last;
+  }
+}
+
+const modelKeys = (m: Map<string, number>) => [...m.keys()].sort(cmp);
+
+describe("SortedIndex", () => {
+  it("bounds", () => {
+    const a = ["a", "b", "b", "d"];
+    expect([lowerBound(a, "b"), upperBound(a, "b"), lowerBound(a, "c"), upperBound(a, "z"), lowerBound(a, "")]).toEqual([1, 3, 3, 4, 0]);
+  });
+
+  it("matches a Map under random sets, deletes and re-sets, small and big flushes", async () => {
+    const r = rng(7);
+    const idx = new SortedIndex<number>();
+    const model = new Map<string, number>();
+    for (let round = 0; round < 40; round++) {
+      const ops = round % 7 === 0 ? 12_000 : 300; // some batches take the chunked path
+      for (let i = 0; i < ops; i++) {
+        const k = `u@${Math.floor(r() * 20_000)}.service`;
+        if (r() < 0.3) {
+          idx.delete(k);
+          model.delete(k);
+        } else {
+          idx.set(k, i);
+          model.set(k, i);
+        }
+      }
+      await idx.flush();
+      expect(idx.size).toBe(model.size);
+      const keys = pageAll(idx, 1 + Math.floor(r() * 900));
+      expect(keys).toEqual(modelKeys(model));
+      for (const k of keys.slice(0, 50)) expect(idx.get(k)).toBe(model.get(k));
+    }
+  });
+
+  it("writes that land while a big flush yields are neither lost nor doubled", async () => {
+    const idx = new SortedIndex<number>();
+    const model = new Map<string, number>();
+    for (let i = 0; i < 30_000; i++) {
+      idx.set(`k${i}`, i);
+      model.set(`k${i}`, i);
+    }
+    const flushing = idx.flush();
+    // While it sorts in chunks: delete some of the batch, re-set some, add new keys.
+    for (let step = 0; step < 20; step++) {
+      await new Promise((res) => setImmediate(res));
+      for (let j = 0; j < 50; j++) {
+        const k = `k${step * 1000 + j}`;
+        idx.delete(k);
+        model.delete(k);
+        if (j % 5 === 0) {
+          idx.set(k, -1);
+          model.set(k, -1);
+        }
+        idx.set(`new${step}-${j}`, j);
+        model.set(`new${step}-${j}`, j);
+      }
+    }
+    await flushing;
+    await idx.flush();
+    expect(pageAll(idx, 777)).toEqual(modelKeys(model));
+    expect(idx.size).toBe(model.size);
+  });
+
+  it("a scan stops after scanLimit keys and says more; the pages still join", async () => {
+    const idx = new SortedIndex<number>();
+    for (let i = 0; i < 1000; i++) idx.set(`k${String(i).padStart(4, "0")}`, i);
+    await idx.flush();
+    const r = idx.scan({ scanLimit: 10 }, () => true);
+    expect(r).toEqual({ last: "k0009", more: true });
+    expect(pageAll(idx, 1e9, 37)).toHaveLength(1000);
+    // from/to: a glob's literal prefix.
+    const got: string[] = [];
+    idx.scan({ from: "k01", to: "k01\uffff", scanLimit: 1e9 }, (k) => (got.push(k), true));
+    expect(got).toHaveLength(100);
+  });
+});
