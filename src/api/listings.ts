@@ -28,6 +28,8 @@ import type { SortedIndex } from "./index-cache.js";
 export const MAX_LIMIT = 10_000;
 /** Index entries one request looks at, at most (a selective filter pages on with `next`). */
 export const SCAN_MAX = 20_000;
+/** A page stops looking after this long (and says more): the event loop is never held for long. */
+export const PAGE_MS = 20;
 /** A reply's rows stop at this many bytes, or half the server's max_payload when that is less. */
 export const REPLY_BUDGET = 512 * 1024;
 /** The longest a watch-units request is held waiting for a change. */
@@ -89,30 +91,39 @@ interface Page {
 }
 
 /** Scans an index from the cursor, keeping rows that `row` returns (null: filtered out). */
-function page<V>(
+export function page<V>(
   idx: SortedIndex<V>,
   o: { after?: string; glob?: string; limit?: number; budget: number },
   row: (key: string, v: V) => unknown | null,
 ): Page {
   const parts: string[] = [];
   let bytes = 0;
-  let lastIncluded: string | undefined;
-  let full = false;
+  /** The last key fully dealt with (included or filtered out): where a page cut short goes on. */
+  let prev: string | undefined;
+  let cut = false;
   const limit = o.limit ?? MAX_LIMIT;
+  const t0 = performance.now();
+  let looked = 0;
   const r = idx.scan({ after: o.after, ...globPrefix(o.glob), scanLimit: SCAN_MAX }, (key, v) => {
-    const x = row(key, v);
-    if (x === null) return true;
-    const j = JSON.stringify(x);
-    if (parts.length > 0 && bytes + j.length + 1 > o.budget) {
-      full = true;
+    // Bounded in time too: a filter that matches little over a big index stops here and says more.
+    if ((++looked & 255) === 0 && performance.now() - t0 > PAGE_MS) {
+      cut = true;
       return false;
     }
-    parts.push(j);
-    bytes += j.length + 1;
-    lastIncluded = key;
+    const x = row(key, v);
+    if (x !== null) {
+      const j = JSON.stringify(x);
+      if (parts.length > 0 && bytes + j.length + 1 > o.budget) {
+        cut = true;
+        return false;
+      }
+      parts.push(j);
+      bytes += j.length + 1;
+    }
+    prev = key;
     return parts.length < limit;
   });
-  if (full) return { parts, more: true, next: lastIncluded };
+  if (cut) return { parts, more: true, next: prev };
   return { parts, more: r.more, next: r.more ? r.last : undefined };
 }
 

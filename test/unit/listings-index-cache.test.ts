@@ -100,3 +100,43 @@ describe("SortedIndex", () => {
     expect(got).toHaveLength(100);
   });
 });
+
+describe("page (src/api/listings.ts)", () => {
+  it("a page whose filter is slow stops after PAGE_MS, says more, and the pages still join", async () => {
+    const { page, PAGE_MS } = await import("../../src/api/listings.js");
+    const idx = new SortedIndex<number>();
+    for (let i = 0; i < 3000; i++) idx.set(`k${String(i).padStart(5, "0")}`, i);
+    await idx.flush();
+    const slow = (_k: string, v: number) => {
+      const until = performance.now() + 0.05;
+      while (performance.now() < until);
+      return v % 3 === 0 ? { v } : null;
+    };
+    const got: number[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    for (;;) {
+      const t = performance.now();
+      const p = page(idx, { after, budget: 1e9 }, slow);
+      // Loose: the machine is shared; the whole scan would take 150 ms and more.
+      expect(performance.now() - t).toBeLessThan(PAGE_MS + 100);
+      pages++;
+      got.push(...p.parts.map((j) => (JSON.parse(j) as { v: number }).v));
+      if (!p.more) break;
+      after = p.next;
+    }
+    expect(pages).toBeGreaterThan(3);
+    expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => i * 3));
+  });
+
+  it("a page stops at its byte budget and goes on from its last row", async () => {
+    const { page } = await import("../../src/api/listings.js");
+    const idx = new SortedIndex<number>();
+    for (let i = 0; i < 500; i++) idx.set(`k${String(i).padStart(4, "0")}`, i);
+    await idx.flush();
+    const p = page(idx, { budget: 1000 }, (_k, v) => ({ v, pad: "x".repeat(80) }));
+    expect(p.more).toBe(true);
+    expect(p.parts.join(",").length).toBeLessThanOrEqual(1000);
+    expect(p.next).toBe(`k${String(p.parts.length - 1).padStart(4, "0")}`);
+  });
+});
