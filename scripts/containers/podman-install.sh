@@ -23,4 +23,4 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
   fi
 fi
-echo "podman ready: $(podman --version), $(podman-compose --version 2>/dev/null | grep -m1 -i 'podman-compose' || echo 'podman-compose'), runc $(runc --version | head -1 | awk '{print $3}')"
+echo "podman ready: $(podman --version), podman-compose $(podman-compose --version 2>/dev/null | grep -o -m1 'composer* version *[0-9.]*' | grep -o '[0-9.]*$' || echo '?'), runc $(runc --version | head -1 | awk '{print $3}')"

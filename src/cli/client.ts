@@ -11,6 +11,18 @@ export interface GlobalOptions extends NatsOptions {
   timeout: number; // ms for one API request
 }
 
+/** Read-only verbs: asked again (READ_ATTEMPTS in all) when a responder does not answer in time. */
+export const RETRIED_READS: ReadonlySet<string> = new Set([
+  "list-units",
+  "list-unit-files",
+  "list-machines",
+  "status",
+  "cat",
+  "journal",
+  "statecharts",
+]);
+export const READ_ATTEMPTS = 3;
+
 export class ApiClient {
   constructor(
     readonly nc: NatsConnection,
@@ -25,6 +37,20 @@ export class ApiClient {
   }
 
   async request<T = unknown>(verb: string, body: unknown = {}, timeoutMs = this.timeoutMs): Promise<T> {
+    if (!RETRIED_READS.has(verb)) return this.requestOnce<T>(verb, body, timeoutMs);
+    // A daemon cut off from NATS stays in the API's queue group until nats-server misses its
+    // pings, and a request routed to it times out. A read is safe to ask again, and the queue
+    // group picks a responder at random, so the next attempt most likely reaches a live one.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.requestOnce<T>(verb, body, timeoutMs);
+      } catch (e) {
+        if (!(e instanceof FlotillaError && e.code === "timeout") || attempt >= READ_ATTEMPTS) throw e;
+      }
+    }
+  }
+
+  private async requestOnce<T>(verb: string, body: unknown, timeoutMs: number): Promise<T> {
     let msg;
     try {
       msg = await this.nc.request(this.names.apiSubject(verb), JSON.stringify(body), { timeout: timeoutMs });

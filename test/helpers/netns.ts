@@ -90,6 +90,11 @@ export interface LabOptions {
   /** nats-server's ping_interval and ping_max (default the shipped nats.conf's: "2s", 2). */
   pingInterval?: string;
   pingMax?: number;
+  /**
+   * net.ipv4.tcp_retries2 in nats-server's namespace (kernel default 15, about 15 minutes): how
+   * long the server's TCP keeps retransmitting to a silent client before the socket fails.
+   */
+  tcpRetries2?: number;
 }
 
 export class NetnsLab {
@@ -154,11 +159,15 @@ export class NetnsLab {
   }
 
   private async startNats(o: LabOptions): Promise<void> {
+    if (o.tcpRetries2 !== undefined) {
+      ip(["netns", "exec", this.hubNetns, "sysctl", "-q", "-w", `net.ipv4.tcp_retries2=${o.tcpRetries2}`]);
+    }
     const conf = join(this.dir, "nats.conf");
     writeFileSync(
       conf,
       [
         `listen: ${this.natsHost}:4222`,
+        `http: ${this.natsHost}:8222`,
         `max_payload: 2MB`,
         `ping_interval: "${o.pingInterval ?? "2s"}"`,
         `ping_max: ${o.pingMax ?? 2}`,
@@ -176,6 +185,13 @@ export class NetnsLab {
       10_000,
       `nats-server on ${this.natsUrl}`,
     );
+  }
+
+  /** The client connections nats-server holds (its monitoring endpoint; asking it touches no client). */
+  async connections(): Promise<{ ip: string; name?: string }[]> {
+    const r = await fetch(`http://${this.natsHost}:8222/connz?limit=1024`);
+    const body = (await r.json()) as { connections?: { ip: string; name?: string }[] };
+    return body.connections ?? [];
   }
 
   host(name: string): NetnsHost {
