@@ -9,17 +9,25 @@
 // Same answers as globMatches (scheduler.ts): a malformed glob names only the unit spelled like it.
 import { globMatch } from "../unit/match.js";
 
-const META = /[*?[\\]/;
-
 type Kind = { kind: "exact" } | { kind: "prefix"; prefix: string } | { kind: "rest" };
 
-export function globKind(glob: string): Kind {
-  if (!META.test(glob)) return { kind: "exact" };
-  if (glob.endsWith("*")) {
-    const prefix = glob.slice(0, -1);
-    if (!META.test(prefix)) return { kind: "prefix", prefix };
+/** The index of the first of Go's pattern characters (* ? [ \) in s, or -1. */
+function firstMeta(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 42 || c === 63 || c === 91 || c === 92) return i;
   }
-  return { kind: "rest" };
+  return -1;
+}
+
+const EXACT: Kind = { kind: "exact" };
+const REST: Kind = { kind: "rest" };
+
+export function globKind(glob: string): Kind {
+  const i = firstMeta(glob);
+  if (i === -1) return EXACT;
+  if (i === glob.length - 1 && glob.charCodeAt(i) === 42) return { kind: "prefix", prefix: glob.slice(0, -1) };
+  return REST;
 }
 
 function prefixMatches(prefix: string, name: string): boolean {

@@ -236,7 +236,8 @@ export class ClusterState {
     if (prev === machineId) return;
     if (prev !== undefined) this.remove(u.name);
     this.where.set(u.name, machineId);
-    this.seq.set(u.name, this.nextSeq++);
+    // Only relations (Conflicts/Replaces, declared by holders) ask for the placement order.
+    if (this.holders.length) this.seq.set(u.name, this.nextSeq++);
     this.count.set(machineId, (this.count.get(machineId) ?? 0) + 1);
     this.on?.get(machineId)?.add(u.name);
     if (this.globals.length) this.globalsCache.delete(machineId);
@@ -249,7 +250,7 @@ export class ClusterState {
     const m = this.where.get(unit);
     if (m === undefined) return;
     this.where.delete(unit);
-    this.seq.delete(unit);
+    if (this.holders.length) this.seq.delete(unit);
     this.count.set(m, (this.count.get(m) ?? 1) - 1);
     this.on?.get(m)?.delete(unit);
     this.globalsCache.delete(m);
