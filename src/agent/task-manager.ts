@@ -92,13 +92,23 @@ export class TaskManager {
     this.actor = actor;
     actor.subscribe({ error: (err) => this.log.error({ err: describeError(err) }, "task manager statechart failed") });
     actor.start();
+    // A workload that still runs is adopted, whatever state the store holds: an agent killed
+    // while adopting wrote `accepted` over `running`; one killed between starting the workload
+    // and recording it left no run record at all (the executor finds it by its supervisor).
+    const st = resumed?.taskState;
+    const terminal = st === "complete" || st === "failed" || st === "rejected" || st === "shutdown";
+    const run = r?.run ?? (terminal || !r ? undefined : this.o.executor.running?.(this.unit));
+    if (run && !terminal && this.o.executor.isRunning?.(run)) {
+      if (!r?.run) this.log.warn({ pid: run.mainPid }, "found the task running although the worker store never recorded it (the agent was killed as it started it): adopting it");
+      actor.send({ type: "ATTEMPT", adopt: run, target: this.target });
+      return;
+    }
     if (resumed) {
-      const st = resumed.taskState;
       if (r!.run && (st === "starting" || st === "running")) {
         actor.send({ type: "ATTEMPT", adopt: r!.run, target: this.target });
         return;
       }
-      if (st === "complete" || st === "failed" || st === "rejected" || st === "shutdown") {
+      if (terminal) {
         // Stays as it ended (a failed unit is not restarted by an agent restart).
         this.last = resumed;
         this.enqueue(resumed);

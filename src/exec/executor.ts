@@ -60,6 +60,14 @@ export interface Controller {
 
 export interface Executor {
   controller(task: TaskSpec): Controller;
+  /**
+   * A workload of this unit that is running although nothing recorded it: an agent killed
+   * between starting it and writing it to the worker store. The agent adopts it instead of
+   * starting a second copy.
+   */
+  running?(unit: string): RunInfo | undefined;
+  /** Whether a recorded workload still runs (pid and start time both match). */
+  isRunning?(run: RunInfo): boolean;
 }
 
 export function temporaryError(message: string, cause?: unknown): FlotillaError {

@@ -20,7 +20,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 // The few syscalls of prepare/start are synchronous on purpose: each is microseconds, while a
 // thread-pool round trip per call costs milliseconds on a busy host (the start latency).
-import { promises as fsp, openSync, closeSync, readFileSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { promises as fsp, openSync, closeSync, readFileSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { escapeUnit } from "../protocol/names.js";
@@ -37,7 +37,7 @@ import {
   type TaskSpec,
 } from "./executor.js";
 import { expandExecArgv, parseEnvironmentFile } from "../unit/env.js";
-import { ARGV0_SCRIPT, execStage, findBash, isAlive, procStat, readExitFile, resolveBinary, signalResetPrefix } from "./process-util.js";
+import { ARGV0_SCRIPT, execStage, findBash, isAlive, procStat, readExitFile, resolveBinary, signalResetPrefix, supervisorsOf } from "./process-util.js";
 
 export { isAlive, procStat, signalName } from "./process-util.js";
 
@@ -70,6 +70,35 @@ export class ProcessExecutor implements Executor {
   controller(task: TaskSpec): Controller {
     return new ProcessController(task, this.o);
   }
+  running(unit: string): RunInfo | undefined {
+    const runDir = runDirOf(this.o.stateDir, unit);
+    const recorded = runningSupervisor(runDir);
+    if (recorded) return recorded;
+    // Killed inside spawn(): the supervisor runs but not even its own record was written.
+    const [found, ...more] = supervisorsOf(runDir);
+    if (!found) return undefined;
+    for (const extra of more) killStale({ supervisorPid: extra.pid, startTime: extra.startTime, mainPid: extra.pid, startedAt: 0 });
+    return { supervisorPid: found.pid, startTime: found.startTime, mainPid: readPidFile(runDir) ?? found.pid, startedAt: Date.now() };
+  }
+  isRunning(run: RunInfo): boolean {
+    return isAlive(run.supervisorPid, run.startTime);
+  }
+}
+
+/**
+ * The supervisor <runDir>/supervisor names (written the moment it is spawned, before anything
+ * can record it elsewhere), when it still runs.
+ */
+function runningSupervisor(runDir: string): RunInfo | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(runDir, "supervisor"), "utf8");
+  } catch {
+    return undefined;
+  }
+  const [pid, startTime, startedAt] = text.trim().split(" ").map(Number);
+  if (!Number.isInteger(pid) || !Number.isFinite(startTime) || !isAlive(pid!, startTime!)) return undefined;
+  return { supervisorPid: pid!, startTime: startTime!, mainPid: readPidFile(runDir) ?? pid!, startedAt: Number.isFinite(startedAt) ? startedAt! : Date.now() };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -208,8 +237,16 @@ class ProcessController implements Controller {
     if (main.argv0 !== undefined && !bash) {
       throw fatalError(`ExecStart=@${main.raw}: the "@" prefix (argv[0]) needs /bin/bash on this machine`, "ExecStart", main.raw);
     }
+    // Never two copies: a supervisor of this unit still running here (started by an agent that
+    // was killed before it could record it, and not adopted) goes before a new one starts.
+    const stray = runningSupervisor(this.runDir);
+    if (stray) {
+      this.log.warn({ pid: stray.mainPid }, `a copy of ${this.task.unit} nobody recorded is still running (pid ${stray.mainPid}): killing it before starting another`);
+      killStale(stray);
+    }
     rmSync(join(this.runDir, "pid"), { force: true });
     rmSync(join(this.runDir, "exit"), { force: true });
+    rmSync(join(this.runDir, "supervisor"), { force: true });
     mkdirSync(this.runDir, { recursive: true });
     const fd = openSync(this.logFile, "a");
     let child: ChildProcess;
@@ -235,6 +272,8 @@ class ProcessController implements Controller {
     const pid = child.pid;
     if (pid === undefined) throw temporaryError(`ExecStart=${main.raw}: could not spawn /bin/sh`);
     const stat = procStat(pid);
+    // At once, synchronously: an agent killed from here on leaves a record of what runs.
+    writeFileSync(join(this.runDir, "supervisor"), `${pid} ${stat?.startTime ?? -1} ${Date.now()}\n`);
     // The supervisor writes the workload's pid right after forking it.
     let gone = false;
     void exited.then(() => (gone = true));

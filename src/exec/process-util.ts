@@ -1,7 +1,7 @@
 // Small pieces of the process executor that need no controller: /proc, signals, PATH lookup
 // and the exit file. (EnvironmentFile= and $VAR syntax are src/unit/env.ts, the one copy.)
 import { execFileSync } from "node:child_process";
-import { constants as fsc, accessSync, readFileSync, statSync } from "node:fs";
+import { constants as fsc, accessSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, isAbsolute, delimiter } from "node:path";
 import { constants as osc } from "node:os";
 import type { ExitStatus } from "./executor.js";
@@ -84,6 +84,34 @@ export function procStat(pid: number): { startTime: number; state: string } | un
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The supervisors running on this host whose argv names runDir (`sh -c SUPERVISOR
+ * flotilla-supervise <runDir> ...`): what an agent killed in the middle of spawn() left behind
+ * before it could record anything. One pass over /proc; for resumed tasks only.
+ */
+export function supervisorsOf(runDir: string): { pid: number; startTime: number }[] {
+  const out: { pid: number; startTime: number }[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync("/proc").filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out;
+  }
+  for (const p of pids) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    const i = argv.indexOf("flotilla-supervise");
+    if (i < 0 || argv[i + 1] !== runDir) continue;
+    const st = procStat(Number(p));
+    if (st && st.state !== "Z" && st.state !== "X") out.push({ pid: Number(p), startTime: st.startTime });
+  }
+  return out;
 }
 
 /** Alive = exists, is not a zombie, and is the same process (start time) we started. */
