@@ -1,6 +1,9 @@
 // The agent runs real processes: schedule entries written as the leader would, states read
 // back from the states bucket, output through the journal CLI, exactly as a user sees them.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
 import { check, holds } from "../helpers/check.js";
 import { runCli, spawnCli, stopChild } from "../helpers/cli.js";
@@ -132,12 +135,14 @@ describe("agent", () => {
   test("a unit ignoring SIGTERM is killed after TimeoutStopSec", async () => {
     const h = await host();
     const b = h.ctx.buckets;
-    const contents = "[Service]\nExecStart=/bin/sh -c \"trap '' TERM; while :; do sleep 0.2; done\"\nTimeoutStopSec=1s\n";
+    // The marker says the shell has set its trap: a stop before that would end it by SIGTERM.
+    const marker = join(mkdtempSync(join(tmpdir(), "stubborn-")), "trapped");
+    const contents = `[Service]\nExecStart=/bin/sh -c "trap '' TERM; touch ${marker}; while :; do sleep 0.2; done"\nTimeoutStopSec=1s\n`;
     await schedule(b, "m1", "stubborn.service", contents);
     const s = await check(async () => {
       const r = await readState(b, "stubborn.service", "m1");
-      return r?.taskState === "running" && r;
-    }, 10_000, "running");
+      return r?.taskState === "running" && existsSync(marker) && r;
+    }, 10_000, "running, its trap set");
     const t0 = Date.now();
     await schedule(b, "m1", "stubborn.service", contents, "loaded");
     const stopped = await check(async () => {
