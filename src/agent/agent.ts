@@ -121,11 +121,16 @@ export class Agent implements Component {
       this.log.info({ unit: t.entry.unit }, "task was being unloaded when the agent stopped: finishing that");
       if (t.run) killStale(t.run);
     }
-    for (const t of resume) {
-      const tm = this.newTask(t.entry, t.target, t);
-      await this.journal.follow(t.entry.unit, logFileOf(ctx.config.stateDir, t.entry.unit), t.journalOffset);
-      await tm.start();
-    }
+    // All at once: a restarted agent with many tasks reads its schedule (and stops what moved
+    // away while it was gone) only after it has taken every task back.
+    const journal = this.journal;
+    await Promise.all(
+      resume.map(async (t) => {
+        const tm = this.newTask(t.entry, t.target, t);
+        await journal.follow(t.entry.unit, logFileOf(ctx.config.stateDir, t.entry.unit), t.journalOffset);
+        await tm.start();
+      }),
+    );
     if (resume.length) this.log.info({ tasks: resume.length }, "resumed tasks from the worker store");
     actor.send({ type: "STARTED", resumed: resume.length });
 
