@@ -10,14 +10,14 @@ import type { Logger } from "pino";
 import type { ClusterContext } from "../server/context.js";
 import { decode, decodeAs } from "../protocol/codec.js";
 import { FlotillaError, describeError } from "../protocol/errors.js";
-import { MachineRecord, UnitRecord, UnitStateRecord, UnplacedRecord, isUnitRecord } from "../protocol/messages.js";
+import { MachineRecord, TASK_STATES, UnitRecord, UnitStateRecord, UnplacedRecord, isUnitRecord } from "../protocol/messages.js";
 import { keys, type BucketRole } from "../protocol/names.js";
 import { arrivalOf } from "../unit/match.js";
 import { parseUnitFileCached } from "../unit/index.js";
 import { parseUnit } from "../unit/parse.js";
 import type { BucketEntry } from "../nats/kv-watch.js";
 import { BucketIndex, SortedIndex } from "./index-cache.js";
-import { globalsWaitingOf, unitRow, type GlobalCandidate, type UnitFileFields, type UnitRow } from "./unit-views.js";
+import { globalsWaitingOf, unitRow, type GlobalCandidate, type UnitFileFields, type UnitRow, type UnitRowFields } from "./unit-views.js";
 
 /** A unit as its list-unit-files row needs it: no unit file. */
 export interface UnitEntry extends UnitFileFields {
@@ -38,6 +38,32 @@ export interface RowEvent {
 const HASH_CACHE = 10_000;
 const NONE: readonly string[] = Object.freeze([]);
 
+/** Distinct strings kept once (machine IDs, hashes, LOAD/ACTIVE/SUB); cleared when full. */
+const INTERN_MAX = 50_000;
+
+/** A state as list-units and list-unit-files show it (no signal, no updatedAt). */
+export type StateEntry = UnitRowFields;
+
+const TASK_STATE_SET: ReadonlySet<unknown> = new Set(TASK_STATES);
+const optInt = (x: unknown) => x === undefined || Number.isInteger(x);
+const optStr = (x: unknown) => x === undefined || typeof x === "string";
+/** True only for values UnitStateRecord accepts as they are (compared with the schema in the tests). */
+export function isStateRecord(v: unknown): boolean {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const r = v as Record<string, unknown>;
+  return (
+    typeof r.unit === "string" && r.unit.length > 0 &&
+    typeof r.machineId === "string" && r.machineId.length > 0 &&
+    typeof r.hash === "string" &&
+    TASK_STATE_SET.has(r.taskState) &&
+    typeof r.load === "string" && typeof r.active === "string" && typeof r.sub === "string" &&
+    optInt(r.pid) && optInt(r.exitCode) && optStr(r.signal) && optStr(r.error) &&
+    Number.isInteger(r.restarts) && (r.restarts as number) >= 0 &&
+    Number.isSafeInteger(r.since) && (r.since as number) >= 0 &&
+    Number.isSafeInteger(r.updatedAt) && (r.updatedAt as number) >= 0
+  );
+}
+
 /** Row changes kept for watch-units; a watcher further behind is told to list again. */
 export const WATCH_RING = 20_000;
 
@@ -48,10 +74,16 @@ export function stateKey(unit: string, machine: string): string {
 
 export class ClusterIndex {
   units = new SortedIndex<UnitEntry>();
-  states = new SortedIndex<UnitStateRecord>();
+  states = new SortedIndex<StateEntry>();
   machines = new SortedIndex<MachineRecord>();
-  /** unit -> every machine's state of it (for list-unit-files' STATE). */
-  readonly statesByUnit = new Map<string, UnitStateRecord[]>();
+  /** unit -> every machine's state of it (for list-unit-files' STATE); one entry alone is kept bare. */
+  private readonly byUnit = new Map<string, StateEntry | StateEntry[]>();
+  readonly statesByUnit = {
+    get: (unit: string): readonly StateEntry[] | undefined => {
+      const x = this.byUnit.get(unit);
+      return x === undefined ? undefined : Array.isArray(x) ? x : [x];
+    },
+  };
   /** unit -> machines it is scheduled on. */
   readonly schedule = new Map<string, string[]>();
   readonly unplaced = new Map<string, string>();
@@ -132,7 +164,7 @@ export class ClusterIndex {
     this.units = new SortedIndex();
     this.states = new SortedIndex();
     this.machines = new SortedIndex();
-    this.statesByUnit.clear();
+    this.byUnit.clear();
     this.schedule.clear();
     this.unplaced.clear();
     this.globals.clear();
@@ -228,23 +260,24 @@ export class ClusterIndex {
     if (!k) return;
     const sk = stateKey(k.unit, k.machineId);
     const before = this.states.get(sk);
-    let rec: UnitStateRecord | undefined;
+    let rec: StateEntry | undefined;
     if (e && e.operation === "PUT" && e.value.length > 0) {
       try {
-        rec = decodeAs(UnitStateRecord, e.value, `states/${key}`);
+        rec = this.stateEntry(e.value, key);
       } catch (err) {
         this.log.warn({ key, err: describeError(err) }, "listings: skipping a state that does not decode");
         return;
       }
     }
-    const list = (this.statesByUnit.get(k.unit) ?? []).filter((s) => s.machineId !== k.machineId);
+    const had = this.byUnit.get(k.unit);
+    const others = had === undefined ? [] : (Array.isArray(had) ? had : [had]).filter((s) => s.machineId !== k.machineId);
     if (rec) {
       this.states.set(sk, rec);
-      list.push(rec);
-      list.sort((a, b) => (a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0));
+      others.push(rec);
+      if (others.length > 1) others.sort((a, b) => (a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0));
     } else this.states.delete(sk);
-    if (list.length) this.statesByUnit.set(k.unit, list);
-    else this.statesByUnit.delete(k.unit);
+    if (others.length === 0) this.byUnit.delete(k.unit);
+    else this.byUnit.set(k.unit, others.length === 1 ? others[0]! : others);
     if (!this.following) return;
     // The log: real changes only (the agents re-put every state every TTL/2).
     const row = rec ? unitRow(rec, this.machines) : null;
@@ -257,6 +290,41 @@ export class ClusterIndex {
     if (this.ring.length > WATCH_RING) this.floor = this.ring.splice(0, this.ring.length - WATCH_RING).at(-1)!.pos;
     for (const l of this.listeners) l();
   }
+
+  /**
+   * A state record as a row needs it. The agents' records are checked by hand first (zod took a
+   * good part of a 100,000-state replay); anything else goes through the schema, which says what
+   * is wrong. Repeated strings (machine IDs, hashes, LOAD/ACTIVE/SUB) are kept once.
+   */
+  private stateEntry(value: Uint8Array, key: string): StateEntry {
+    const v = decode(value) as Record<string, unknown>;
+    const r: UnitStateRecord = isStateRecord(v) ? (v as unknown as UnitStateRecord) : decodeAs(UnitStateRecord, value, `states/${key}`);
+    const i = this.intern;
+    const out: StateEntry = {
+      unit: r.unit,
+      machineId: i(r.machineId),
+      hash: i(r.hash),
+      taskState: r.taskState,
+      load: i(r.load),
+      active: i(r.active),
+      sub: i(r.sub),
+      restarts: r.restarts ?? 0,
+      since: r.since,
+    };
+    if (r.pid !== undefined) out.pid = r.pid;
+    if (r.exitCode !== undefined) out.exitCode = r.exitCode;
+    if (r.error !== undefined) out.error = r.error;
+    return out;
+  }
+
+  private strings = new Map<string, string>();
+  private intern = (x: string): string => {
+    const hit = this.strings.get(x);
+    if (hit !== undefined) return hit;
+    if (this.strings.size >= INTERN_MAX) this.strings.clear();
+    this.strings.set(x, x);
+    return x;
+  };
 
   private onMachine(key: string, e?: BucketEntry): void {
     if (!e || e.operation !== "PUT" || e.value.length === 0) return void this.machines.delete(key);

@@ -159,7 +159,7 @@ export interface Lookup<V> {
 export interface RowSources {
   schedule: Lookup<string[]>;
   unplaced: Lookup<string>;
-  states: Lookup<readonly UnitStateRecord[]>;
+  states: Lookup<readonly Pick<UnitStateRecord, "machineId" | "taskState">[]>;
   machines: Lookup<MachineRecord>;
   waiting?: Lookup<string>;
 }
@@ -271,7 +271,13 @@ export interface UnitRow {
 }
 
 /** One list-units row: what one machine reports for one unit. */
-export function unitRow(s: UnitStateRecord, machines: Lookup<MachineRecord>): UnitRow {
+/** The fields of a state record a list-units row shows (a listing's index keeps only these). */
+export type UnitRowFields = Pick<
+  UnitStateRecord,
+  "unit" | "machineId" | "load" | "active" | "sub" | "taskState" | "hash" | "pid" | "exitCode" | "restarts" | "since" | "error"
+>;
+
+export function unitRow(s: UnitRowFields, machines: Lookup<MachineRecord>): UnitRow {
   return {
     unit: s.unit,
     machine: s.machineId,

@@ -140,3 +140,31 @@ describe("page (src/api/listings.ts)", () => {
     expect(p.next).toBe(`k${String(p.parts.length - 1).padStart(4, "0")}`);
   });
 });
+
+describe("isStateRecord (src/api/listing-index.ts)", () => {
+  it("accepts only what the UnitStateRecord schema accepts as it is", async () => {
+    const { isStateRecord } = await import("../../src/api/listing-index.js");
+    const { UnitStateRecord } = await import("../../src/protocol/messages.js");
+    const ok = { unit: "a.service", machineId: "m1", hash: "abc", taskState: "running", load: "loaded", active: "active", sub: "running", pid: 3, restarts: 0, since: 1, updatedAt: 2 };
+    const cases: unknown[] = [
+      ok,
+      { ...ok, pid: undefined, exitCode: 1, signal: "SIGTERM", error: "boom" },
+      { ...ok, taskState: "bogus" },
+      { ...ok, unit: "" },
+      { ...ok, pid: 1.5 },
+      { ...ok, restarts: -1 },
+      { ...ok, since: -5 },
+      { ...ok, updatedAt: "now" },
+      { ...ok, error: 3 },
+      { ...ok, machineId: undefined },
+      null,
+      [],
+      "x",
+    ];
+    for (const c of cases) {
+      if (isStateRecord(c)) expect(UnitStateRecord.safeParse(c).success, JSON.stringify(c)).toBe(true);
+    }
+    expect(isStateRecord(ok)).toBe(true);
+    expect(cases.filter((c) => isStateRecord(c))).toHaveLength(2);
+  });
+});
