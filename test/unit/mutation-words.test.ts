@@ -72,6 +72,15 @@ describe("splitWords escapes", () => {
     expect(wordError("\\8").message).toBe('unknown escape "\\8" (write "\\\\" for a backslash)');
   });
 
+  it("a character below '0' after a backslash is an unknown escape, not an octal one", () => {
+    expect(wordError("\\!").message).toBe('unknown escape "\\!" (write "\\\\" for a backslash)');
+    expect(wordError("\\(").message).toMatch(/^unknown escape/);
+  });
+
+  it("reads the three octal digits right after the backslash, not three found later", () => {
+    expect(wordError("\\1x234").message).toBe('bad escape "\\1x2": octal escapes take three digits');
+  });
+
   it("refuses a value ending in a backslash, inside or outside quotes", () => {
     expect(wordError("a\\").message).toBe("a backslash ends the value with nothing to escape");
     expect(wordError('"a\\').message).toBe("a backslash ends the value with nothing to escape");
