@@ -7,7 +7,7 @@
 // answer every one of them before we look.
 import { headers, type NatsConnection, type PermissionViolationError } from "@nats-io/nats-core";
 import { FlotillaError } from "../protocol/errors.js";
-import { keys, type Names } from "../protocol/names.js";
+import { keys, type Names, kvNames } from "../protocol/names.js";
 
 /** nats.js throws a refused request as a RequestError whose cause is the PermissionViolationError. */
 export function permissionViolation(e: unknown): PermissionViolationError | undefined {
@@ -34,7 +34,7 @@ interface Check {
 }
 
 export function checksFor(names: Names, n: ProbeNeeds): Check[] {
-  const kv = (role: Parameters<Names["bucket"]>[0], key: string) => `$KV.${names.bucket(role)}.${key}`;
+  const kv = (role: Parameters<Names["bucket"]>[0], key: string) => kvNames.subject(names.bucket(role), key);
   const c: Check[] = [
     { op: "publish", subject: kv("machines", keys.machine(n.machineId)), why: "the heartbeat", role: "machine" },
     { op: "publish", subject: kv("states", keys.state(PROBE_UNIT, n.machineId)), why: "the agent's unit states", role: "machine" },
@@ -42,7 +42,7 @@ export function checksFor(names: Names, n: ProbeNeeds): Check[] {
     { op: "subscribe", subject: names.machineControlSubject(n.machineId, "availability"), why: "availability changes", role: "machine" },
   ];
   for (const b of ["units", "schedule", "states", "machines", "leases"] as const) {
-    c.push({ op: "publish", subject: `$JS.API.STREAM.INFO.KV_${names.bucket(b)}`, why: `reading ${names.bucket(b)}`, role: "machine" });
+    c.push({ op: "publish", subject: `$JS.API.STREAM.INFO.${kvNames.stream(names.bucket(b))}`, why: `reading ${names.bucket(b)}`, role: "machine" });
   }
   if (n.engine) {
     c.push(

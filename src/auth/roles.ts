@@ -7,7 +7,7 @@
 // ("hello.service.m1") has a variable number of tokens before it; NATS wildcards cannot say
 // "anything, then m1", so the lists spell out 1 to UNIT_TOKENS tokens. A unit whose name has
 // more dots than that cannot report its state under auth (the refusal names the subject).
-import { Names, type BucketRole } from "../protocol/names.js";
+import { Names, type BucketRole, kvNames } from "../protocol/names.js";
 
 export const ROLES = ["machine", "engine", "operator", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
@@ -30,7 +30,7 @@ export function inboxPrefixFor(user: string): string {
   return `_INBOX_${user.replace(/[^A-Za-z0-9_-]/g, "_")}`;
 }
 
-const STREAM = (bucket: string) => `KV_${bucket}`;
+const STREAM = (bucket: string) => kvNames.stream(bucket);
 
 /** `<head>.*.<tail>`, `<head>.*.*.<tail>`, ... for unit names of 1..UNIT_TOKENS tokens. */
 function unitThen(head: string, tail: string): string[] {
@@ -72,7 +72,7 @@ function journalRead(names: Names): string[] {
 }
 
 function kvWrite(names: Names, role: BucketRole): string {
-  return `$KV.${names.bucket(role)}.>`;
+  return kvNames.subject(names.bucket(role), ">");
 }
 
 /** Creating and updating the cluster's streams (buckets and journal): engines only. */
@@ -105,9 +105,9 @@ export function permissionsFor(o: RoleInput): Permissions {
         // ensureBuckets looks at every bucket; the agent watches its slice of the schedule and
         // the units, and reads its own machine record (the duplicate machine-ID check).
         ...ALL_BUCKETS.map((r) => `$JS.API.STREAM.INFO.${STREAM(b(r))}`),
-        `$JS.API.DIRECT.GET.${STREAM(b("machines"))}.$KV.${b("machines")}.${id}`,
-        `$JS.API.CONSUMER.CREATE.${STREAM(b("schedule"))}.*.$KV.${b("schedule")}.${id}.>`,
-        `$JS.API.CONSUMER.CREATE.${STREAM(b("units"))}.*.$KV.${b("units")}.>`,
+        kvNames.directGet(b("machines"), id),
+        `$JS.API.CONSUMER.CREATE.${STREAM(b("schedule"))}.*.${kvNames.subject(b("schedule"), `${id}.>`)}`,
+        `$JS.API.CONSUMER.CREATE.${STREAM(b("units"))}.*.${kvNames.subject(b("units"), ">")}`,
         `$JS.API.CONSUMER.DELETE.${STREAM(b("schedule"))}.*`,
         `$JS.API.CONSUMER.DELETE.${STREAM(b("units"))}.*`,
         `$JS.FC.${STREAM(b("schedule"))}.>`,
@@ -119,8 +119,8 @@ export function permissionsFor(o: RoleInput): Permissions {
         `$JS.API.STREAM.CREATE.${names.journalStream()}`,
         `$JS.API.STREAM.CREATE.${names.inspectStream()}`,
         // Its own record, its own unit states, its journal and inspect subjects.
-        `$KV.${b("machines")}.${id}`,
-        ...unitThen(`$KV.${b("states")}`, id),
+        kvNames.subject(b("machines"), id),
+        ...unitThen(kvNames.root(b("states")), id),
         ...unitThen(`${p}.journal`, id),
         `${p}.inspect.${id}.>`,
       ];

@@ -4,7 +4,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { Names, type BucketRole } from "../protocol/names.js";
+import { Names, type BucketRole, kvNames } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
 
 export interface BucketOptions {
@@ -23,7 +23,7 @@ export type Buckets = Record<BucketRole, KV>;
  */
 export async function openKv(nc: NatsConnection, bucket: string): Promise<KV> {
   const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(`KV_${bucket}`);
+  const info = await jsm.streams.info(kvNames.stream(bucket));
   return new Kvm(nc).open(bucket, { allow_direct: info.config.allow_direct === true });
 }
 
@@ -52,7 +52,7 @@ export async function ensureBuckets(nc: NatsConnection, names: Names, o: BucketO
     const spec = bucketSpec(role, o);
     const name = names.bucket(role);
     const opts = { ttl: spec.ttl, history: spec.history, replicas: o.replicas ?? 1, description: `flotilla ${role}` };
-    const stream = `KV_${name}`;
+    const stream = kvNames.stream(name);
     const existing = await jsm.streams.info(stream).catch((e: unknown) => {
       if (/not found/i.test(describeError(e))) return undefined;
       throw e;

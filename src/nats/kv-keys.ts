@@ -13,6 +13,7 @@
 // answer within ATTEMPT_TIMEOUT_MS, the listing scans the stream with DIRECT.GET next-by-subject
 // instead (one request per message, sequential: about 0.2 s for 1,000 keys), and keeps to the
 // scan for that bucket for a few seconds (SCAN_STICKY_MS) before trying STREAM.INFO again.
+import { kvNames } from "../protocol/names.js";
 import { Empty, type NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { isTemporaryJsError, withJsRetry, type RetryOptions } from "./js-retry.js";
@@ -46,11 +47,11 @@ export async function listKeys(nc: NatsConnection, bucket: string, filter = ">",
  */
 export async function keysByInfo(nc: NatsConnection, bucket: string, filter = ">"): Promise<string[] | undefined> {
   if ((scanUntil.get(bucket) ?? 0) > Date.now()) return undefined;
-  const prefix = `$KV.${bucket}.`;
+  const prefix = kvNames.subjectPrefix(bucket);
   try {
     // checkAPI: false: no $JS.API.INFO round trip before every listing.
     const jsm = await jetstreamManager(nc, { timeout: ATTEMPT_TIMEOUT_MS, checkAPI: false });
-    const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}${filter}` });
+    const info = await jsm.streams.info(kvNames.stream(bucket), { subjects_filter: `${prefix}${filter}` });
     scanUntil.delete(bucket);
     return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
   } catch (e) {
@@ -71,7 +72,7 @@ export async function streamLastSeq(nc: NatsConnection, bucket: string): Promise
   if ((scanUntil.get(bucket) ?? 0) > Date.now()) return undefined;
   try {
     const jsm = await jetstreamManager(nc, { timeout: ATTEMPT_TIMEOUT_MS, checkAPI: false });
-    const seq = (await jsm.streams.info(`KV_${bucket}`)).state.last_seq;
+    const seq = (await jsm.streams.info(kvNames.stream(bucket))).state.last_seq;
     scanUntil.delete(bucket);
     return seq;
   } catch (e) {
@@ -93,8 +94,8 @@ export async function scanBucket(
   filter = ">",
   retry: RetryOptions = {},
 ): Promise<Map<string, CurrentValue | null>> {
-  const prefix = `$KV.${bucket}.`;
-  const subj = `$JS.API.DIRECT.GET.KV_${bucket}`;
+  const prefix = kvNames.subjectPrefix(bucket);
+  const subj = kvNames.directGet(bucket);
   const out = new Map<string, CurrentValue | null>();
   let seq = 0;
   for (;;) {

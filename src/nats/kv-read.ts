@@ -9,6 +9,7 @@
 //
 // A key listed by STREAM.INFO whose value is gone by the time of its get (TTL expiry, purge) is
 // left out; so are delete markers.
+import { kvNames } from "../protocol/names.js";
 import { createInbox, Empty, type NatsConnection } from "@nats-io/nats-core";
 import { directRequest, keysByInfo, scanBucket, type CurrentValue } from "./kv-keys.js";
 import { withJsRetry, type RetryOptions } from "./js-retry.js";
@@ -25,7 +26,7 @@ export const GET_TIMEOUT_MS = 1500;
  * none, or its last entry is a delete or purge marker.
  */
 export async function directGetLast(nc: NatsConnection, bucket: string, key: string, retry: RetryOptions = {}): Promise<CurrentValue | undefined> {
-  const subj = `$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.${key}`;
+  const subj = kvNames.directGet(bucket, key);
   const m = await withJsRetry(() => directRequest(nc, subj, "", `${bucket}/${key}`), { what: `get ${bucket}/${key}`, ...retry });
   if (!m || m.deleted) return undefined;
   return { key, value: m.data, revision: m.seq };
@@ -67,7 +68,7 @@ export async function directGetMany(
     while (inFlight < GETS_IN_FLIGHT && next < keys.length) {
       const i = next++;
       inFlight++;
-      nc.publish(`$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.${keys[i]}`, Empty, { reply: `${inbox}.${i}` });
+      nc.publish(kvNames.directGet(bucket, keys[i]), Empty, { reply: `${inbox}.${i}` });
     }
     if (inFlight === 0 && next >= keys.length) finish();
   };

@@ -11,6 +11,7 @@
 //   sequence after LOST_AFTER_BEATS silent beats, after a gap in the consumer sequence, or when
 //   a heartbeat says we missed messages; a create that fails (it times out when placed on the
 //   dead node, a third of the time) is retried with backoff for as long as the watch lives.
+import { kvNames } from "../protocol/names.js";
 import { createInbox, type NatsConnection, type Msg, type Subscription } from "@nats-io/nats-core";
 import { AckPolicy, DeliverPolicy, jetstreamManager, type ConsumerConfig } from "@nats-io/jetstream";
 import type { KV, KvStatus, KvWatchEntry } from "@nats-io/kv";
@@ -81,7 +82,7 @@ export async function watchBucket(
 ): Promise<BucketWatch> {
   const st = status ?? (await kv.status());
   const stream = st.streamInfo.config.name;
-  const prefix = `$KV.${st.bucket}.`;
+  const prefix = kvNames.subjectPrefix(st.bucket);
   const hbMs = o.heartbeatMs ?? HEARTBEAT_MS;
   // A create placed on a node that just died times out: a short timeout, then another try.
   const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 2000 });

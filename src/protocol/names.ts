@@ -129,6 +129,10 @@ export const kvNames = {
   stream(bucket: string): string {
     return `KV_${bucket}`;
   },
+  /** The subject root of a bucket's keys ("$KV.<bucket>"). */
+  root(bucket: string): string {
+    return `$KV.${bucket}`;
+  },
   /** The subject prefix of a bucket's keys ("$KV.<bucket>."). */
   subjectPrefix(bucket: string): string {
     return `$KV.${bucket}.`;
