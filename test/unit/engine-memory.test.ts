@@ -1,0 +1,102 @@
+// The engine's logic on the in-memory store (src/store/memory-store.ts): the same Engine, rounds,
+// schedule writer and lease effects as on NATS, without a server, in milliseconds.
+import { createHash } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import pino from "pino";
+import { Engine } from "../../src/engine/engine.js";
+import { MemoryEngineStore } from "../../src/store/memory-store.js";
+import { decodeAs, encode } from "../../src/protocol/codec.js";
+import { keys, LEASE_KEY_ENGINE } from "../../src/protocol/names.js";
+import { ScheduleEntry, UnplacedRecord, type LeaseRecord, type MachineRecord, type UnitRecord } from "../../src/protocol/messages.js";
+import { check, holds } from "../helpers/check.js";
+
+const engines: Engine[] = [];
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop();
+});
+
+function machine(id: string, metadata: Record<string, string> = {}): MachineRecord {
+  const now = Date.now();
+  return { id, hostname: id, publicIp: "", metadata, capacity: { cpu: 4, memory: 2 ** 33 }, availability: "active", version: "t", startedAt: now, session: id, heartbeatAt: now };
+}
+
+function unit(name: string, contents = "[Service]\nExecStart=/bin/sleep 600\n"): UnitRecord {
+  return { name, contents, hash: createHash("sha1").update(contents).digest("hex"), desiredState: "launched", version: 1, createdAt: 1, updatedAt: 1 };
+}
+
+async function leader(store: MemoryEngineStore, o: { agentTtlMs?: number; leaseTtlMs?: number } = {}): Promise<Engine> {
+  const e = new Engine({ store, log: pino({ level: "silent" }), machineId: "e1", leaseTtlMs: o.leaseTtlMs ?? 3000, agentTtlMs: o.agentTtlMs ?? 5000, reconcileIntervalMs: 200 });
+  engines.push(e);
+  await e.start();
+  await check(() => e.isLeader, 5000, "leading");
+  return e;
+}
+
+/** unit -> machines, from the schedule as the store holds it. */
+function placements(store: MemoryEngineStore): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [k, v] of store.schedule.live()) {
+    const p = keys.parseSchedule(k);
+    if (!p || keys.parseUnplaced(k) !== undefined) continue;
+    decodeAs(ScheduleEntry, v, k);
+    out.set(p.unit, [...(out.get(p.unit) ?? []), p.machineId]);
+  }
+  return out;
+}
+
+describe("the engine on the in-memory store", () => {
+  it("places units least loaded, and says per machine why one cannot be placed", async () => {
+    const store = new MemoryEngineStore();
+    for (const m of ["m1", "m2", "m3"]) store.machines.write(keys.machine(m), encode(machine(m, { region: "us" })));
+    for (let i = 0; i < 9; i++) store.units.write(keys.unit(`u${i}.service`), encode(unit(`u${i}.service`)));
+    store.units.write(keys.unit("eu.service"), encode(unit("eu.service", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=region=eu\n")));
+    const e = await leader(store);
+    await check(() => placements(store).size === 9, 5000, "9 placed");
+    const per = new Map<string, number>();
+    for (const [, ms] of placements(store)) for (const m of ms) per.set(m, (per.get(m) ?? 0) + 1);
+    expect([...per.values()]).toEqual([3, 3, 3]);
+    const why = await check(() => store.schedule.live().get(keys.unplaced("eu.service")), 5000, "eu's reason");
+    expect(decodeAs(UnplacedRecord, why, "unplaced")).toMatchObject({ reason: "3 machines lack region=eu", refusals: [{ why: "lacks region=eu", count: 3, machines: ["m1", "m2", "m3"] }] });
+    expect(e.state).toMatchObject({ leading: expect.any(String) });
+  });
+
+  it("repairs a write into the schedule that is not its own", async () => {
+    const store = new MemoryEngineStore();
+    store.machines.write(keys.machine("m1"), encode(machine("m1")));
+    store.units.write(keys.unit("a.service"), encode(unit("a.service")));
+    await leader(store);
+    await check(() => placements(store).get("a.service")?.[0] === "m1", 5000, "a on m1");
+    // Someone else puts a.service on a machine that does not exist as well.
+    const u = unit("a.service");
+    store.schedule.write(keys.schedule("ghost", "a.service"), encode({ unit: u.name, machineId: "ghost", hash: u.hash, desiredState: "launched", contents: u.contents, epoch: 1, scheduledAt: 1 } satisfies ScheduleEntry));
+    await check(() => JSON.stringify(placements(store).get("a.service")) === '["m1"]', 5000, "the foreign entry removed");
+  });
+
+  it("moves the units of a machine that stopped beating, after the agent TTL", async () => {
+    const store = new MemoryEngineStore();
+    store.machines.write(keys.machine("m1"), encode(machine("m1")));
+    store.machines.write(keys.machine("m2"), encode(machine("m2")));
+    for (let i = 0; i < 4; i++) store.units.write(keys.unit(`u${i}.service`), encode(unit(`u${i}.service`)));
+    await leader(store, { agentTtlMs: 400 });
+    // m1 keeps beating; m2 falls silent.
+    const beat = setInterval(() => store.machines.write(keys.machine("m1"), encode(machine("m1"))), 100);
+    try {
+      // First spread over both (m2 is live for one TTL of grace), then all moved to m1.
+      const first = await check(() => (placements(store).size === 4 ? [...placements(store).values()].map((ms) => ms[0]) : undefined), 5000, "4 placed");
+      expect(first.filter((m) => m === "m2")).toHaveLength(2);
+      await check(() => [...placements(store).values()].every((ms) => ms.length === 1 && ms[0] === "m1"), 5000, "all on m1");
+    } finally {
+      clearInterval(beat);
+    }
+  });
+
+  it("stops writing once someone else holds the lease", async () => {
+    const store = new MemoryEngineStore();
+    store.machines.write(keys.machine("m1"), encode(machine("m1")));
+    const e = await leader(store, { leaseTtlMs: 600 });
+    store.leases.write(keys.lease(LEASE_KEY_ENGINE), encode({ holder: "thief/1", epoch: 1e9, expiresAt: Date.now() + 60_000 } satisfies LeaseRecord));
+    await check(() => !e.isLeader, 5000, "stepped down");
+    store.units.write(keys.unit("late.service"), encode(unit("late.service")));
+    await holds(() => !placements(store).has("late.service"), 500, "nothing placed by a deposed leader");
+  });
+});
