@@ -29,6 +29,8 @@ interface DaemonFlags {
   reconcileInterval?: string;
   replicas?: string;
   taskLogMaxSize?: string;
+  inspectMaxAge?: string;
+  inspectMaxSize?: string;
 }
 
 /** Only what the user typed: commander's defaults (from NATS_URL etc.) must not beat the file. */
@@ -56,6 +58,8 @@ export function flagsOf(program: Command, cmd: Command): RawConfig {
   if (fromCli(cmd, "api") && o.api === false) flags.disable_api = "true";
   if (o.stopTasksOnExit) flags.stop_tasks_on_exit = "true";
   if (o.taskLogMaxSize !== undefined) flags.task_log_max_size = o.taskLogMaxSize;
+  if (o.inspectMaxAge !== undefined) flags.inspect_max_age = o.inspectMaxAge;
+  if (o.inspectMaxSize !== undefined) flags.inspect_max_size = o.inspectMaxSize;
   return flags;
 }
 
@@ -74,6 +78,8 @@ export function addDaemonOptions(cmd: Command): Command {
     .option("--no-engine", "do not run the engine on this machine (agent only)")
     .option("--no-api", "do not serve the API from this machine (with --no-engine: what a machine-role user may run; docs/auth.md)")
     .option("--task-log-max-size <size>", "a task's output file under <state-dir>/logs is rotated past this size (default 64M)")
+    .option("--inspect-max-age <duration>", "how long the inspect stream keeps statechart steps for the visualizer (default 1h)")
+    .option("--inspect-max-size <size>", "how much the inspect stream keeps (default 64M)")
     .option(
       "--stop-tasks-on-exit",
       "stop every task when the daemon exits (default: tasks keep running and the next daemon adopts them)",

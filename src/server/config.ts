@@ -35,6 +35,8 @@ export const CONFIG_KEYS = {
   tls_cert: { env: ["FLOTILLA_TLS_CERT", "NATS_CERT"], flag: "--tls-cert" },
   tls_key: { env: ["FLOTILLA_TLS_KEY", "NATS_KEY"], flag: "--tls-key" },
   disable_api: { env: ["FLOTILLA_DISABLE_API"], flag: "--no-api" },
+  inspect_max_age: { env: ["FLOTILLA_INSPECT_MAX_AGE"], flag: "--inspect-max-age" },
+  inspect_max_size: { env: ["FLOTILLA_INSPECT_MAX_SIZE"], flag: "--inspect-max-size" },
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -231,6 +233,8 @@ export function loadConfig(o: { flags: RawConfig; env?: NodeJS.ProcessEnv; file?
     token: m.token || undefined,
     tls: tlsOf(m),
     apiEnabled: !parseBool(m.disable_api ?? "false", "disable_api"),
+    inspectMaxAgeMs: ttl(m.inspect_max_age ?? "1h", "inspect_max_age"),
+    inspectMaxBytes: logSize(m.inspect_max_size ?? "64M", "inspect_max_size"),
   };
   return { config, warnings: file.warnings, sources };
 }

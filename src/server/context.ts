@@ -38,6 +38,9 @@ export interface DaemonConfig {
   tls?: { ca?: string; cert?: string; key?: string };
   /** --no-api: this daemon does not serve the API (a machine-role daemon under auth). Default on. */
   apiEnabled?: boolean;
+  /** The inspect stream's limits (the visualizer's history): default 1 h and 64 MiB. */
+  inspectMaxAgeMs?: number;
+  inspectMaxBytes?: number;
 }
 
 export interface ClusterContext {

@@ -22,7 +22,7 @@ import { VERSION } from "../version.js";
 import { componentFactories, serialized } from "./components.js";
 import type { ClusterContext, Component, DaemonConfig } from "./context.js";
 import { inspector } from "../inspect/publisher.js";
-import { ensureInspectStream } from "../inspect/stream.js";
+import { DEFAULT_INSPECT_LIMITS, ensureInspectStream } from "../inspect/stream.js";
 import { detectHost } from "../machine/detect.js";
 import { machineMachine } from "../machine/machine.machine.js";
 import { heartMachine } from "../machine/heart.machine.js";
@@ -159,7 +159,7 @@ export class Daemon {
     );
     this.buckets = buckets;
     // The inspect stream (inspection v2): a viewer that comes late reads every actor's state there.
-    await this.untilJetStream("create the inspect stream", () => ensureInspectStream(nc, this.names, undefined, c.replicas), nc, log, signal);
+    await this.untilJetStream("create the inspect stream", () => ensureInspectStream(nc, this.names, { maxAgeMs: c.inspectMaxAgeMs ?? DEFAULT_INSPECT_LIMITS.maxAgeMs, maxBytes: c.inspectMaxBytes ?? DEFAULT_INSPECT_LIMITS.maxBytes }, c.replicas), nc, log, signal);
 
     const facts = detectHost();
     this.machine = createActor(

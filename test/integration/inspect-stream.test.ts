@@ -3,7 +3,7 @@
 // last message per subject) with gapless sequences, and the definitions behind their hashes
 // come from the statecharts verb.
 import { describe, expect, it } from "vitest";
-import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { useNatsServer } from "../helpers/fixture.js";
 import { uniquePrefix } from "../helpers/nats-server.js";
 import { check } from "../helpers/check.js";
@@ -46,7 +46,7 @@ describe("the inspect stream", () => {
   it("holds every actor's current state and its whole history, with seq numbers that have no gaps", async () => {
     const prefix = uniquePrefix("insp");
     const names = new Names(prefix);
-    const d = await startDaemon({ server: nats.server, prefix });
+    const d = await startDaemon({ server: nats.server, prefix, extraArgs: ["--inspect-max-age", "30m"] });
     const env = { NATS_URL: nats.server.url, FLOTILLA_PREFIX: prefix };
     // Start a unit through the API, as the CLI does.
     const reply = await nats.nc.request(
@@ -91,6 +91,9 @@ describe("the inspect stream", () => {
     const charts = JSON.parse(new TextDecoder().decode((await nats.nc.request(names.apiSubject("statecharts"), "{}", { timeout: 10_000 })).data)) as { actor: string; hash: string }[];
     const known = new Map(charts.map((c) => [c.actor, c.hash]));
     for (const x of now.values()) expect(known.get(x.actor), x.actor).toBe(x.defHash);
+    // The stream's limits are the daemon's (30 minutes, the default 64 MiB).
+    const cfg = (await (await jetstreamManager(nats.nc)).streams.info(names.inspectStream())).config;
+    expect([cfg.max_age, cfg.max_bytes]).toEqual([30 * 60 * 1e9, 64 * 2 ** 20]);
     // The CLI prints the same definitions without a cluster.
     const cli = await runCli(["statecharts", "task"], { env });
     expect(cli.code).toBe(0);

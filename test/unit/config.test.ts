@@ -108,6 +108,13 @@ describe("config", () => {
     expect(thrown(() => loadConfig({ flags: { task_log_max_size: "1K" }, env: {} })).message).toContain("too small (at least 64K");
   });
 
+  it("the inspect stream's limits: 1 h and 64 MiB by default, set by file, env or flag, checked", () => {
+    expect(loadConfig({ flags: {}, env: {} }).config).toMatchObject({ inspectMaxAgeMs: 3600_000, inspectMaxBytes: 64 * 2 ** 20 });
+    expect(loadConfig({ flags: { inspect_max_age: "10m" }, env: { FLOTILLA_INSPECT_MAX_SIZE: "1G" } }).config).toMatchObject({ inspectMaxAgeMs: 600_000, inspectMaxBytes: 2 ** 30 });
+    expect(thrown(() => loadConfig({ flags: { inspect_max_age: "forever" }, env: {} })).field).toBe("inspect_max_age");
+    expect(thrown(() => loadConfig({ flags: { inspect_max_size: "1K" }, env: {} })).message).toContain("inspect_max_size");
+  });
+
   it("takes client TLS files and --no-api from file, env and flags", () => {
     const f = file("tls_ca=/etc/flotilla/ca.pem\ntls_cert=/etc/flotilla/m1.pem\ntls_key=/etc/flotilla/m1-key.pem\ndisable_api=true\n");
     expect(loadConfig({ flags: {}, env: {}, file: f }).config).toMatchObject({
