@@ -122,6 +122,8 @@ export class NetnsLab {
   }
 
   static async create(o: LabOptions): Promise<NetnsLab> {
+    const can = netnsAvailable();
+    if (!can.ok) throw new Error(`the netns partition tests cannot run here: ${can.why} (they run as root, as CI does)`);
     const n = allocateSubnet();
     const lab = new NetnsLab(n);
     try {
