@@ -160,6 +160,7 @@ export class ClusterState {
     let n = 0;
     for (const u of this.units.values()) {
       if (++n % 256 === 0) yield;
+      if (u.fleet.machineOf.length) this.followers = true;
       if (u.invalid || u.fleet === NO_FLEET_OPTIONS) continue;
       if (u.fleet.conflicts.length || u.fleet.replaces.length) {
         this.holders.push(u);
@@ -187,15 +188,11 @@ export class ClusterState {
 
   /** Whether any unit declares Conflicts, Replaces or MachineOf (placement order then matters). */
   hasRelations(): boolean {
-    if (this.relations === undefined) {
-      this.relations = this.holders.length > 0;
-      // MachineOf is a constraint: without any, no unit can follow another.
-      if (!this.constrained) return this.relations;
-      if (!this.relations) for (const u of this.units.values()) if (u.fleet.machineOf.length) { this.relations = true; break; }
-    }
-    return this.relations;
+    // MachineOf is a constraint: without any, no unit can follow another.
+    return this.holders.length > 0 || (this.constrained && this.followers);
   }
-  private relations?: boolean;
+  /** Some unit (any, even an invalid one) declares MachineOf (seen by index()). */
+  private followers = false;
 
   machineOf(unit: string): string | undefined {
     return this.where.get(unit);
