@@ -130,7 +130,9 @@ export function decideOwnership(
   const ageMs = opts.now - existing.heartbeatAt;
   if (ageMs > opts.ttlMs) return { take: true, reason: "stale" };
   if (existing.session === opts.session) return { take: true, reason: "same-session" };
-  if (opts.stamp && opts.stamp.session === existing.session && opts.stamp.pid !== process.pid && !opts.alive(opts.stamp.pid)) {
+  // Our state dir's previous daemon wrote that record: it is gone when its pid is dead, or when
+  // its pid is our own (a restarted container's daemon gets the same small pid again).
+  if (opts.stamp && opts.stamp.session === existing.session && (opts.stamp.pid === process.pid || !opts.alive(opts.stamp.pid))) {
     return { take: true, reason: "own-previous" };
   }
   return { take: false, reason: "alive-elsewhere", ageMs };

@@ -43,6 +43,8 @@ describe("decideOwnership (duplicate machine ID)", () => {
     ["our own previous daemon, dead", { session: "old", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: (): boolean => false }, true, "own-previous"],
     ["our own previous daemon, still alive", { session: "old", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: (): boolean => true }, false, "alive-elsewhere"],
     ["a stamp of another session", { session: "x", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: 999_999 }, alive: (): boolean => false }, false, "alive-elsewhere"],
+    // A restarted container: the new daemon has the same pid the old one had (alive: it is us).
+    ["our own previous daemon with our own pid (a restarted container)", { session: "old", heartbeatAt: now - 1000 }, { stamp: { session: "old", pid: process.pid }, alive: (): boolean => true }, true, "own-previous"],
   ] as const)("%s", (_name, existing, extra, take, reason) => {
     const d = decideOwnership(existing, { ...base, ...extra });
     expect(d.take).toBe(take);
