@@ -97,6 +97,13 @@ export class TaskManager {
     // and recording it left no run record at all (the executor finds it by its supervisor).
     const st = resumed?.taskState;
     const terminal = st === "complete" || st === "failed" || st === "rejected" || st === "shutdown";
+    // Recorded in another boot or PID namespace (a rebooted host, a restarted container): the
+    // workload went with it. Started again, as systemd starts its units at boot (no restart counted).
+    if (!terminal && r?.run?.host !== undefined && this.o.executor.hostId && r.run.host !== this.o.executor.hostId()) {
+      this.log.info({ pid: r.run.mainPid }, "the task's process went with the host or container it ran in (another boot or PID namespace): starting it again");
+      actor.send({ type: "ATTEMPT", target: this.target });
+      return;
+    }
     const run = r?.run ?? (terminal || !r ? undefined : this.o.executor.running?.(this.unit));
     if (run && !terminal && this.o.executor.isRunning?.(run)) {
       if (!r?.run) this.log.warn({ pid: run.mainPid }, "found the task running although the worker store never recorded it (the agent was killed as it started it): adopting it");

@@ -28,6 +28,11 @@ export interface RunInfo {
   /** The workload itself (ExecStart's process): what `status` shows as PID. */
   mainPid: number;
   startedAt: number; // ms since epoch
+  /**
+   * Which boot and PID namespace it was started in (Executor.hostId): a workload recorded in
+   * another one died with it (a host reboot, a restarted container), whatever a pid says now.
+   */
+  host?: string;
 }
 
 export interface ExitStatus {
@@ -68,6 +73,8 @@ export interface Executor {
   running?(unit: string): RunInfo | undefined;
   /** Whether a recorded workload still runs (pid and start time both match). */
   isRunning?(run: RunInfo): boolean;
+  /** This boot and PID namespace (see RunInfo.host). */
+  hostId?(): string;
 }
 
 export function temporaryError(message: string, cause?: unknown): FlotillaError {

@@ -37,7 +37,7 @@ import {
   type TaskSpec,
 } from "./executor.js";
 import { expandExecArgv, parseEnvironmentFile } from "../unit/env.js";
-import { ARGV0_SCRIPT, execStage, findBash, isAlive, procStat, readExitFile, resolveBinary, signalResetPrefix, supervisorsOf } from "./process-util.js";
+import { ARGV0_SCRIPT, execStage, findBash, hostId, isAlive, procStat, readExitFile, resolveBinary, signalResetPrefix, supervisorsOf } from "./process-util.js";
 
 export { isAlive, procStat, signalName } from "./process-util.js";
 
@@ -78,10 +78,13 @@ export class ProcessExecutor implements Executor {
     const [found, ...more] = supervisorsOf(runDir);
     if (!found) return undefined;
     for (const extra of more) killStale({ supervisorPid: extra.pid, startTime: extra.startTime, mainPid: extra.pid, startedAt: 0 });
-    return { supervisorPid: found.pid, startTime: found.startTime, mainPid: readPidFile(runDir) ?? found.pid, startedAt: Date.now() };
+    return { supervisorPid: found.pid, startTime: found.startTime, mainPid: readPidFile(runDir) ?? found.pid, startedAt: Date.now(), host: hostId() };
   }
   isRunning(run: RunInfo): boolean {
-    return isAlive(run.supervisorPid, run.startTime);
+    return (run.host === undefined || run.host === hostId()) && isAlive(run.supervisorPid, run.startTime);
+  }
+  hostId(): string {
+    return hostId();
   }
 }
 
@@ -98,7 +101,7 @@ function runningSupervisor(runDir: string): RunInfo | undefined {
   }
   const [pid, startTime, startedAt] = text.trim().split(" ").map(Number);
   if (!Number.isInteger(pid) || !Number.isFinite(startTime) || !isAlive(pid!, startTime!)) return undefined;
-  return { supervisorPid: pid!, startTime: startTime!, mainPid: readPidFile(runDir) ?? pid!, startedAt: Number.isFinite(startedAt) ? startedAt! : Date.now() };
+  return { supervisorPid: pid!, startTime: startTime!, mainPid: readPidFile(runDir) ?? pid!, startedAt: Number.isFinite(startedAt) ? startedAt! : Date.now(), host: hostId() };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -291,6 +294,7 @@ class ProcessController implements Controller {
       startTime: stat?.startTime ?? -1,
       mainPid: mainPid ?? pid,
       startedAt: Date.now(),
+      host: hostId(),
     };
     return this.run;
   }

@@ -1,7 +1,7 @@
 // Small pieces of the process executor that need no controller: /proc, signals, PATH lookup
 // and the exit file. (EnvironmentFile= and $VAR syntax are src/unit/env.ts, the one copy.)
 import { execFileSync } from "node:child_process";
-import { constants as fsc, accessSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { constants as fsc, accessSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join, isAbsolute, delimiter } from "node:path";
 import { constants as osc } from "node:os";
 import type { ExitStatus } from "./executor.js";
@@ -112,6 +112,31 @@ export function supervisorsOf(runDir: string): { pid: number; startTime: number 
     if (st && st.state !== "Z" && st.state !== "X") out.push({ pid: Number(p), startTime: st.startTime });
   }
   return out;
+}
+
+let hostIdentity: string | undefined;
+/**
+ * This boot (the kernel's boot_id) and PID namespace (/proc/self/ns/pid): pids and start times
+ * mean something only within both. A restarted container has a new PID namespace; a rebooted
+ * host a new boot id.
+ */
+export function hostId(): string {
+  if (hostIdentity === undefined) {
+    let boot = "";
+    let ns = "";
+    try {
+      boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    } catch {
+      /* not Linux: pids are all we have */
+    }
+    try {
+      ns = readlinkSync("/proc/self/ns/pid");
+    } catch {
+      /* no namespaces */
+    }
+    hostIdentity = `${boot}/${ns}`;
+  }
+  return hostIdentity;
 }
 
 /** Alive = exists, is not a zombie, and is the same process (start time) we started. */

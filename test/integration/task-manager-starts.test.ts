@@ -60,3 +60,44 @@ describe("task manager", () => {
     expect(tm.startHistory.length).toBeLessThanOrEqual(3);
   });
 });
+
+describe("a task recorded in another boot or PID namespace", () => {
+  test("is started again, not reported failed: its process went with the host or container (a restarted agent container)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "flotilla-tm-"));
+    dirs.push(dir);
+    const log = createLogger();
+    const unit = "boot.service";
+    const contents = "[Service]\nExecStart=/bin/sleep 600\n";
+    const entry = { unit, machineId: "m1", hash: unitHash(contents), desiredState: "launched" as const, contents, epoch: 1, scheduledAt: Date.now() };
+    // What the worker store held when the container stopped: running, with a run record of a
+    // PID namespace that is gone (its pid may well name another process here).
+    const before = new WorkerStore(dir);
+    before.open();
+    await before.putTask({ entry, target: "launched", assigned: true });
+    await before.putStatus(unit, { taskState: "running", hash: entry.hash, pid: 1, restarts: 0, since: Date.now() });
+    await before.putRun(unit, { supervisorPid: 1, startTime: 1, mainPid: 1, startedAt: Date.now(), host: "another-boot/pid:[1]" });
+    await before.close();
+    const store = new WorkerStore(dir);
+    stores.push(store);
+    const { resume } = await store.init();
+    const executor = new ProcessExecutor({ stateDir: dir, log });
+    const statuses: TaskStatus[] = [];
+    const tm = new TaskManager({
+      entry,
+      target: "launched",
+      machineId: "m1",
+      executor,
+      store,
+      parse: (name, c) => parseUnitFile(name, c),
+      report: (_u, s) => void statuses.push(s),
+      log,
+      resume: resume.find((t) => t.entry.unit === unit),
+    });
+    await tm.start();
+    const running = await check(() => statuses.find((s) => s.taskState === "running" && s.pid !== undefined && s.pid !== 1), 10_000, "running again");
+    expect(running.restarts).toBe(0);
+    expect(statuses.some((s) => s.taskState === "failed")).toBe(false);
+    await tm.stop();
+    await tm.detach();
+  });
+});
