@@ -64,6 +64,9 @@ export function isStateRecord(v: unknown): boolean {
   );
 }
 
+/** Starts of the index tried before a listing fails. */
+const START_ATTEMPTS = 5;
+
 /** Row changes kept for watch-units; a watcher further behind is told to list again. */
 export const WATCH_RING = 20_000;
 
@@ -111,8 +114,26 @@ export class ClusterIndex {
   async ready(): Promise<void> {
     const all = Object.values(this.buckets);
     if (all.length === 4 && all.every((b) => !b.dead)) return;
-    this.starting ??= this.start().finally(() => (this.starting = undefined));
+    this.starting ??= this.startWithRetries().finally(() => (this.starting = undefined));
     await this.starting;
+  }
+
+  /**
+   * Creating a last-per-subject consumer on a bucket of 100,000 keys can take nats-server 2.9 more
+   * than the watch's create timeout on a busy machine (measured: three timeouts in a row). A
+   * listing then waits for a later try rather than failing: the CLI asks again on a timeout, and
+   * its next request joins this same start.
+   */
+  private async startWithRetries(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.start();
+      } catch (e) {
+        if (attempt >= START_ATTEMPTS || this.ctx.nc.isClosed()) throw e;
+        this.log.warn({ attempt }, `${describeError(e)}; trying again in 1 s`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
   }
 
   /** Waits until every index in `roles` has seen the writes made before this call. */
@@ -125,13 +146,17 @@ export class ClusterIndex {
     this.buckets = {};
     this.reset();
     const t0 = Date.now();
+    // Every watch this start made: all stopped if any bucket fails (even those that come up later).
+    const made: BucketIndex[] = [];
+    let failed = false;
     const open = async (role: BucketRole, entry: (e: BucketEntry) => void, expired?: (key: string) => void) => {
       const kv = this.ctx.buckets[role];
       const st = await kv.status();
       const ttlMs = Math.round(Number(st.streamInfo.config.max_age ?? 0) / 1e6);
       const b = new BucketIndex({ nc: this.ctx.nc, kv, bucket: this.ctx.names.bucket(role), log: this.log, entry, ttlMs, expired });
+      made.push(b);
       const t = Date.now();
-      await b.start();
+      await b.start().finally(() => failed && b.stop());
       this.log.debug({ bucket: role, ms: Date.now() - t }, "listing index: bucket replayed");
       return b;
     };
@@ -145,7 +170,8 @@ export class ClusterIndex {
       ]);
       this.buckets = { machines, units, schedule, states };
     } catch (e) {
-      for (const b of Object.values(this.buckets)) b.stop();
+      failed = true;
+      for (const b of made) b.stop();
       throw new FlotillaError("nats_unavailable", `listings: cannot follow the cluster's buckets: ${describeError(e)}`, { temporary: true });
     }
     const tf = Date.now();

@@ -126,6 +126,8 @@ async function watchUnits(client: ApiClient, f: Record<string, unknown>, o: List
     return next;
   };
   let cursor = await list();
+  // On stderr: stdout stays the rows alone (a pipe, --ndjson).
+  process.stderr.write("-- watching for changes (Ctrl-C to stop)\n");
   const changes = new RowPrinter<{ change: string; row: UnitRow }>(
     [{ header: "CHANGE", value: (r) => r.change }, ...unitColumns.map((c) => ({ header: c.header, value: (r: { row: UnitRow }, full: boolean) => c.value(r.row, full) }))],
     { ...o, legend: false, fields: o.fields ? `change,${o.fields}` : o.fields },

@@ -135,9 +135,10 @@ afterAll(async () => {
 describe("listings at 20,000 units, default max_payload", () => {
   it("the first listing starts the daemon's index; it is ready within seconds", async () => {
     const t0 = Date.now();
-    await Promise.all([req("list-machines", { v: 2, limit: 1 }), req("list-machines", { v: 2, limit: 1 }), req("list-machines", { v: 2, limit: 1 })]);
-    expect(Date.now() - t0).toBeLessThan(20_000);
-  }, 30_000);
+    // Several at once: the queue group spreads them, so both daemons most likely start theirs.
+    await Promise.all(Array.from({ length: 10 }, () => req("list-machines", { v: 2, limit: 1 })));
+    expect(Date.now() - t0).toBeLessThan(40_000);
+  }, 60_000);
 
   it("a plain request of every listing verb is capped below max_payload and says where to go on", async () => {
     const lf = await req("list-unit-files", "");
@@ -242,11 +243,11 @@ describe("listings at 20,000 units, default max_payload", () => {
     writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n\n[X-Fleet]\nMachineID=real-1\n");
     const watch = spawnCli(["--nats", server.url, "--prefix", prefix, "list-units", "--watch", "--no-legend", "hello*"]);
     try {
-      // The listing (nothing matches yet) is done once the watch has its cursor: give it a moment.
-      await check(async () => (await req("watch-units", {})).body !== undefined, 5000, "watch-units answers");
+      // The listing done (a cold daemon takes seconds to start its index on a busy machine).
+      await check(() => watch.output().includes("-- watching for changes"), 60_000, `the watch's listing:\n${watch.output()}`, 100);
       const s = await cli("start", file);
       expect(s.code, s.stderr).toBe(0);
-      await check(() => /^(added|changed)\s+hello\.service\s+real-1\S*\s+active\s+running$/m.test(watch.output()), 20_000, `start in the watch:\n${watch.output()}`);
+      await check(() => /^(added|changed)\s+hello\.service\s+real-1\S*\s+active\s+running$/m.test(watch.output()), 20_000, `start in the watch:\n${watch.output()}\ndaemon real-1:\n${d1.output().slice(-3000)}`, 250);
       const st = await cli("stop", "hello.service");
       expect(st.code, st.stderr).toBe(0);
       await check(() => /^changed\s+hello\.service\s+real-1\S*\s+inactive/m.test(watch.output()), 20_000, `stop in the watch:\n${watch.output()}`);
