@@ -14,6 +14,7 @@
 //                    sequence seen) so a request can wait until the index has seen what was
 //                    written before it (read your writes), and TTL expiry done here: nats-server
 //                    2.9 tells watchers nothing when a key expires (see DESIGN.md).
+import { streamLastSeq } from "../nats/kv-keys.js";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -320,13 +321,16 @@ export class BucketIndex {
   /** Waits (at most SYNC_WAIT_MS) until the index has seen the bucket's last write. */
   async sync(): Promise<void> {
     if (this.dead || !this.jsm) return;
-    let last: number;
+    let last: number | undefined;
     try {
-      last = (await this.jsm.streams.info(`KV_${this.o.bucket}`)).state.last_seq;
+      // Bounded, and at once undefined while the stream has no leader (a NATS node just died):
+      // then the index answers as it is instead of making every listing wait.
+      last = await streamLastSeq(this.o.nc, this.o.bucket);
     } catch (e) {
       this.o.log.debug({ bucket: this.o.bucket, err: describeError(e) }, "listing: no stream info; answering from the index as it is");
       return;
     }
+    if (last === undefined) return;
     if (this.rev >= last) return;
     await new Promise<void>((resolve) => {
       const w = { rev: last, resolve };

@@ -3,10 +3,10 @@
 // failure is answered with service error headers plus {"error":{"code","message"}}: never
 // silence, never a crash. Handlers live in their own files and are registered by name.
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
-import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
+import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { FlotillaError, describeError, oneLine, type ErrorCode } from "../protocol/errors.js";
-import { Names, SERVICE_NAME } from "../protocol/names.js";
+import { Names, READ_VERBS, SERVICE_NAME } from "../protocol/names.js";
 
 /** Bodies larger than this are refused before parsing (unit files are small). */
 export const MAX_REQUEST_BYTES = 512 * 1024;
@@ -65,6 +65,18 @@ export function parseBody(data: Uint8Array): unknown {
   }
 }
 
+/** A plain request as the service's handlers answer it: errors with the service error headers. */
+function asServiceMsg(m: Msg): ServiceMsg {
+  const sm = m as unknown as ServiceMsg;
+  (sm as { respondError: ServiceMsg["respondError"] }).respondError = (code: number, description: string, data?: Uint8Array | string) => {
+    const h = headers();
+    h.set("Nats-Service-Error", description);
+    h.set("Nats-Service-Error-Code", String(code));
+    return m.respond(data ?? "", { headers: h });
+  };
+  return sm;
+}
+
 export function errorBody(e: FlotillaError): string {
   return JSON.stringify({ error: e.toJSON() });
 }
@@ -107,7 +119,23 @@ export class ApiService {
       });
     }
     this.service = service;
+    // The read verbs again, on a subject every daemon answers (no queue group): where a client
+    // retries a read that timed out on a daemon cut off from NATS but still in the queue group.
+    for (const verb of READ_VERBS) {
+      const handler = this.o.handlers[verb];
+      if (!handler) continue;
+      const sub = this.o.nc.subscribe(this.o.names.apiAnySubject(verb), {
+        callback: (err, msg) => {
+          if (err) return;
+          this.handle(verb, handler, asServiceMsg(msg)).catch((e: unknown) => {
+            this.o.log.error({ err: describeError(e), verb }, "API request handling failed");
+          });
+        },
+      });
+      this.anySubs.push(sub);
+    }
   }
+  private anySubs: Subscription[] = [];
 
   /** Never rejects: every failure, of the handler or of the reply itself, ends in a log line. */
   private async handle(verb: string, handler: ApiHandler, msg: ServiceMsg): Promise<void> {
@@ -156,6 +184,7 @@ export class ApiService {
   async stop(): Promise<void> {
     const s = this.service;
     this.service = undefined;
+    for (const sub of this.anySubs.splice(0)) sub.unsubscribe();
     if (s) await s.stop().catch(() => undefined);
   }
 }

@@ -7,7 +7,7 @@
 // ("hello.service.m1") has a variable number of tokens before it; NATS wildcards cannot say
 // "anything, then m1", so the lists spell out 1 to UNIT_TOKENS tokens. A unit whose name has
 // more dots than that cannot report its state under auth (the refusal names the subject).
-import { Names, type BucketRole, kvNames } from "../protocol/names.js";
+import { Names, READ_VERBS, type BucketRole, kvNames } from "../protocol/names.js";
 
 export const ROLES = ["machine", "engine", "operator", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
@@ -160,7 +160,7 @@ export function permissionsFor(o: RoleInput): Permissions {
     case "viewer":
       return {
         publish: {
-          allow: [...VIEWER_VERBS.map((v) => names.apiSubject(v)), "$SRV.>", "$JS.API.INFO", ...streamRead(names.inspectStream())],
+          allow: [...VIEWER_VERBS.map((v) => names.apiSubject(v)), ...READ_VERBS.map((v) => names.apiAnySubject(v)), "$SRV.>", "$JS.API.INFO", ...streamRead(names.inspectStream())],
         },
         subscribe: { allow: [inbox, names.inspectAll(), names.journalAll()] },
       };
@@ -168,7 +168,7 @@ export function permissionsFor(o: RoleInput): Permissions {
 }
 
 /** The API verbs that only read. */
-export const VIEWER_VERBS = ["list-units", "list-unit-files", "list-machines", "status", "cat", "journal", "statecharts"] as const;
+export const VIEWER_VERBS = [...READ_VERBS, "watch-units"] as const;
 
 function dedupe(xs: string[]): string[] {
   return [...new Set(xs)];

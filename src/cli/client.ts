@@ -2,7 +2,7 @@
 // FlotillaErrors with their stable code so commands can print them plainly.
 import type { NatsConnection } from "@nats-io/nats-core";
 import { FlotillaError, describeError, type ErrorCode } from "../protocol/errors.js";
-import { Names } from "../protocol/names.js";
+import { Names, READ_VERBS } from "../protocol/names.js";
 import { connectOnce, type NatsOptions } from "../nats/connection.js";
 import { permissionViolation } from "../auth/probe.js";
 
@@ -12,15 +12,7 @@ export interface GlobalOptions extends NatsOptions {
 }
 
 /** Read-only verbs: asked again (READ_ATTEMPTS in all) when a responder does not answer in time. */
-export const RETRIED_READS: ReadonlySet<string> = new Set([
-  "list-units",
-  "list-unit-files",
-  "list-machines",
-  "status",
-  "cat",
-  "journal",
-  "statecharts",
-]);
+export const RETRIED_READS: ReadonlySet<string> = new Set(READ_VERBS);
 export const READ_ATTEMPTS = 3;
 
 export class ApiClient {
@@ -38,22 +30,22 @@ export class ApiClient {
 
   async request<T = unknown>(verb: string, body: unknown = {}, timeoutMs = this.timeoutMs): Promise<T> {
     if (!RETRIED_READS.has(verb)) return this.requestOnce<T>(verb, body, timeoutMs);
-    // A daemon cut off from NATS stays in the API's queue group until nats-server misses its
-    // pings, and a request routed to it times out. A read is safe to ask again, and the queue
-    // group picks a responder at random, so the next attempt most likely reaches a live one.
+    // A daemon cut off from NATS stays in the API's queue group until nats-server drops it, and
+    // a request routed to it times out. A read is safe to ask again: the retries go to the
+    // subject every daemon answers (no queue group), and the first answer wins.
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.requestOnce<T>(verb, body, timeoutMs);
+        return await this.requestOnce<T>(verb, body, timeoutMs, attempt > 1 ? this.names.apiAnySubject(verb) : undefined);
       } catch (e) {
         if (!(e instanceof FlotillaError && e.code === "timeout") || attempt >= READ_ATTEMPTS) throw e;
       }
     }
   }
 
-  private async requestOnce<T>(verb: string, body: unknown, timeoutMs: number): Promise<T> {
+  private async requestOnce<T>(verb: string, body: unknown, timeoutMs: number, subject = this.names.apiSubject(verb)): Promise<T> {
     let msg;
     try {
-      msg = await this.nc.request(this.names.apiSubject(verb), JSON.stringify(body), { timeout: timeoutMs });
+      msg = await this.nc.request(subject, JSON.stringify(body), { timeout: timeoutMs });
     } catch (e) {
       const text = describeError(e);
       if (permissionViolation(e)) {

@@ -39,6 +39,13 @@ export const API_VERBS = [
 export type ApiVerb = (typeof API_VERBS)[number];
 
 export const SERVICE_NAME = "flotilla";
+
+/**
+ * Verbs that only read: safe to ask again, and answered also on <prefix>.api.any.<verb> by every
+ * daemon at once (no queue group), where a retry goes when a request to the queue group timed
+ * out (a cut-off daemon stays in the group until nats-server drops it).
+ */
+export const READ_VERBS = ["list-units", "list-unit-files", "list-machines", "status", "cat", "journal", "statecharts"] as const;
 export const LEASE_KEY_ENGINE = "engine-leader";
 
 // Unit names: [a-zA-Z0-9:_.@-]+ (fleet's rule). Machine IDs: [A-Za-z0-9_-]+ (no dots, so a key's
@@ -91,6 +98,10 @@ export class Names {
   }
   apiSubjectRoot(): string {
     return `${this.prefix}.api`;
+  }
+  /** A read verb as every daemon answers it (no queue group): for retries. */
+  apiAnySubject(verb: string): string {
+    return `${this.prefix}.api.any.${verb}`;
   }
   journalStream(): string {
     return `${this.prefix}-journal`;
