@@ -281,6 +281,8 @@ export async function watchKv(nc: NatsConnection, kv: KV, o: { key?: string; log
   const numbers: number[] = [];
   let n = 0;
   let replayEnd: number | undefined;
+  let replayed: () => void = () => undefined;
+  const replayOver = new Promise<void>((r) => (replayed = r));
   let wake: (() => void) | undefined;
   let ended = false;
   const td = new TextDecoder();
@@ -310,6 +312,7 @@ export async function watchKv(nc: NatsConnection, kv: KV, o: { key?: string; log
       },
       caughtUp: () => {
         replayEnd = n;
+        replayed();
       },
     },
     st,
@@ -337,6 +340,15 @@ export async function watchKv(nc: NatsConnection, kv: KV, o: { key?: string; log
   return {
     [Symbol.asyncIterator]: iterator,
     stop: () => w.stop(),
-    _data: { info: async () => ({ num_pending: replayEnd ?? Math.max(1, n) }) },
+    // The replay's length once it is known (it ends by itself: watchBucket), not a guess from
+    // what has arrived so far; bounded, as kv.watch()'s info request would be.
+    _data: {
+      info: async () => {
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([replayOver, new Promise<void>((r) => (t = setTimeout(r, 5000)))]);
+        clearTimeout(t);
+        return { num_pending: replayEnd ?? Math.max(1, n) };
+      },
+    },
   };
 }
