@@ -25,7 +25,7 @@ import { childLogger } from "../log.js";
 import { engineMachine, type EngineEvent, type RoundOutput } from "./engine.machine.js";
 import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
-import { reconcile } from "./reconciler.js";
+import { reconcile, reconcileSliced } from "./reconciler.js";
 import { machinesSignature, placeFresh } from "./fast-path.js";
 import { ScheduleWriter } from "./schedule-writer.js";
 import { ClusterViews } from "./views.js";
@@ -83,6 +83,9 @@ const DUTY = 1;
 const BATCH = 1000;
 /** No change for this long: the flood (if any) is over. */
 const QUIET_MS = 10;
+/** Units plus placements above which a reconcile pass is sliced (reconcileSliced), and the slice. */
+const SLICE_ABOVE = 5000;
+const SLICE_MS = 20;
 
 export class Engine implements Component {
   readonly holder: string;
@@ -469,7 +472,19 @@ export class Engine implements Component {
         !periodic && this.settled && !changes.other && sig === this.lastSignature && v.notPlain.size === 0 && v.unplaced.size === 0
           ? placeFresh({ fresh: changes.fresh, units: v.units, loads: v.loads, machines: live })
           : undefined;
-      const actions = fast ?? reconcile({ units: v.units, placements: v.placements.values(), machines: live, unplaced: v.unplaced });
+      // A large pass yields to the event loop every ~20 ms (lease renewals, heartbeats and API
+      // requests keep flowing); it decides on copies, because the views follow the watches
+      // meanwhile. A small one runs in one go.
+      const large = v.units.size + v.placements.size > SLICE_ABOVE;
+      const actions =
+        fast ??
+        (large
+          ? await reconcileSliced(
+              { units: new Map(v.units), placements: [...v.placements.values()], machines: live, unplaced: new Map(v.unplaced) },
+              { sliceMs: SLICE_MS },
+            )
+          : reconcile({ units: v.units, placements: v.placements.values(), machines: live, unplaced: v.unplaced }));
+      if (gen !== this.gen || !this.leading) return { progress: false, dutyMs: 0, nextWakeMs: nextWake() };
       if (fast) this.stats.fastRounds++;
       this.lastSignature = sig;
       this.settled = false;

@@ -100,3 +100,41 @@ describe("the engine on the in-memory store", () => {
     await holds(() => !placements(store).has("late.service"), 500, "nothing placed by a deposed leader");
   });
 });
+
+describe("a large pass on the in-memory store", () => {
+  it("yields to the event loop while it decides (reconcileSliced), and places every unit within its constraints", async () => {
+    const store = new MemoryEngineStore();
+    for (let m = 0; m < 20; m++) store.machines.write(keys.machine(`m${m}`), encode(machine(`m${m}`)));
+    // 6,000 units in groups of 10, each unit conflicting with its group (fleet's replica spread).
+    for (let g = 0; g < 600; g++) {
+      for (let i = 0; i < 10; i++) {
+        const name = `grp${g}-${i}.service`;
+        store.units.write(keys.unit(name), encode(unit(name, `[Service]\nExecStart=/bin/true\n[X-Fleet]\nConflicts=grp${g}-*\n`)));
+      }
+    }
+    let seenDeciding = 0;
+    let ticking = true;
+    const tick = () => {
+      if (!ticking) return;
+      const st = engines[0]?.state as { leading?: string } | undefined;
+      if (st?.leading === "deciding") seenDeciding++;
+      setImmediate(tick);
+    };
+    const e = await leader(store);
+    tick();
+    await check(() => placements(store).size === 6000, 60_000, "6,000 placed", 20);
+    ticking = false;
+    expect(e.isLeader).toBe(true);
+    // Other work ran while the pass decided: it gave the event loop turns.
+    expect(seenDeciding).toBeGreaterThan(0);
+    const byGroup = new Map<string, Set<string>>();
+    for (const [u, ms] of placements(store)) {
+      expect(ms).toHaveLength(1);
+      const g = u.split("-")[0]!;
+      const set = byGroup.get(g) ?? new Set<string>();
+      set.add(ms[0]!);
+      byGroup.set(g, set);
+    }
+    for (const [g, set] of byGroup) expect(set.size, g).toBe(10);
+  }, 90_000);
+});
