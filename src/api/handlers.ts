@@ -1,7 +1,6 @@
 // Every API verb's handler, gathered from the file that owns it (one line per area).
 import type { ClusterContext } from "../server/context.js";
 import type { ApiHandlers } from "./service.js";
-import { machinesHandlers } from "./machines.js";
 import { unitHandlers } from "./units.js";
 import { journalHandlers } from "./journal.js";
 import { machineAvailabilityHandlers } from "./machine-availability.js";
@@ -11,12 +10,11 @@ import { listingHandlers } from "./listings.js";
 export type HandlerFactory = (ctx: ClusterContext) => ApiHandlers;
 
 export const handlerFactories: HandlerFactory[] = [
-  machinesHandlers,
   unitHandlers,
   journalHandlers,
   machineAvailabilityHandlers,
   statechartsHandlers,
-  // After unitHandlers and machinesHandlers: its paged listings replace theirs.
+  // list-units, list-unit-files, list-machines, watch-units: paged, from an index per bucket.
   listingHandlers,
 ];
 

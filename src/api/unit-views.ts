@@ -295,12 +295,6 @@ export function unitRow(s: UnitRowFields, machines: Lookup<MachineRecord>): Unit
   };
 }
 
-export function unitRows(states: Map<string, UnitStateRecord[]>, machines: Lookup<MachineRecord>): UnitRow[] {
-  const rows: UnitRow[] = [];
-  for (const list of states.values()) for (const s of list) rows.push(unitRow(s, machines));
-  return rows.sort((a, b) => cmp(a.unit, b.unit) || cmp(a.machine, b.machine));
-}
-
 export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

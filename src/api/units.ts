@@ -23,7 +23,6 @@ import {
   readStates,
   unitFileRow,
   unitInfo,
-  unitRows,
   globalsWaiting,
 } from "./unit-views.js";
 
@@ -37,7 +36,6 @@ export const CreatingBody = z
   .strict();
 export const NamesBody = z.object({ units: z.array(UnitRef).min(1, "give at least one unit") }).strict();
 export const NameBody = z.object({ name: z.string() }).strict();
-export const EmptyBody = z.object({}).strict();
 
 export { parseRequest };
 
@@ -125,26 +123,7 @@ export function unitHandlers(ctx: ClusterContext): ApiHandlers {
     }
   }
 
-  h["list-unit-files"] = async (body) => {
-    parseRequest(EmptyBody, body, "list-unit-files", "{}");
-    const [listed, sched, states, machines] = await Promise.all([
-      store.listWithArrival(),
-      readSchedule(ref("schedule"), log),
-      readStates(ref("states"), log),
-      readMachines(ref("machines"), log),
-    ]);
-    const snap = { ...sched, states, machines, waiting: globalsWaiting(listed, log) };
-    return listed.map(({ record: u }) => unitFileRow(u, snap, unitInfo(u, log)));
-  };
-
-  h["list-units"] = async (body) => {
-    parseRequest(EmptyBody, body, "list-units", "{}");
-    const [states, machines] = await Promise.all([
-      readStates(ref("states"), log),
-      readMachines(ref("machines"), log),
-    ]);
-    return unitRows(states, machines);
-  };
+  // list-unit-files and list-units: src/api/listings.ts (paged, from an index per bucket).
 
   const getUnit = async (body: unknown, verb: string): Promise<UnitRecord> => {
     const req = parseRequest(NameBody, body, verb, EX_NAME);

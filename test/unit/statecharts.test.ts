@@ -60,7 +60,7 @@ describe("statechart export", () => {
     expect(d.root.type).toBe("parallel");
     expect(d.root.initial).toBeUndefined();
     expect(node(d.root, ["a"]).initial).toBe("x");
-    expect(definitionHash(taskMachine)).toBe(definitionHash(taskMachine.provide({ actors: { prepare: fromPromise(async () => undefined) } })));
+    expect(definitionHash(taskMachine)).toBe(definitionHash(taskMachine.provide({ actors: { prepare: fromPromise<void>(async () => undefined) } })));
     expect(definitionHash(taskMachine)).not.toBe(definitionHash(leaseMachine));
   });
 
