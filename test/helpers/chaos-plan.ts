@@ -1,3 +1,4 @@
+import { prng } from "./prng.js";
 // The chaos test's schedule of faults, drawn in advance from a seed so that a failing run can be
 // replayed exactly (CHAOS_SEED=<seed>). Pure: no processes, no clock.
 //
@@ -16,17 +17,8 @@ export type ChaosEvent =
   | { at: number; kind: "kill" | "restart" | "drain" | "activate"; machine: string }
   | { at: number; kind: "nats-stop" | "nats-start" };
 
-/** mulberry32: small, fast, good enough for choosing faults; the same seed gives the same plan. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seed gives the same plan. */
+export { prng };
 
 export interface PlanOptions {
   seed: number;

@@ -17,20 +17,14 @@ import { API_VERBS, Names, SERVICE_NAME } from "../../src/protocol/names.js";
 import { ErrorCodes } from "../../src/protocol/errors.js";
 import { MAX_REQUEST_BYTES } from "../../src/api/service.js";
 import { MAX_UNIT_FILE_BYTES } from "../../src/unit/index.js";
+import { prng } from "../helpers/prng.js";
 
 const nats = useNatsServer();
 
 // ---- a seeded PRNG (mulberry32) ----
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-let state = SEED >>> 0;
-function rand(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rand = prng(SEED);
 const int = (n: number): number => Math.floor(rand() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
 

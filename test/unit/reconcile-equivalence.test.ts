@@ -11,18 +11,9 @@ import { reconcile, reconcileSliced, type ReconcileInput } from "../../src/engin
 import { reconcile as oracle } from "./reconcile-oracle.js";
 import { NO_FLEET_OPTIONS, type Action, type EngineMachine, type EngineUnit, type Placement } from "../../src/engine/model.js";
 import type { FleetOptions } from "../../src/unit/types.js";
+import { prng } from "../helpers/prng.js";
 
-/** mulberry32: a small seeded generator, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = prng;
 
 const GROUPS = ["web", "db", "cache", "api"];
 

@@ -1,0 +1,12 @@
+// mulberry32: a small seeded generator for tests that choose at random (fuzz bodies, random
+// clusters, chaos faults), so that a failure can be replayed from the seed they print.
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
