@@ -139,6 +139,11 @@ function answer(p: Page, v2: boolean): ApiReply {
 
 export function listingHandlers(ctx: ClusterContext): ApiHandlers {
   const index = new ClusterIndex(ctx);
+  // Started with the API, not on the first listing: a first listing that comes while the NATS
+  // cluster has lost a node would meet consumer creates that time out (a third of them, for as
+  // long as the node is away), while watches made before the loss come back by themselves.
+  const eager = setTimeout(() => void index.ready().catch(() => undefined), 0);
+  eager.unref?.();
   const budget = () => Math.min(REPLY_BUDGET, Math.floor((ctx.nc.info?.max_payload ?? 1024 * 1024) / 2));
   const globOk = (glob: string | undefined, unit: string) => glob === undefined || globMatch(glob, unit);
 
