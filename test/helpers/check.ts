@@ -52,3 +52,11 @@ export async function holds(
     await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(1, until - Date.now()))));
   }
 }
+
+/**
+ * The pace of a sampler or of a load loop (one observation, or one request, every `ms`): never a
+ * wait for something to happen; waiting for a condition is check()'s, holding one is holds()'s.
+ */
+export function pace(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

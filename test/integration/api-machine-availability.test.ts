@@ -8,6 +8,7 @@ import { uniquePrefix } from "../helpers/nats-server.js";
 import { useNatsServer } from "../helpers/fixture.js";
 import { resolveMachine } from "../../src/api/machine-availability.js";
 import { FlotillaError } from "../../src/protocol/errors.js";
+import { pace } from "../helpers/check.js";
 
 const nats = useNatsServer();
 
@@ -23,7 +24,7 @@ describe("resolveMachine", () => {
     for (let i = 0; i < 15; i++) {
       for (let j = 0; j < 3; j++) await kv.put(`gone${i}-${j}`, "x");
       // Land the listing right around the expiry of what was just written (as kv-keys.test.ts does).
-      await new Promise((r) => setTimeout(r, 280 + Math.random() * 40));
+      await pace(280 + Math.random() * 40); // writes paced so that listings land on key expiry
       await kv.put("stay-aaaa1111", "x");
       const t = Date.now();
       expect(await resolveMachine(ref, i % 2 ? "stay-aaaa1111" : "stay")).toBe("stay-aaaa1111");

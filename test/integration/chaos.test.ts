@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { NatsServer, uniquePrefix } from "../helpers/nats-server.js";
-import { check } from "../helpers/check.js";
+import { check, pace } from "../helpers/check.js";
 import { stopAllDaemons } from "../helpers/daemon.js";
 import { ChaosCluster } from "../helpers/chaos-cluster.js";
 import { describePlan, planChaos } from "../helpers/chaos-plan.js";
@@ -149,7 +149,7 @@ describe("chaos", () => {
           const status = MACHINES.map((m) => `${m}=${cluster.slots.get(m)!.status}`).join(" ");
           for (const u of units) dups.observe(now, u.name, u.kind === "global", procs.get(u.name) ?? [], (m) => cluster.isUp(m), status);
           procSamples += 1;
-          await new Promise((r) => setTimeout(r, POLL_MS));
+          await pace(POLL_MS);
         }
       })();
       const statesLoop = (async () => {
@@ -172,7 +172,7 @@ describe("chaos", () => {
             } else t.since = undefined;
             stateDup.set(u.name, t);
           }
-          await new Promise((r) => setTimeout(r, POLL_MS));
+          await pace(POLL_MS);
         }
       })();
 
@@ -197,11 +197,11 @@ describe("chaos", () => {
           convergedAt = Date.now();
           break;
         }
-        await new Promise((r) => setTimeout(r, POLL_MS));
+        await pace(POLL_MS);
       }
       // The observers keep watching the settled cluster until the whole window has passed (a
       // window to hold in, like holds(), not a wait for something to happen).
-      while (Date.now() < t0 + DURATION_MS) await new Promise((r) => setTimeout(r, POLL_MS));
+      while (Date.now() < t0 + DURATION_MS) await pace(POLL_MS);
       const finalProcs = scanWorkloads(byMarker, stateDirs);
       if (convergedAt !== undefined) {
         const late = await problemsNow().catch((e: Error) => new Map([["(states)", e.message]]));

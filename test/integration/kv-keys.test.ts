@@ -9,7 +9,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { uniquePrefix } from "../helpers/nats-server.js";
-import { check } from "../helpers/check.js";
+import { check, pace } from "../helpers/check.js";
 import { useNatsServer } from "../helpers/fixture.js";
 import { NatsCluster } from "../helpers/nats-cluster.js";
 import { listKeys, scanBucket, streamLastSeq } from "../../src/nats/kv-keys.js";
@@ -33,7 +33,7 @@ describe("listKeys", () => {
     for (let i = 0; i < 15; i++) {
       await kv.put(`a.m${i % 3}`, "x");
       // Land the listing right around the expiry of what was just written.
-      await new Promise((r) => setTimeout(r, 280 + Math.random() * 40));
+      await pace(280 + Math.random() * 40); // writes paced so that listings land on key expiry
       const t = Date.now();
       const ks = await listKeys(nc, name, "a.*");
       worst = Math.max(worst, Date.now() - t);

@@ -13,7 +13,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { NatsCluster } from "../helpers/nats-cluster.js";
 import { uniquePrefix } from "../helpers/nats-server.js";
-import { check } from "../helpers/check.js";
+import { check, pace } from "../helpers/check.js";
 import { runCli } from "../helpers/cli.js";
 import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { openKv } from "../../src/nats/buckets.js";
@@ -135,7 +135,7 @@ describe("a 3-node NATS cluster with --replicas 3", () => {
       for (let i = 0; Date.now() - killedAt < 15_000; i++) {
         pending.push(timed(samples, "list-machines", {}));
         if (i % 5 === 0) pending.push(timed(writes, "submit", { units: [{ name: `probe-${i}.service`, contents: "[Service]\nExecStart=/bin/true\n" }] }));
-        await new Promise((r) => setTimeout(r, 100));
+        await pace(100); // 10 requests a second
       }
       await Promise.all(pending);
     })();
