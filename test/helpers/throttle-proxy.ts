@@ -12,7 +12,16 @@ export class ThrottleProxy {
   ) {}
 
   /** Listens on a random loopback port and forwards to 127.0.0.1:upstreamPort. */
+  /** Bytes a second the server's side is carried at; changed with setRate() (all connections). */
+  private static rates = new WeakMap<ThrottleProxy, { bps: number }>();
+
+  /** Carries the server's side at this rate from now on. */
+  setRate(bytesPerSecond: number): void {
+    ThrottleProxy.rates.get(this)!.bps = bytesPerSecond;
+  }
+
   static async start(upstreamPort: number, bytesPerSecond: number): Promise<ThrottleProxy> {
+    const rate = { bps: bytesPerSecond };
     const sockets = new Set<Socket>();
     const server = createServer((client) => {
       const upstream = connect(upstreamPort, "127.0.0.1");
@@ -24,9 +33,9 @@ export class ThrottleProxy {
       const LOW = 64 * 1024;
       let queued = 0;
       const tickMs = 20;
-      const perTick = Math.max(1, Math.floor((bytesPerSecond * tickMs) / 1000));
+      const perTick = () => Math.max(1, Math.floor((rate.bps * tickMs) / 1000));
       const timer = setInterval(() => {
-        let budget = perTick;
+        let budget = perTick();
         while (budget > 0 && queue.length) {
           const head = queue[0]!;
           if (head.length <= budget) {
@@ -61,7 +70,9 @@ export class ThrottleProxy {
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as { port: number }).port;
-    return new ThrottleProxy(server, sockets, port);
+    const p = new ThrottleProxy(server, sockets, port);
+    ThrottleProxy.rates.set(p, rate);
+    return p;
   }
 
   get url(): string {

@@ -33,11 +33,20 @@ describe("watchBucket over a bucket whose keys vanish during the replay", () => 
     const value = new Uint8Array(2000).fill(120);
     // 4,000 keys of 2 KB: about 16 s at 512 KB/s.
     for (let i = 0; i < 4000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => kv.put(`k${i + j}`, value)));
-    proxy = await ThrottleProxy.start(nats.server.port, 512 * 1024);
+    // The link is fast while the watch's consumer is created (a create answer queued behind
+    // megabytes of deliveries times out on a busy machine), then slow.
+    proxy = await ThrottleProxy.start(nats.server.port, 64 * 2 ** 20);
     slow = await connectOnce({ url: proxy.url });
     let entries = 0;
     let caughtUp = false;
-    const w = await watchBucket(slow, await openKv(slow, name), { entry: () => void entries++, caughtUp: () => void (caughtUp = true) });
+    const kvSlow = await openKv(slow, name);
+    const w = await watchBucket(slow, kvSlow, {
+      entry: () => {
+        if (entries++ === 0) proxy!.setRate(512 * 1024);
+      },
+      caughtUp: () => void (caughtUp = true),
+    });
+    proxy.setRate(512 * 1024);
     await check(() => entries > 0, 10_000, "the replay under way");
     await (await jetstreamManager(nats.nc)).streams.purge(`KV_${name}`);
     await check(() => caughtUp, 25_000, "the end of the replay");
