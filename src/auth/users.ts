@@ -16,6 +16,7 @@ import bcrypt from "bcryptjs";
 import { FlotillaError, describeError } from "../protocol/errors.js";
 import { Names, assertMachineId } from "../protocol/names.js";
 import { permissionsFor, type Role } from "./roles.js";
+import { parseEnvText } from "../util/env-file.js";
 
 export const USERS_FILE = "users.json";
 export const AUTH_CONF = "auth.conf";
@@ -131,6 +132,33 @@ export function initAuth(o: InitOptions): Credentials[] {
   return out;
 }
 
+/**
+ * The users of InitOptions, creating only what is missing: a new directory gets initAuth, one
+ * that holds users keeps them and their passwords and gains the machines it lacks (a machine
+ * whose .env file is gone gets a new password). What `flotilla up` and `flotilla auth init
+ * --if-missing` (the compose file's auth service) run on every start. Returns the credentials
+ * made now (none when everything was there).
+ */
+export function ensureAuth(o: InitOptions): Credentials[] {
+  const store = readStore(o.dir);
+  if (!store) return initAuth(o);
+  const prefix = new Names(o.prefix).prefix;
+  if (store.prefix !== prefix) {
+    throw new FlotillaError(
+      "bad_flag",
+      `${o.dir} holds the users of prefix "${store.prefix}", not "${prefix}": use --prefix ${store.prefix}, or remove ${o.dir} to make new users`,
+      { field: "prefix", value: o.prefix },
+    );
+  }
+  const made: Credentials[] = [];
+  for (const m of o.machines) {
+    const user = machineUser(assertMachineId(m.id, "machine"));
+    const entry = store.users.find((u) => u.user === user);
+    if (!entry || !existsSync(envFileOf(o.dir, { user, role: m.role, machineId: m.id }))) made.push(addMachine(o.dir, m.id, m.role));
+  }
+  return made;
+}
+
 /** Adds (or gives a new password to) one machine's user. */
 export function addMachine(dir: string, id: string, role: "machine" | "engine"): Credentials {
   const store = readStore(dir);
@@ -144,10 +172,5 @@ export function addMachine(dir: string, id: string, role: "machine" | "engine"):
 
 /** Reads NATS_USER/NATS_PASSWORD (and any other KEY=value) from an .env file written above. */
 export function readEnvFile(path: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of readFileSync(path, "utf8").split(/\r?\n/)) {
-    const eq = line.indexOf("=");
-    if (eq > 0 && !line.startsWith("#")) out[line.slice(0, eq).trim()] = line.slice(eq + 1).trim();
-  }
-  return out;
+  return parseEnvText(readFileSync(path, "utf8"));
 }

@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import type { CommandRegistrar } from "./main.js";
 import { FlotillaError } from "../protocol/errors.js";
 import { newMachineId } from "../machine/machine-id.js";
-import { AUTH_CONF, addMachine, initAuth, type Credentials } from "../auth/users.js";
+import { AUTH_CONF, addMachine, ensureAuth, initAuth, type Credentials } from "../auth/users.js";
 
 export const DEFAULT_AUTH_DIR = "./.flotilla/auth";
 
@@ -52,7 +52,8 @@ export const registerAuth: CommandRegistrar = (program, globals) => {
     .option("--machines <n>", "this many machines with new random IDs")
     .option("--machine <id>", "a machine with this ID (repeatable)", collect, [])
     .option("--role <role>", "role of these machines: engine (may lead, serves the API) or machine (agent only)", "engine")
-    .action((o: { dir: string; machines?: string; machine: string[]; role: string }) => {
+    .option("--if-missing", "a directory that holds users already keeps them and their passwords and gains only the --machine IDs it lacks (what the compose file's auth service runs on every up)")
+    .action((o: { dir: string; machines?: string; machine: string[]; role: string; ifMissing?: boolean }) => {
       const r = role(o.role);
       if (o.machines !== undefined && o.machine.length > 0) {
         throw new FlotillaError("bad_flag", "give either --machines N or --machine ID..., not both", { field: "machines", value: o.machines });
@@ -66,7 +67,17 @@ export const registerAuth: CommandRegistrar = (program, globals) => {
         ids = Array.from({ length: n }, () => newMachineId());
       }
       const dir = resolve(o.dir);
-      report(dir, initAuth({ dir, prefix: globals().prefix, machines: ids.map((id) => ({ id, role: r })) }));
+      const opts = { dir, prefix: globals().prefix, machines: ids.map((id) => ({ id, role: r })) };
+      if (!o.ifMissing) return report(dir, initAuth(opts));
+      if (o.machines !== undefined) {
+        throw new FlotillaError("bad_flag", "--if-missing takes --machine ID... (IDs that stay the same from one run to the next), not --machines N", {
+          field: "machines",
+          value: o.machines,
+        });
+      }
+      const made = ensureAuth(opts);
+      if (made.length > 0) report(dir, made);
+      else process.stdout.write(`${join(dir, "users.json")} holds every user asked for already: nothing changed\n`);
     });
   auth
     .command("add-machine <id>")

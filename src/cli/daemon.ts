@@ -3,7 +3,8 @@
 // flags. SIGTERM/SIGINT stop it within a bounded time and remove its machine record.
 import type { Command } from "commander";
 import type { CommandRegistrar } from "./main.js";
-import { loadConfig, type RawConfig } from "../server/config.js";
+import { existsSync } from "node:fs";
+import { loadConfig, type LoadedConfig, type RawConfig } from "../server/config.js";
 import { Daemon, SHUTDOWN_BUDGET_MS } from "../server/server.js";
 import { createLogger } from "../log.js";
 import { FlotillaError } from "../protocol/errors.js";
@@ -31,6 +32,7 @@ interface DaemonFlags {
   taskLogMaxSize?: string;
   inspectMaxAge?: string;
   inspectMaxSize?: string;
+  authEnv?: string;
 }
 
 /** Only what the user typed: commander's defaults (from NATS_URL etc.) must not beat the file. */
@@ -60,6 +62,7 @@ export function flagsOf(program: Command, cmd: Command): RawConfig {
   if (o.taskLogMaxSize !== undefined) flags.task_log_max_size = o.taskLogMaxSize;
   if (o.inspectMaxAge !== undefined) flags.inspect_max_age = o.inspectMaxAge;
   if (o.inspectMaxSize !== undefined) flags.inspect_max_size = o.inspectMaxSize;
+  if (o.authEnv !== undefined) flags.auth_env = o.authEnv;
   return flags;
 }
 
@@ -80,17 +83,40 @@ export function addDaemonOptions(cmd: Command): Command {
     .option("--task-log-max-size <size>", "a task's output file under <state-dir>/logs is rotated past this size (default 64M)")
     .option("--inspect-max-age <duration>", "how long the inspect stream keeps statechart steps for the visualizer (default 1h)")
     .option("--inspect-max-size <size>", "how much the inspect stream keeps (default 64M)")
+    .option("--auth-env <file>", "NATS user and password (and machine ID) from one of flotilla auth's .env files (env FLOTILLA_AUTH_ENV)")
     .option(
       "--stop-tasks-on-exit",
       "stop every task when the daemon exits (default: tasks keep running and the next daemon adopts them)",
     );
 }
 
+/** How long a daemon waits for its auth_env file to appear before it gives up. */
+export const AUTH_ENV_WAIT_MS = 60_000;
+
+/**
+ * The config, once its auth_env file exists: in a compose file the auth service writes it and
+ * podman-compose cannot make the agents wait for that service to finish (no depends_on
+ * conditions), so a daemon started first waits here, saying what for, instead of failing.
+ */
+async function loadConfigWhenAuthEnv(load: () => LoadedConfig, log: Logger): Promise<LoadedConfig> {
+  const deadline = Date.now() + AUTH_ENV_WAIT_MS;
+  for (let said = false; ; said = true) {
+    try {
+      return load();
+    } catch (e) {
+      const missing = e instanceof FlotillaError && e.field === "auth_env" && typeof e.value === "string" && !existsSync(e.value);
+      if (!missing || Date.now() > deadline) throw e;
+      if (!said) log.warn(`waiting up to ${AUTH_ENV_WAIT_MS / 1000} s for ${String(e.value)} (auth_env: this machine's NATS credentials; in the compose file the auth service writes them)`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 /** Runs a daemon until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runDaemon(program: Command, cmd: Command): Promise<number> {
   const log = createLogger();
   const o = cmd.opts<DaemonFlags>();
-  const { config, warnings } = loadConfig({ flags: flagsOf(program, cmd), file: o.config });
+  const { config, warnings } = await loadConfigWhenAuthEnv(() => loadConfig({ flags: flagsOf(program, cmd), file: o.config }), log);
   for (const w of warnings) log.warn(w);
 
   const abort = new AbortController();

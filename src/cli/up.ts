@@ -14,7 +14,7 @@ export { portFree };
 import { FlotillaError } from "../protocol/errors.js";
 import { ensureStateDir, resolveMachineId } from "../machine/machine-id.js";
 import { inboxPrefixFor } from "../auth/roles.js";
-import { AUTH_CONF, addMachine, envFileOf, initAuth, machineUser, readEnvFile, readStore } from "../auth/users.js";
+import { AUTH_CONF, ensureAuth, envFileOf, machineUser, readEnvFile } from "../auth/users.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const NATS_CONF = join(ROOT, "nats.conf");
@@ -83,21 +83,8 @@ function upAuth(dataDir: string, prefix: string, machineIdFlag: string | undefin
   const stateDir = join(dataDir, "state");
   ensureStateDir(stateDir);
   const machineId = resolveMachineId(stateDir, machineIdFlag);
-  let store = readStore(dir);
-  if (store && store.prefix !== prefix) {
-    throw new FlotillaError(
-      "bad_flag",
-      `${dir} holds the users of prefix "${store.prefix}", not "${prefix}": run up with --prefix ${store.prefix}, or remove ${dir} to make new users`,
-      { field: "prefix", value: prefix },
-    );
-  }
-  if (!store) {
-    initAuth({ dir, prefix, machines: [{ id: machineId, role: "engine" }] });
-    store = readStore(dir)!;
-  }
-  const entry = store.users.find((u) => u.user === machineUser(machineId));
+  ensureAuth({ dir, prefix, machines: [{ id: machineId, role: "engine" }] });
   const machineEnv = envFileOf(dir, { user: machineUser(machineId), role: "engine", machineId });
-  if (!entry || !existsSync(machineEnv)) addMachine(dir, machineId, "engine");
   const operatorEnv = envFileOf(dir, { user: "operator", role: "operator" });
   return { operatorEnv, operator: readEnvFile(operatorEnv), machine: readEnvFile(machineEnv) };
 }

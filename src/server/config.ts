@@ -2,6 +2,7 @@
 // optional [daemon] section), FLOTILLA_* environment variables and flags. Precedence:
 // flags > environment > file > defaults. Unknown file keys are warned about, never fatal; a file
 // that cannot be read and a value that does not parse are clear errors naming the key.
+import { parseEnvText } from "../util/env-file.js";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { FlotillaError, describeError } from "../protocol/errors.js";
@@ -31,6 +32,7 @@ export const CONFIG_KEYS = {
   user: { env: ["FLOTILLA_USER", "NATS_USER"], flag: "--user" },
   password: { env: ["FLOTILLA_PASSWORD", "NATS_PASSWORD"], flag: "--password" },
   token: { env: ["FLOTILLA_TOKEN", "NATS_TOKEN"], flag: "--token" },
+  auth_env: { env: ["FLOTILLA_AUTH_ENV"], flag: "--auth-env" },
   tls_ca: { env: ["FLOTILLA_TLS_CA", "NATS_CA"], flag: "--tls-ca" },
   tls_cert: { env: ["FLOTILLA_TLS_CERT", "NATS_CERT"], flag: "--tls-cert" },
   tls_key: { env: ["FLOTILLA_TLS_KEY", "NATS_KEY"], flag: "--tls-key" },
@@ -188,6 +190,40 @@ function tlsOf(m: RawConfig): DaemonConfig["tls"] {
   return { ca: m.tls_ca || undefined, cert: m.tls_cert || undefined, key: m.tls_key || undefined };
 }
 
+/**
+ * What an auth_env file (one of flotilla auth's .env files: NATS_USER=, NATS_PASSWORD=,
+ * FLOTILLA_MACHINE_ID=) gives: user and password, and the machine ID, each only where the
+ * config does not name one itself. A missing file is an error naming it (field auth_env; the
+ * daemon waits for it a while first, as in a compose file whose auth service has not run yet).
+ */
+function authEnvOf(m: RawConfig): RawConfig {
+  if (!m.auth_env) return {};
+  let text: string;
+  try {
+    text = readFileSync(m.auth_env, "utf8");
+  } catch (e) {
+    throw new FlotillaError(
+      "bad_config",
+      `auth_env: cannot read ${m.auth_env} (${describeError(e)}): it is one of the .env files of flotilla auth init (NATS_USER= and NATS_PASSWORD= lines)`,
+      { field: "auth_env", value: m.auth_env },
+    );
+  }
+  const vals = parseEnvText(text);
+  if (!vals.NATS_USER || !vals.NATS_PASSWORD) {
+    throw new FlotillaError("bad_config", `auth_env: ${m.auth_env} has no NATS_USER= and NATS_PASSWORD= lines (a .env file of flotilla auth init has both)`, {
+      field: "auth_env",
+      value: m.auth_env,
+    });
+  }
+  const out: RawConfig = {};
+  if (!m.user && !m.password) {
+    out.user = vals.NATS_USER;
+    out.password = vals.NATS_PASSWORD;
+  }
+  if (!m.machine_id && vals.FLOTILLA_MACHINE_ID) out.machine_id = vals.FLOTILLA_MACHINE_ID;
+  return out;
+}
+
 export interface LoadedConfig {
   config: DaemonConfig;
   warnings: string[];
@@ -211,7 +247,7 @@ export function loadConfig(o: { flags: RawConfig; env?: NodeJS.ProcessEnv; file?
       sources[k] = src;
     }
   }
-  const m = merged;
+  const m = { ...merged, ...authEnvOf(merged) };
   const config: DaemonConfig = {
     natsUrl: m.nats_url || DEFAULT_NATS_URL,
     prefix: validatePrefix(m.prefix || DEFAULT_PREFIX),

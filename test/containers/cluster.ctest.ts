@@ -1,10 +1,14 @@
-// The project's own docker-compose.yml under podman, as a user gets it: NATS and three agent
-// containers (scripts/containers/test.sh builds the images: FLOTILLA_IMAGE, NATS_IMAGE). From
-// the host, through the NATS API: six units; an agent container killed, one partitioned
-// (podman network disconnect) and healed, one restarted on its volume; then down leaves nothing.
+// The project's own docker-compose.yml under podman, as a user gets it: its auth service, NATS
+// with the users it made and three agent containers (scripts/containers/test.sh builds the
+// images: FLOTILLA_IMAGE, NATS_IMAGE). From the host, as the operator of the auth directory,
+// through the NATS API: six units; an agent container killed, one partitioned (podman network
+// disconnect) and healed, one restarted on its volume; then down leaves nothing.
 // Ground truth for "runs" is `podman top`: which container's supervisor runs which unit.
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { check, holds } from "../helpers/check.js";
@@ -13,6 +17,9 @@ import { openKv } from "../../src/nats/buckets.js";
 import { keys, LEASE_KEY_ENGINE } from "../../src/protocol/names.js";
 import { decodeAs } from "../../src/protocol/codec.js";
 import { LeaseRecord } from "../../src/protocol/messages.js";
+import { readEnvFile } from "../../src/auth/users.js";
+import { inboxPrefixFor } from "../../src/auth/roles.js";
+import { permissionViolation } from "../../src/auth/probe.js";
 
 const AGENT_TTL_MS = 3000;
 const project = `flct${process.pid}`;
@@ -20,7 +27,11 @@ const agents = ["agent1", "agent2", "agent3"];
 const ctr = (service: string) => `${project}_${service}_1`;
 const network = `${project}_default`;
 let env: NodeJS.ProcessEnv;
+/** The operator's connection (the CLI's rights) and agent1's (to read the lease, as a machine). */
 let nc: NatsConnection;
+let agent1: NatsConnection;
+let natsUrl: string;
+const authDir = mkdtempSync(join(tmpdir(), "flotilla-ctest-auth-"));
 const timings: string[] = [];
 
 function sh(cmd: string, args: string[], timeoutMs = 120_000): { code: number | null; out: string } {
@@ -43,6 +54,20 @@ function freePort(): Promise<number> {
       s.close(() => resolve(p));
     });
   });
+}
+
+/** A connection with the user and password of one of the auth service's .env files. */
+function connectAs(envFile: string): Promise<NatsConnection> {
+  const e = readEnvFile(join(authDir, envFile));
+  return connect({ servers: natsUrl, user: e.NATS_USER, pass: e.NATS_PASSWORD, inboxPrefix: inboxPrefixFor(e.NATS_USER!), maxReconnectAttempts: -1 });
+}
+
+/** A publish the server refuses (the permissions error of a request), or undefined. */
+async function refused(c: NatsConnection, subject: string): Promise<string | undefined> {
+  return c.request(subject, "x", { timeout: 3000 }).then(
+    () => undefined,
+    (e) => permissionViolation(e)?.message ?? `not refused: ${String(e)}`,
+  );
 }
 
 /** A read through the API, asked again on timeout (a cut-off agent may get it, as in the CLI). */
@@ -83,7 +108,7 @@ async function leader(): Promise<string> {
   return check(leaderOnce, 30_000, "the engine leader");
 }
 async function leaderOnce(): Promise<string> {
-  const kv = await openKv(nc, "flotilla-leases");
+  const kv = await openKv(agent1, "flotilla-leases");
   const e = await kv.get(keys.lease(LEASE_KEY_ENGINE));
   const holder = e && e.operation === "PUT" && e.value.length ? decodeAs(LeaseRecord, e.value, "lease").holder : "";
   return holder.split("/")[0] ?? ""; // "<machineId>/<session>"
@@ -101,25 +126,44 @@ beforeAll(async () => {
     FLOTILLA_NATS_HTTP_PORT: String(httpPort),
     FLOTILLA_NATS_WS_PORT: String(wsPort),
     FLOTILLA_UI_PORT: String(uiPort),
+    FLOTILLA_AUTH_DIR: authDir,
     FLOTILLA_AGENT_TTL: `${AGENT_TTL_MS}ms`,
     FLOTILLA_LEASE_TTL: "3s",
   };
   const t0 = Date.now();
   compose("up", "-d");
-  nc = await check(() => connect({ servers: `nats://127.0.0.1:${natsPort}`, maxReconnectAttempts: -1 }), 30_000, "NATS published on the host");
+  natsUrl = `nats://127.0.0.1:${natsPort}`;
+  nc = await check(() => connectAs("operator.env"), 30_000, "NATS published on the host, the operator's user accepted");
+  agent1 = await connectAs("machine-agent1.env");
   await check(async () => (await api<unknown[]>("list-machines")).length === 3, 60_000, "three agents in list-machines");
   timings.push(`compose up of nats and 3 agents (and ui): ${Date.now() - t0} ms until list-machines shows 3`);
 });
 
 afterAll(async () => {
   await nc?.close().catch(() => undefined);
+  await agent1?.close().catch(() => undefined);
   sh("podman-compose", ["-p", project, "-f", "docker-compose.yml", "down", "-v", "-t", "2"], 300_000);
   // podman-compose 1.0.3's down leaves the project network behind.
   sh("podman", ["network", "rm", "-f", network]);
+  rmSync(authDir, { recursive: true, force: true });
   process.stderr.write(`container test timings:\n  ${timings.join("\n  ")}\n`);
 });
 
 describe("docker-compose.yml under podman", () => {
+  it("auth is on: the auth service's users, 0600 files; no user is no entry, one agent cannot write another's record or states", async () => {
+    for (const f of ["operator.env", "viewer.env", "machine-agent1.env", "users.json", "auth.conf"]) expect(statSync(join(authDir, f)).mode & 0o777, f).toBe(0o600);
+    const anon = await connect({ servers: natsUrl, reconnect: false }).then(
+      (c) => c.close().then(() => "connected"),
+      (e: Error) => e.message,
+    );
+    expect(anon).toMatch(/authorization/i);
+    // agent1 (machine and engine) writes its own record and states, not agent2's.
+    expect(await refused(agent1, "$KV.flotilla-machines.agent2")).toMatch(/agent2/);
+    expect(await refused(agent1, "$KV.flotilla-states.x.service.agent2")).toMatch(/agent2/);
+    expect(await refused(nc, "$KV.flotilla-units.x.service")).toMatch(/units/);
+    expect(await api<unknown[]>("list-machines")).toHaveLength(3);
+  });
+
   it("six units started from the host through the NATS API run once each; the agents' HEALTHCHECK passes", async () => {
     await api("start", { units: units.map((name) => ({ name, contents: "[Service]\nExecStart=/bin/sleep 100000\n" })) });
     await check(onceEach, 60_000, "each unit running once");

@@ -56,6 +56,25 @@ describe("flotilla auth", () => {
     expect(again.stderr).toContain("add-machine");
   });
 
+  it("init --if-missing keeps the users and passwords it finds and adds only the machines they lack", async () => {
+    const dir = join(root, "k");
+    const prefix = uniquePrefix("authcli");
+    const first = await runCli(["--prefix", prefix, "auth", "init", "--dir", dir, "--machine", "k1", "--if-missing"]);
+    expect(first.code, first.stderr).toBe(0);
+    const before = Object.fromEntries(["operator.env", "viewer.env", "machine-k1.env"].map((f) => [f, readFileSync(join(dir, f), "utf8")]));
+    const same = await runCli(["--prefix", prefix, "auth", "init", "--dir", dir, "--machine", "k1", "--if-missing"]);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toContain("nothing changed");
+    const more = await runCli(["--prefix", prefix, "auth", "init", "--dir", dir, "--machine", "k1", "--machine", "k2", "--if-missing"]);
+    expect(more.code, more.stderr).toBe(0);
+    expect(more.stdout).toContain("machine-k2.env");
+    for (const [f, text] of Object.entries(before)) expect(readFileSync(join(dir, f), "utf8"), f).toBe(text);
+    expect(readStore(dir)!.users.map((u) => u.user)).toEqual(["operator", "viewer", "machine-k1", "machine-k2"]);
+    const other = await runCli(["--prefix", `${prefix}x`, "auth", "init", "--dir", dir, "--machine", "k1", "--if-missing"]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain(`holds the users of prefix "${prefix}"`);
+  });
+
   it("init --machines N makes N machines with new IDs; N together with --machine is a bad flag", async () => {
     const dir = join(root, "b");
     const r = await runCli(["auth", "init", "--dir", dir, "--machines", "2", "--role", "machine"]);

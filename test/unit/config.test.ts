@@ -135,4 +135,16 @@ describe("config", () => {
     const b = thrown(() => loadConfig({ flags: { tls_key: "/k.pem" }, env: {} }));
     expect(b.field).toBe("tls_cert");
   });
+
+  it("auth_env takes user, password and machine ID from a flotilla auth .env file, where nothing else names them", () => {
+    const f = file("NATS_USER=machine-a1\nNATS_PASSWORD=s3cret\nFLOTILLA_MACHINE_ID=a1\n");
+    expect(loadConfig({ flags: {}, env: { FLOTILLA_AUTH_ENV: f } }).config).toMatchObject({ user: "machine-a1", password: "s3cret", machineId: "a1" });
+    expect(loadConfig({ flags: { auth_env: f, machine_id: "b2" }, env: {} }).config).toMatchObject({ user: "machine-a1", machineId: "b2" });
+    expect(loadConfig({ flags: { auth_env: f, user: "u", password: "p" }, env: {} }).config).toMatchObject({ user: "u", password: "p", machineId: "a1" });
+    const missing = thrown(() => loadConfig({ flags: { auth_env: "/nowhere/machine-a1.env" }, env: {} }));
+    expect(missing.field).toBe("auth_env");
+    expect(missing.message).toContain("/nowhere/machine-a1.env");
+    const empty = thrown(() => loadConfig({ flags: { auth_env: file("# nothing\n") }, env: {} }));
+    expect(empty.message).toContain("no NATS_USER= and NATS_PASSWORD= lines");
+  });
 });
