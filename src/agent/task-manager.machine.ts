@@ -84,8 +84,9 @@ export const taskManagerMachine = setup({
       entry: "newAttempt",
       exit: "closeAttempt",
       invoke: {
+        // No system id: a daemon's one actor system holds every unit's task manager, and a
+        // system id is one per system. The inspector names it task:<unit> from its parent.
         id: "task",
-        systemId: "task",
         src: "task",
         input: ({ context }) => ({ unit: context.unit, desired: context.target, adopt: context.adopt }),
         onSnapshot: { actions: "attemptChanged" },

@@ -2,7 +2,8 @@
 // the task's current attempt (task.machine.ts), one at a time; reports every status change,
 // writing it to the worker store first. Restarts (Restart=, RestartSec=, the start limit) are
 // new attempts decided by task-policy.ts; this class provides the chart's effects.
-import { assign, createActor, fromPromise, type Actor, type InspectionEvent } from "xstate";
+import { assign, fromPromise, type ActorRefFrom, type InspectionEvent } from "xstate";
+import { standaloneHost, type ActorHost } from "../server/actor-system.js";
 import type { Logger } from "pino";
 import type { ScheduleEntry, TaskState } from "../protocol/messages.js";
 import { describeError } from "../protocol/errors.js";
@@ -29,6 +30,8 @@ export interface TaskManagerOptions {
   resume?: ResumedTask;
   /** XState inspection of the task manager and its attempts (the live statecharts on <prefix>.inspect.…). */
   inspect?: (ev: InspectionEvent) => void;
+  /** Where its chart runs: the daemon's actor system (system id task-manager:<unit>); default: its own, inspected by `inspect`. */
+  actors?: ActorHost;
 }
 
 const LIVE_STOPPABLE = new Set(["adopting", "starting", "running"]);
@@ -40,7 +43,8 @@ export class TaskManager {
   private service?: ServiceOptions;
   private parseError?: string;
   /** The task manager's statechart (task-manager.machine.ts); each attempt is its child `task`. */
-  private actor?: Actor<ReturnType<TaskManager["chart"]>>;
+  private actor?: ActorRefFrom<ReturnType<TaskManager["chart"]>>;
+  private host?: ActorHost;
   private controller?: Controller;
   private restarts = 0;
   /** Start times the start limit can still count (bounded by recordStart to StartLimitBurst). */
@@ -88,10 +92,20 @@ export class TaskManager {
     const r = this.o.resume;
     const resumed = r?.status && r.status.hash === this.entry.hash ? r.status : undefined;
     if (resumed) this.restarts = resumed.restarts;
-    const actor = createActor(this.chart(), { id: this.unit, input: { unit: this.unit, target: this.target, restarts: this.restarts }, inspect: this.o.inspect });
+    const host = (this.host = this.o.actors ?? standaloneHost({ inspect: this.o.inspect }));
+    const systemId = `task-manager:${this.unit}`;
+    const stale = host.get(systemId);
+    if (stale) {
+      // The agent runs one manager per unit and stops the old one first; one left over would
+      // hold the unit's id (and its workload's supervision) against the new one.
+      this.log.warn("a task manager of this unit was still running: stopping it");
+      host.stop(stale);
+    }
+    const actor = host.spawn(this.chart(), { systemId, input: { unit: this.unit, target: this.target, restarts: this.restarts } }) as ActorRefFrom<
+      ReturnType<TaskManager["chart"]>
+    >;
     this.actor = actor;
     actor.subscribe({ error: (err) => this.log.error({ err: describeError(err) }, "task manager statechart failed") });
-    actor.start();
     // A workload that still runs is adopted, whatever state the store holds: an agent killed
     // while adopting wrote `accepted` over `running`; one killed between starting the workload
     // and recording it left no run record at all (the executor finds it by its supervisor).
@@ -170,7 +184,7 @@ export class TaskManager {
     this.detached = true;
     const ctrl = this.controller;
     this.actor?.send({ type: "DETACH" });
-    this.actor?.stop();
+    if (this.actor) this.host?.stop(this.actor);
     await ctrl?.remove().catch(() => undefined);
     ctrl?.close();
     await this.o.store.delete(this.unit);
@@ -180,7 +194,7 @@ export class TaskManager {
   async detach(): Promise<void> {
     this.detached = true;
     this.actor?.send({ type: "DETACH" });
-    this.actor?.stop();
+    if (this.actor) this.host?.stop(this.actor);
     this.controller?.close();
     await this.chain;
   }

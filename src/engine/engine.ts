@@ -12,7 +12,8 @@
 // the views are dropped, an in-flight batch stops at its next window.
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { createActor, fromCallback, fromPromise, type Actor, type InspectionEvent } from "xstate";
+import { fromCallback, fromPromise, type ActorRefFrom, type InspectionEvent } from "xstate";
+import { standaloneHost, type ActorHost } from "../server/actor-system.js";
 import type { Logger } from "pino";
 import { describeError } from "../protocol/errors.js";
 import type { Buckets } from "../nats/buckets.js";
@@ -43,6 +44,8 @@ export interface EngineOptions {
   reconcileIntervalMs: number;
   /** Publishes the engine statechart's (and its lease child's) transitions (inspect/publisher.ts), when given. */
   inspect?: (ev: InspectionEvent) => void;
+  /** Where its statechart runs: the daemon's actor system (system id "engine"); default: a system of its own, inspected by `inspect`. */
+  actors?: ActorHost;
   /** Wait after a watch event before a round, gathering the changes that come with it (default 5 ms). */
   debounceMs?: number;
   /**
@@ -93,7 +96,8 @@ export class Engine implements Component {
   private readonly log: Logger;
   private readonly writer: ScheduleWriter;
   /** The engine statechart (engine.machine.ts), with the lease as its child. */
-  private actor?: Actor<typeof engineMachine>;
+  private actor?: ActorRefFrom<typeof engineMachine>;
+  private readonly actors: ActorHost;
   /**
    * start() and stop() run one at a time, in call order: a stop that outlasts its caller's
    * patience (the monitor gives components a budget, then starts them again) must not tear down
@@ -139,6 +143,7 @@ export class Engine implements Component {
     this.writer = new ScheduleWriter(this.store, o.log, this.store.schedulePublisher());
     this.liveness = new Liveness(o.agentTtlMs);
     this.views = new ClusterViews(o.log, this.liveness);
+    this.actors = o.actors ?? standaloneHost({ inspect: o.inspect });
   }
 
   get isLeader(): boolean {
@@ -173,10 +178,10 @@ export class Engine implements Component {
       this.stats.renewals++;
       if (ms > this.stats.renewMaxMs) this.stats.renewMaxMs = ms;
     };
-    const actor = createActor(this.provided(leaseMachineFor(kv, this.log, onRenewed)), {
+    const actor = this.actors.spawn(this.provided(leaseMachineFor(kv, this.log, onRenewed)), {
+      systemId: "engine",
       input: { holder: this.holder, leaseTtlMs: this.o.leaseTtlMs, debounceMs: this.o.debounceMs ?? 5 },
-      inspect: this.o.inspect,
-    });
+    }) as ActorRefFrom<typeof engineMachine>;
     this.actor = actor;
     actor.subscribe({
       next: (snap) => {
@@ -184,7 +189,6 @@ export class Engine implements Component {
       },
       error: (err) => this.log.error({ err: describeError(err) }, "the engine statechart failed"),
     });
-    actor.start();
   }
 
   /** The chart with this engine's effects: the work is here, the sequencing there. */
@@ -233,7 +237,7 @@ export class Engine implements Component {
    * someone stopped it meanwhile. Giving up for good would leave a one-daemon cluster without an
    * engine until the daemon's next restart.
    */
-  private async standAgain(why: string, actor: Actor<typeof engineMachine>): Promise<void> {
+  private async standAgain(why: string, actor: ActorRefFrom<typeof engineMachine>): Promise<void> {
     if (actor !== this.actor || !this.started) return;
     this.log.error(`${why}; giving up the lease and standing again`);
     const stops = this.stops;
@@ -269,7 +273,7 @@ export class Engine implements Component {
           error: () => resolve(),
         });
       });
-      actor.stop();
+      this.actors.stop(actor);
       this.stopping = false;
       if (this.leading) this.stepDown("stopping");
     }
@@ -538,7 +542,9 @@ export function createEngine(ctx: ClusterContext): Engine {
   return new Engine({
     buckets: ctx.buckets,
     nc: ctx.nc,
-    inspect: inspector(ctx.nc, ctx.names, ctx.machineId, "engine", { withContext: true }),
+    // In a daemon the system's own inspector sees the engine; alone, it has one of its own.
+    inspect: ctx.actors ? undefined : inspector(ctx.nc, ctx.names, ctx.machineId, "engine", { withContext: true }),
+    actors: ctx.actors,
     log: childLogger(ctx.log, { component: "engine", machineId: ctx.machineId }),
     machineId: ctx.machineId,
     leaseTtlMs: ctx.config.leaseTtlMs,

@@ -43,10 +43,50 @@ export const InspectMessage = z.object({
 export type InspectMessage = z.infer<typeof InspectMessage>;
 
 export interface InspectorOptions {
-  /** Include the snapshot's context (only for actors whose context is small and JSON-safe). */
-  withContext?: boolean;
+  /**
+   * Include the snapshot's context (only for actors whose context is small and JSON-safe):
+   * true for every actor this inspector sees, or the roles that do.
+   */
+  withContext?: boolean | ReadonlySet<string>;
   /** The unit of a per-unit actor system (a task manager): its children (the task) carry it too. */
   unit?: string;
+}
+
+/** The roles whose context a daemon's inspector publishes (small, JSON-safe). */
+export const CONTEXT_ACTORS: ReadonlySet<string> = new Set(["machine", "engine", "agent"]);
+
+interface RefLike {
+  id?: string;
+  logic?: unknown;
+  _parent?: RefLike;
+  systemId?: string;
+}
+
+function fromSystemId(systemId: string): { role: string; unit?: string } {
+  const colon = systemId.indexOf(":");
+  return colon < 0 ? { role: systemId } : { role: systemId.slice(0, colon), unit: systemId.slice(colon + 1) };
+}
+
+/**
+ * Which actor a step belongs to. An actor with a stable system id is an actor of its own (a
+ * daemon's roles, the engine's `lease`, `task-manager:<unit>`); a per-unit child without one
+ * (a task manager's `task` attempt) takes its parent's unit; a root without one is `actor`
+ * (an inspector made for one actor); any other child is drawn inside its parent.
+ */
+function identify(ref: RefLike, actor: string | undefined, o: InspectorOptions): { role: string; unit?: string } | undefined {
+  if (ref.systemId) {
+    const id = fromSystemId(ref.systemId);
+    return id.unit === undefined && PER_UNIT_ACTORS.has(id.role) && o.unit !== undefined ? { role: id.role, unit: o.unit } : id;
+  }
+  if (ref._parent === undefined) {
+    if (actor === undefined) return undefined;
+    return PER_UNIT_ACTORS.has(actor) ? { role: actor, unit: o.unit ?? ref.id } : { role: actor };
+  }
+  if (ref.id && PER_UNIT_ACTORS.has(ref.id)) {
+    const unit = (ref._parent.systemId ? fromSystemId(ref._parent.systemId).unit : undefined) ?? o.unit;
+    if (unit !== undefined) return { role: ref.id, unit };
+  }
+  return undefined;
 }
 
 /** Per subject, for the daemon's whole life: an actor made anew (a unit loaded again) keeps counting. */
@@ -58,14 +98,17 @@ interface TransitionLike {
   eventType?: string;
 }
 
+/**
+ * An inspector for one actor (`actor`: its role) and its children, or, with `actor` undefined,
+ * for a daemon's whole actor system (server/actor-system.ts): every actor by its system id.
+ */
 export function inspector(
   nc: NatsConnection,
   names: Names,
   machineId: string,
-  actor: string,
+  actor: string | undefined,
   o: InspectorOptions = {},
 ): (ev: InspectionEvent) => void {
-  const perUnit = PER_UNIT_ACTORS.has(actor);
   // Transitions of the macrostep in progress, by actor: the snapshot event that ends it takes them.
   const steps = new WeakMap<object, InspectMessage["transitions"]>();
   return (ev) => {
@@ -81,17 +124,10 @@ export function inspector(
     if (ev.type !== "@xstate.snapshot") return;
     const snap = ev.snapshot as { value?: unknown; status?: string; context?: unknown; machine?: AnyStateMachine };
     if (snap.value === undefined) return; // promise/callback actors have no states to draw
-    const ref = ev.actorRef as { id?: string; logic?: unknown; _parent?: unknown; systemId?: string };
-    // A child statechart with a stable system id (the engine's `lease`, an agent's
-    // `task-manager:<unit>`) is an actor of its own; other children are drawn inside their parent.
-    let role = actor;
-    let unit = perUnit ? (o.unit ?? ref.id) : undefined;
-    if (ref._parent !== undefined) {
-      if (!ref.systemId) return;
-      const colon = ref.systemId.indexOf(":");
-      role = colon < 0 ? ref.systemId : ref.systemId.slice(0, colon);
-      unit = colon < 0 ? (PER_UNIT_ACTORS.has(role) ? o.unit : undefined) : ref.systemId.slice(colon + 1);
-    }
+    const ref = ev.actorRef as RefLike;
+    const who = identify(ref, actor, o);
+    if (!who) return;
+    const { role, unit } = who;
     const logic = (snap.machine ?? ref.logic) as AnyStateMachine | undefined;
     const id = unit === undefined ? role : `${role}:${unit}`;
     const subject = names.inspectSubject(machineId, role, unit);
@@ -113,7 +149,7 @@ export function inspector(
     };
     if (unit !== undefined) msg.unit = unit;
     steps.delete(ev.actorRef);
-    if (o.withContext) msg.context = snap.context;
+    if (o.withContext === true || (o.withContext && o.withContext.has(role))) msg.context = snap.context;
     try {
       nc.publish(subject, JSON.stringify(msg));
     } catch {

@@ -1,6 +1,7 @@
 // What the composition root hands every component: the concrete connection, names, buckets,
 // a child logger and this daemon's configuration. Components never open connections or
 // create loggers of their own: one that needs a connection apart asks ctx.connect.
+import type { ActorHost } from "./actor-system.js";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Buckets } from "../nats/buckets.js";
@@ -57,6 +58,11 @@ export interface ClusterContext {
    * must not queue behind the floods on `nc` (the engine's lease). The caller closes it.
    */
   connect(name: string): Promise<NatsConnection>;
+  /**
+   * The daemon's one actor system (server/actor-system.ts): parts start their statecharts in it
+   * under stable system ids. Absent (a part used on its own): each makes its own.
+   */
+  actors?: ActorHost;
 }
 
 /** Every long-lived part: idempotent start/stop, stop bounded in time. */

@@ -5,7 +5,8 @@
 // removes the machine record (fleet's Purge on shutdown).
 import { randomBytes } from "node:crypto";
 import type { NatsConnection, Subscription, Msg } from "@nats-io/nats-core";
-import { createActor, fromPromise, type Actor } from "xstate";
+import { fromPromise, type ActorRefFrom } from "xstate";
+import { ActorSystem } from "./actor-system.js";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { connectOnce, connectWithRetry } from "../nats/connection.js";
@@ -21,7 +22,7 @@ import { buildHandlers } from "../api/handlers.js";
 import { VERSION } from "../version.js";
 import { componentFactories, serialized } from "./components.js";
 import type { ClusterContext, Component, DaemonConfig } from "./context.js";
-import { inspector } from "../inspect/publisher.js";
+import { CONTEXT_ACTORS, inspector } from "../inspect/publisher.js";
 import { DEFAULT_INSPECT_LIMITS, ensureInspectStream } from "../inspect/stream.js";
 import { detectHost } from "../machine/detect.js";
 import { machineMachine } from "../machine/machine.machine.js";
@@ -101,9 +102,11 @@ export class Daemon {
   private nc?: NatsConnection;
   private names: Names;
   private buckets?: Buckets;
-  private machine?: Actor<typeof machineMachine>;
-  private heart?: Actor<typeof heartMachine>;
-  private monitor?: Actor<typeof monitorMachine>;
+  private machine?: ActorRefFrom<typeof machineMachine>;
+  private heart?: ActorRefFrom<typeof heartMachine>;
+  private monitor?: ActorRefFrom<typeof monitorMachine>;
+  /** The daemon's one actor system: machine, heart, monitor, engine (+ lease), agent, task managers. */
+  private actors?: ActorSystem;
   private control?: Subscription;
   private api?: ApiService;
   private components: { name: string; component: Component }[] = [];
@@ -162,7 +165,10 @@ export class Daemon {
     await this.untilJetStream("create the inspect stream", () => ensureInspectStream(nc, this.names, { maxAgeMs: c.inspectMaxAgeMs ?? DEFAULT_INSPECT_LIMITS.maxAgeMs, maxBytes: c.inspectMaxBytes ?? DEFAULT_INSPECT_LIMITS.maxBytes }, c.replicas), nc, log, signal);
 
     const facts = detectHost();
-    this.machine = createActor(
+    // Every statechart of this daemon runs in it, and its one inspector publishes them all.
+    const actors = new ActorSystem({ inspect: inspector(nc, this.names, this.machineId, undefined, { withContext: CONTEXT_ACTORS }), log });
+    this.actors = actors;
+    this.machine = actors.spawn(
       machineMachine.provide({
         actors: {
           detect: fromPromise(async () => detectHost()),
@@ -172,6 +178,7 @@ export class Daemon {
         },
       }),
       {
+        systemId: "machine",
         input: {
           identity: {
             id: this.machineId,
@@ -186,9 +193,8 @@ export class Daemon {
           availability,
           refreshMs: REFRESH_MS,
         },
-        inspect: inspector(nc, this.names, this.machineId, "machine", { withContext: true }),
       },
-    ).start();
+    );
 
     const put = kvBeat(buckets, c.agentTtlMs, () => this.machine!.getSnapshot().context.record);
     this.beatOnce = async () => {
@@ -204,11 +210,7 @@ export class Daemon {
     this.lastBeatAt = Date.now();
     log.info({ availability, metadata: c.metadata }, "machine registered");
 
-    this.heart = createActor(heartMachine.provide({ actors: { beat: fromPromise(() => this.beatOnce!()) } }), {
-      input: { ttlMs: c.agentTtlMs },
-      inspect: inspector(nc, this.names, this.machineId, "heart"),
-    });
-    this.monitor = createActor(
+    this.monitor = actors.spawn(
       monitorMachine.provide({
         actors: {
           stopComponents: fromPromise(async () => {
@@ -221,16 +223,18 @@ export class Daemon {
           }),
         },
       }),
-      { input: { threshold: MONITOR_THRESHOLD }, inspect: inspector(nc, this.names, this.machineId, "monitor") },
+      { systemId: "monitor", input: { threshold: MONITOR_THRESHOLD } },
     );
+    this.heart = actors.spawn(heartMachine.provide({ actors: { beat: fromPromise(() => this.beatOnce!()) } }), {
+      systemId: "heart",
+      input: { ttlMs: c.agentTtlMs },
+    });
     this.heart.on("heart.ok", () => this.monitor?.send({ type: "BEAT_OK" }));
     this.heart.on("heart.failed", (e) => {
       log.warn({ failures: e.failures }, `heartbeat failed (${e.failures} in a row): ${e.error}; retrying`);
       this.monitor?.send({ type: "BEAT_FAILED", failures: e.failures });
     });
     this.machine.on("machine.changed", () => this.heart?.send({ type: "BEAT_NOW" }));
-    this.monitor.start();
-    this.heart.start();
 
     this.control = nc.subscribe(this.names.machineControlSubject(this.machineId, "availability"), {
       callback: (err, msg) => {
@@ -379,6 +383,7 @@ export class Daemon {
       config: this.config,
       machineId: this.machineId,
       machine: () => this.record(),
+      actors: this.actors,
       connect: (name) => {
         const c = this.config;
         return connectOnce({
@@ -465,7 +470,7 @@ export class Daemon {
     const log = this.log.child({ machineId: this.machineId });
     const deadline = Date.now() + SHUTDOWN_BUDGET_MS;
     const left = () => Math.max(200, deadline - Date.now());
-    this.monitor?.stop();
+    if (this.monitor) this.actors?.stop(this.monitor);
     if (this.componentsUp) {
       for (const { name, component } of [...this.components].reverse()) {
         if (!component.prepareExit) continue;
@@ -476,8 +481,7 @@ export class Daemon {
     }
     await this.stopComponents(log, left() - 2000);
     this.control?.unsubscribe();
-    this.heart?.stop();
-    this.machine?.stop();
+    this.actors?.close(); // the heart and the machine (the components stopped theirs)
     if (this.buckets && this.machineId && this.lastBeatAt > 0) {
       await withTimeout(this.buckets.machines.purge(keys.machine(this.machineId)), Math.min(1500, left()), "removing the machine record")
         .then(() => log.info("machine record removed"))
