@@ -27,8 +27,9 @@ import { engineMachine, type EngineEvent, type RoundOutput } from "./engine.mach
 import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
 import { reconcile, reconcileSliced } from "./reconciler.js";
-import { machinesSignature, placeFresh } from "./fast-path.js";
+import { machinesSignature, placeFreshSliced } from "./fast-path.js";
 import { ScheduleWriter } from "./schedule-writer.js";
+import { Slicer } from "./slicer.js";
 import { ClusterViews } from "./views.js";
 
 export interface EngineOptions {
@@ -88,7 +89,7 @@ const BATCH = 1000;
 const QUIET_MS = 10;
 /** Units plus placements above which a reconcile pass is sliced (reconcileSliced), and the slice. */
 const SLICE_ABOVE = 5000;
-const SLICE_MS = 20;
+const SLICE_MS = 10;
 
 export class Engine implements Component {
   readonly holder: string;
@@ -474,9 +475,9 @@ export class Engine implements Component {
       // full pass, which also repairs anything the fast path's bookkeeping could have missed.
       const fast =
         !periodic && this.settled && !changes.other && sig === this.lastSignature && v.notPlain.size === 0 && v.unplaced.size === 0
-          ? placeFresh({ fresh: changes.fresh, units: v.units, loads: v.loads, machines: live })
+          ? await placeFreshSliced({ fresh: changes.fresh, units: v.units, loads: v.loads, machines: live }, new Slicer(SLICE_MS))
           : undefined;
-      // A large pass yields to the event loop every ~20 ms (lease renewals, heartbeats and API
+      // A large pass yields to the event loop every ~10 ms (lease renewals, heartbeats and API
       // requests keep flowing); it decides on copies, because the views follow the watches
       // meanwhile. A small one runs in one go.
       const large = v.units.size + v.placements.size > SLICE_ABOVE;

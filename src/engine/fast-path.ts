@@ -9,7 +9,9 @@
 // compares the two on random clusters.
 import type { Action, EngineMachine, EngineUnit } from "./model.js";
 import { NO_FLEET_OPTIONS } from "./model.js";
+import { sortSteps } from "./reconciler.js";
 import { cmp, siftDown } from "./scheduler.js";
+import { Slicer } from "./slicer.js";
 
 export interface FreshInput {
   /** Units first seen since the last round (plain, not inactive when seen), in arrival order. */
@@ -23,21 +25,45 @@ export interface FreshInput {
 
 /** What reconcile() decides for `fresh` under the conditions above; undefined: take the full pass. */
 export function placeFresh(i: FreshInput): Action[] | undefined {
-  const names = [...new Set(i.fresh)]
-    .filter((n) => {
-      const u = i.units.get(n);
-      return u !== undefined && u.fleet === NO_FLEET_OPTIONS && !u.invalid && u.desiredState !== "inactive";
-    })
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const g = placeFreshSteps(i);
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * placeFresh(), the same actions, in slices that give the event loop a turn (slicer.ts): a
+ * round of 50,000 fresh units costs 100 ms and more. The units may change meanwhile (the
+ * views follow the watches): each is judged as it is when its turn comes, as the writer
+ * reads it when it writes.
+ */
+export function placeFreshSliced(i: FreshInput, slicer = new Slicer()): Promise<Action[] | undefined> {
+  return slicer.run(placeFreshSteps(i));
+}
+
+function* placeFreshSteps(i: FreshInput): Generator<void, Action[] | undefined, void> {
+  const seen = new Set<string>();
+  const names: string[] = [];
+  let n = 0;
+  for (const name of i.fresh) {
+    if (++n % 256 === 0) yield;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const u = i.units.get(name);
+    if (u !== undefined && u.fleet === NO_FLEET_OPTIONS && !u.invalid && u.desiredState !== "inactive") names.push(name);
+  }
+  yield* sortSteps(names, (a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const heap: [number, string][] = [];
   for (const m of i.machines.values()) if (m.availability === "active") heap.push([i.loads.get(m.id) ?? 0, m.id]);
   // No machine takes new units: the full pass says why, unit by unit.
   if (names.length && !heap.length) return undefined;
   heap.sort(cmp);
-  const actions: Action[] = [];
-  for (const unit of names) {
+  const actions = new Array<Action>(names.length);
+  for (let k = 0; k < names.length; k++) {
+    if (k % 128 === 127) yield;
     const top = heap[0]!;
-    actions.push({ type: "schedule", unit, machineId: top[1], reason: `least loaded (${top[0]} units before)` });
+    actions[k] = { type: "schedule", unit: names[k]!, machineId: top[1], reason: `least loaded (${top[0]} units before)` };
     top[0]++;
     siftDown(heap, 0);
   }

@@ -21,9 +21,9 @@
 // at once, reconcileSliced() gives the event loop back every sliceMs of work (lease renewals,
 // heartbeats and API requests keep flowing during a 100,000-unit burst), with the same result.
 // The large sorts are sliced too (sortSteps: sorted chunks, then merges).
-import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Action, EngineMachine, EngineUnit, Placement } from "./model.js";
 import { ClusterState, type Refusal } from "./scheduler.js";
+import { Slicer } from "./slicer.js";
 
 export interface ReconcileInput {
   units: ReadonlyMap<string, EngineUnit>;
@@ -55,6 +55,8 @@ export function reconcile(input: ReconcileInput): Action[] {
 export interface SliceOptions {
   /** Work at most this long before giving the event loop a turn (default 20 ms). */
   sliceMs?: number;
+  /** The round's slicer (slicer.ts), shared with the writer; sliceMs is then its budget. */
+  slicer?: Slicer;
 }
 
 /**
@@ -64,17 +66,7 @@ export interface SliceOptions {
  * until the promise settles (or passes copies).
  */
 export async function reconcileSliced(input: ReconcileInput, o: SliceOptions = {}): Promise<Action[]> {
-  const sliceMs = o.sliceMs ?? 20;
-  const g = reconcileSteps(input);
-  let start = performance.now();
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-    if (performance.now() - start >= sliceMs) {
-      await nextTurn();
-      start = performance.now();
-    }
-  }
+  return (o.slicer ?? new Slicer(o.sliceMs ?? 20)).run(reconcileSteps(input));
 }
 
 /** A stable merge sort that yields between chunks and during merges (Array.sort below 2,048). */

@@ -32,6 +32,10 @@ import { encode } from "../protocol/codec.js";
 import { keys } from "../protocol/names.js";
 import type { ScheduleEntry, UnplacedRecord } from "../protocol/messages.js";
 import type { Action, EngineUnit, Placement } from "./model.js";
+import { SLICE_MS, Slicer } from "./slicer.js";
+
+/** Messages per proven sequence (publishSequence call): the next chunk is encoded meanwhile. */
+const CHUNK = 4096;
 
 export interface WriteContext {
   epoch: number;
@@ -82,19 +86,37 @@ export class ScheduleWriter {
     const guard = (): string | undefined =>
       !ctx.leading() ? "not leader" : !ctx.leaseHeld() ? "the lease may no longer be ours" : undefined;
     let base = ctx.base;
-    /** Publishes one phase as a proven sequence; false: stop the batch here. */
+    // The encoding and the bookkeeping of proven writes go in slices (slicer.ts): at 100,000
+    // placements a batch costs hundreds of ms of CPU, and the event loop must keep turning.
+    const slicer = new Slicer(SLICE_MS);
+    /**
+     * Publishes one phase as proven sequences of up to CHUNK messages each, the next chunk
+     * encoded (in slices, on a slicer of its own) while the acknowledgements of the current one
+     * come back; false: stop the batch here.
+     */
     const phase = async <T>(items: T[], msg: (t: T) => SeqMessage, landed: (t: T, key: string, revision: number) => void): Promise<boolean> => {
       if (!items.length) return true;
-      const msgs = items.map(msg);
-      const r = await this.pub.publishSequence(msgs, { base, guard });
-      for (let i = 0; i < r.proven; i++) landed(items[i]!, this.store.scheduleKey(msgs[i]!.subject), base + 1 + i);
-      base += r.proven;
-      if (r.stopped === undefined) return true;
-      // Writes sent but not proven may or may not have landed: the engine reloads the schedule.
-      res.failures += r.unproven;
-      abort(res, r.stopped);
-      if (r.unproven) this.log.warn({ unproven: r.unproven, why: r.stopped }, "schedule writes not confirmed");
-      return false;
+      const encoder = new Slicer(SLICE_MS);
+      const build = (from: number): Promise<SeqMessage[]> => encoder.map(items.slice(from, from + CHUNK), msg);
+      let next: Promise<SeqMessage[]> | undefined = build(0);
+      for (let from = 0; next; from += CHUNK) {
+        const msgs: SeqMessage[] = await next;
+        next = from + CHUNK < items.length ? build(from + CHUNK) : undefined;
+        const r = await this.pub.publishSequence(msgs, { base, guard });
+        for (let i = 0; i < r.proven; i++) {
+          landed(items[from + i]!, this.store.scheduleKey(msgs[i]!.subject), base + 1 + i);
+          if (slicer.due()) await slicer.pause();
+        }
+        base += r.proven;
+        if (r.stopped === undefined) continue;
+        await next;
+        // Writes sent but not proven may or may not have landed: the engine reloads the schedule.
+        res.failures += r.unproven;
+        abort(res, r.stopped);
+        if (r.unproven) this.log.warn({ unproven: r.unproven, why: r.stopped }, "schedule writes not confirmed");
+        return false;
+      }
+      return true;
     };
     const subject = (key: string): string => this.store.scheduleSubject(key);
     const now = Date.now();
@@ -120,10 +142,10 @@ export class ScheduleWriter {
     // 3. puts (schedule, update)
     const entries = new EntryEncoder(ctx.epoch, now);
     const placed: { a: Action & { machineId: string }; u: EngineUnit }[] = [];
-    for (const a of puts) {
+    await slicer.each(puts, (a) => {
       const u = ctx.units.get(a.unit);
       if (u) placed.push({ a, u });
-    }
+    });
     const ok = await phase(
       placed,
       ({ a, u }) => ({ subject: subject(keys.schedule(a.machineId, a.unit)), data: entries.encode(u, a.machineId) }),
@@ -162,7 +184,8 @@ export class ScheduleWriter {
  * (test/unit/schedule-entry-encoder.test.ts).
  */
 export class EntryEncoder {
-  private readonly shared = new Map<string, Uint8Array>();
+  /** The shared tail of each (desired state, hash), without its map header. */
+  private readonly shared = new Map<string, Uint8Array | undefined>();
 
   constructor(
     private readonly epoch: number,
@@ -172,7 +195,7 @@ export class EntryEncoder {
   encode(u: Pick<EngineUnit, "name" | "hash" | "desiredState" | "contents">, machineId: string): Uint8Array {
     const k = `${u.desiredState}:${u.hash}`;
     let tail = this.shared.get(k);
-    if (!tail) {
+    if (tail === undefined && !this.shared.has(k)) {
       const rest: Omit<ScheduleEntry, "unit" | "machineId"> = {
         hash: u.hash,
         desiredState: u.desiredState,
@@ -180,21 +203,50 @@ export class EntryEncoder {
         epoch: this.epoch,
         scheduledAt: this.scheduledAt,
       };
-      tail = encode(rest);
+      const t = encode(rest);
+      // fixmap header: 0x80 | number of entries
+      tail = t[0] === 0x85 ? t.subarray(1) : undefined;
       this.shared.set(k, tail);
     }
-    const head = encode({ unit: u.name, machineId });
-    // fixmap headers: 0x80 | number of entries
-    if (head[0] !== 0x82 || tail[0] !== 0x85) {
+    // The head {unit, machineId} written here for names of ASCII under 256 characters (unit
+    // names and machine IDs are), as msgpackr writes it: a fixstr, or a str8 from 32 characters.
+    const nl = asciiLength(u.name);
+    const ml = asciiLength(machineId);
+    if (!tail || nl < 0 || ml < 0) {
       const entry: ScheduleEntry = { unit: u.name, machineId, hash: u.hash, desiredState: u.desiredState, contents: u.contents, epoch: this.epoch, scheduledAt: this.scheduledAt };
       return encode(entry);
     }
-    const out = new Uint8Array(head.length + tail.length - 1);
+    const out = new Uint8Array(1 + UNIT_KEY.length + (nl < 32 ? 1 : 2) + nl + MACHINE_KEY.length + (ml < 32 ? 1 : 2) + ml + tail.length);
     out[0] = 0x87;
-    out.set(head.subarray(1), 1);
-    out.set(tail.subarray(1), head.length);
+    out.set(UNIT_KEY, 1);
+    let p = writeAscii(out, 1 + UNIT_KEY.length, u.name);
+    out.set(MACHINE_KEY, p);
+    p = writeAscii(out, p + MACHINE_KEY.length, machineId);
+    out.set(tail, p);
     return out;
   }
+}
+
+/** "unit" and "machineId" as msgpack fixstr. */
+const UNIT_KEY = Uint8Array.from([0xa4, ...Buffer.from("unit")]);
+const MACHINE_KEY = Uint8Array.from([0xa9, ...Buffer.from("machineId")]);
+
+/** s.length when s is ASCII and shorter than 256 characters; -1 otherwise. */
+function asciiLength(s: string): number {
+  if (s.length > 255) return -1;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return -1;
+  return s.length;
+}
+
+/** s (asciiLength >= 0) as a msgpack fixstr or str8 at p; returns the position after it. */
+function writeAscii(out: Uint8Array, p: number, s: string): number {
+  if (s.length < 32) out[p++] = 0xa0 | s.length;
+  else {
+    out[p++] = 0xd9;
+    out[p++] = s.length;
+  }
+  for (let i = 0; i < s.length; i++) out[p++] = s.charCodeAt(i);
+  return p;
 }
 
 function abort(res: WriteResult, why: string): WriteResult {

@@ -26,6 +26,7 @@ function anyGlob(globs: string[], name: string): boolean {
 
 /** fleet's MachineMetadata: keys AND'ed, values OR'ed. Returns the first unmet key as "k=v1|v2". */
 export function unmetMetadata(want: Record<string, string[]>, have: Record<string, string>): string | undefined {
+  if (matchesMetadata(want, have)) return undefined;
   const missing = explainMetadata(want, have)[0];
   return missing ? formatMissing(missing) : undefined;
 }
@@ -518,10 +519,10 @@ export class ClusterState {
 
   /** The active machines that meet `want`, as a heap by load, kept across decisions. */
   private groupHeap(want: Record<string, string[]>): Heap {
-    const keysOf = Object.keys(want).filter((k) => want[k]!.length > 0);
-    const key = keysOf.length === 0 ? "" : JSON.stringify(keysOf.map((k) => [k, want[k]]));
+    const key = groupKey(want);
     let h = this.groupHeaps.get(key);
     if (h) return h;
+    const keysOf = Object.keys(want).filter((k) => want[k]!.length > 0);
     let pool: Iterable<EngineMachine> = this.machines;
     // A plain key ("region", not "ram>"): only the machines with one of its values.
     const plain = keysOf.find((k) => !/[<>!]$/.test(k) || k.length === 1);
@@ -574,6 +575,17 @@ export class ClusterState {
       siftDown(h, 0);
     }
   }
+}
+
+/** A MachineMetadata requirement as a string (equal strings, same machines); kept per frozen (parsed, shared) object. */
+const groupKeys = new WeakMap<object, string>();
+function groupKey(want: Record<string, string[]>): string {
+  const hit = groupKeys.get(want);
+  if (hit !== undefined) return hit;
+  const keysOf = Object.keys(want).filter((k) => want[k]!.length > 0);
+  const key = keysOf.length === 0 ? "" : JSON.stringify(keysOf.map((k) => [k, want[k]]));
+  if (Object.isFrozen(want)) groupKeys.set(want, key);
+  return key;
 }
 
 function popHeap(h: Heap): [number, string] {

@@ -8,7 +8,7 @@ import { decodeAs } from "../protocol/codec.js";
 import { isUnitRecord, MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
 import { keys } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
-import { parseUnitFileCached } from "../unit/index.js";
+import { fleetOptionsCached } from "../unit/index.js";
 import { arrivalOf } from "../unit/match.js";
 import type { Liveness } from "./liveness.js";
 import type { WriteResult } from "./schedule-writer.js";
@@ -190,7 +190,7 @@ export function toEngineUnit(name: string, rec: UnitRecord, arrival?: number): E
   // Most units have no [X-Fleet] section; skip the parse for them (the API validated the file).
   if (!rec.contents.includes("[X-Fleet]") || !/^\s*\[X-Fleet\]/m.test(rec.contents)) return { ...base, fleet: NO_FLEET_OPTIONS };
   try {
-    return { ...base, fleet: parseUnitFileCached(name, rec.contents, rec.hash).fleet };
+    return { ...base, fleet: fleetOptionsCached(name, rec.contents, rec.hash) };
   } catch (e) {
     return { ...base, fleet: NO_FLEET_OPTIONS, invalid: describeError(e) };
   }

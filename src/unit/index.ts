@@ -2,7 +2,8 @@
 // templates, the content hash, and the placement helpers the engine and agent share.
 import { createHash } from "node:crypto";
 import { parseUnit, type ParseOptions } from "./parse.js";
-import type { ParsedUnit } from "./types.js";
+import type { FleetOptions, ParsedUnit } from "./types.js";
+import { normalizeUnitName } from "./names.js";
 
 export type { ParsedUnit, ServiceOptions, FleetOptions, ExecCommand, UnitWarning, RestartPolicy } from "./types.js";
 export { DEFAULTS, type ParseOptions } from "./parse.js";
@@ -101,9 +102,45 @@ export function parseUnitFileCached(name: string, contents: string, hash?: strin
   return result;
 }
 
-/** Empties the parse cache (tests, or a process that wants the memory back). */
+// ---- [X-Fleet] options by contents ----
+// The engine reads only the [X-Fleet] options of a unit, and many units share one file (the
+// same file submitted under many names, a template's instances): a 100,000-unit intake parsed
+// (and froze) 100,000 files where a few distinct ones were sent. Without a specifier ('%') the
+// options are the same under every name, apart from what the parse checks of the name itself:
+// it is a valid .service name, and MachineOf does not name the unit. So they are kept per
+// content hash, and a name that fails those checks, a file with specifiers or a file that does
+// not parse goes through parseUnitFileCached as before (same result, same error).
+
+const FLEET_MAX = 100_000;
+const fleetCache = new Map<string, { contents: string; fleet: Readonly<FleetOptions> }>();
+
+/** parseUnitFileCached(name, contents, hash).fleet (frozen, shared), parsed once per contents where the name cannot matter. */
+export function fleetOptionsCached(name: string, contents: string, hash?: string): Readonly<FleetOptions> {
+  if (contents.includes("%")) return parseUnitFileCached(name, contents, hash).fleet;
+  const h = hash ?? unitHash(contents);
+  const hit = fleetCache.get(h);
+  if (hit !== undefined && hit.contents === contents && nameChecksPass(name, hit.fleet)) return hit.fleet;
+  const fleet = parseUnitFileCached(name, contents, h).fleet;
+  if (fleetCache.size >= FLEET_MAX) fleetCache.delete(fleetCache.keys().next().value!);
+  fleetCache.set(h, { contents, fleet });
+  return fleet;
+}
+
+/** What parseUnit checks of the name when the contents parse under another name. */
+function nameChecksPass(name: string, fleet: Readonly<FleetOptions>): boolean {
+  let full: string;
+  try {
+    full = normalizeUnitName(name);
+  } catch {
+    return false;
+  }
+  return full.endsWith(".service") && !fleet.machineOf.includes(full);
+}
+
+/** Empties the parse caches (tests, or a process that wants the memory back). */
 export function clearUnitCache(): void {
   cache.clear();
+  fleetCache.clear();
 }
 
 export function unitCacheSize(): number {
