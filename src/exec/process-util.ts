@@ -86,30 +86,54 @@ export function procStat(pid: number): { startTime: number; state: string } | un
   }
 }
 
-/**
- * The supervisors running on this host whose argv names runDir (`sh -c SUPERVISOR
- * flotilla-supervise <runDir> ...`): what an agent killed in the middle of spawn() left behind
- * before it could record anything. One pass over /proc; for resumed tasks only.
- */
-export function supervisorsOf(runDir: string): { pid: number; startTime: number }[] {
-  const out: { pid: number; startTime: number }[] = [];
-  let pids: string[];
+/** One pass over /proc serves the lookups of this long (an agent resuming many tasks at once). */
+const SCAN_TTL_MS = 1000;
+let scan: { at: number; byRunDir: Map<string, number[]> } | undefined;
+
+/** runDir -> pids of the processes whose argv is `sh -c SUPERVISOR flotilla-supervise <runDir> ...`. */
+function supervisorRunDir(pid: number | string): string | undefined {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return undefined;
+  }
+  const i = argv.indexOf("flotilla-supervise");
+  return i < 0 ? undefined : argv[i + 1];
+}
+
+function supervisorScan(): Map<string, number[]> {
+  const now = Date.now();
+  if (scan && now - scan.at < SCAN_TTL_MS) return scan.byRunDir;
+  const byRunDir = new Map<string, number[]>();
+  let pids: string[] = [];
   try {
     pids = readdirSync("/proc").filter((p) => /^\d+$/.test(p));
   } catch {
-    return out;
+    /* no /proc: nothing found */
   }
   for (const p of pids) {
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    const i = argv.indexOf("flotilla-supervise");
-    if (i < 0 || argv[i + 1] !== runDir) continue;
-    const st = procStat(Number(p));
-    if (st && st.state !== "Z" && st.state !== "X") out.push({ pid: Number(p), startTime: st.startTime });
+    const dir = supervisorRunDir(p);
+    if (dir !== undefined) byRunDir.set(dir, [...(byRunDir.get(dir) ?? []), Number(p)]);
+  }
+  scan = { at: now, byRunDir };
+  return byRunDir;
+}
+
+/**
+ * The supervisors running on this host whose argv names runDir (`sh -c SUPERVISOR
+ * flotilla-supervise <runDir> ...`): what an agent killed in the middle of spawn() left behind
+ * before it could record anything. For resumed tasks only; one pass over /proc serves every
+ * unit looked up within a second (a resume of 1,000 tasks read /proc 1,000 times: 0.6 s).
+ * Each pid found is checked again when asked (still that supervisor: a pid reused since the
+ * scan is not; alive, not a zombie).
+ */
+export function supervisorsOf(runDir: string): { pid: number; startTime: number }[] {
+  const out: { pid: number; startTime: number }[] = [];
+  for (const pid of supervisorScan().get(runDir) ?? []) {
+    if (supervisorRunDir(pid) !== runDir) continue;
+    const st = procStat(pid);
+    if (st && st.state !== "Z" && st.state !== "X") out.push({ pid, startTime: st.startTime });
   }
   return out;
 }
