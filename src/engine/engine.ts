@@ -88,7 +88,7 @@ const BATCH = 1000;
 /** No change for this long: the flood (if any) is over. */
 const QUIET_MS = 10;
 /** Units plus placements above which a reconcile pass is sliced (reconcileSliced), and the slice. */
-const SLICE_ABOVE = 5000;
+const SLICE_ABOVE = 1000;
 const SLICE_MS = 10;
 
 export class Engine implements Component {

@@ -8,7 +8,7 @@ import { decodeAs } from "../protocol/codec.js";
 import { isUnitRecord, MachineRecord, ScheduleEntry, UnitRecord, UnplacedRecord } from "../protocol/messages.js";
 import { keys } from "../protocol/names.js";
 import { describeError } from "../protocol/errors.js";
-import { fleetOptionsCached } from "../unit/index.js";
+import { fleetOptionsCached, sharedContents } from "../unit/index.js";
 import { arrivalOf } from "../unit/match.js";
 import type { Liveness } from "./liveness.js";
 import type { WriteResult } from "./schedule-writer.js";
@@ -186,12 +186,28 @@ export class ClusterViews {
 
 /** A units-bucket record as the engine sees it: only [X-Fleet] matters here. */
 export function toEngineUnit(name: string, rec: UnitRecord, arrival?: number): EngineUnit {
-  const base = { name, hash: rec.hash, desiredState: rec.desiredState, contents: rec.contents, arrival };
   // Most units have no [X-Fleet] section; skip the parse for them (the API validated the file).
-  if (!rec.contents.includes("[X-Fleet]") || !/^\s*\[X-Fleet\]/m.test(rec.contents)) return { ...base, fleet: NO_FLEET_OPTIONS };
-  try {
-    return { ...base, fleet: fleetOptionsCached(name, rec.contents, rec.hash) };
-  } catch (e) {
-    return { ...base, fleet: NO_FLEET_OPTIONS, invalid: describeError(e) };
+  if (!rec.contents.includes("[X-Fleet]") || !/^\s*\[X-Fleet\]/m.test(rec.contents)) {
+    return { name, hash: rec.hash, desiredState: rec.desiredState, contents: plainContents(rec.hash, rec.contents), arrival, fleet: NO_FLEET_OPTIONS };
   }
+  try {
+    const fleet = fleetOptionsCached(name, rec.contents, rec.hash);
+    return { name, hash: rec.hash, desiredState: rec.desiredState, contents: sharedContents(rec.hash, rec.contents) ?? rec.contents, arrival, fleet };
+  } catch (e) {
+    return { name, hash: rec.hash, desiredState: rec.desiredState, contents: rec.contents, arrival, fleet: NO_FLEET_OPTIONS, invalid: describeError(e) };
+  }
+}
+
+// One string per file for the units of a file: 100,000 units of a few files kept 100,000 copies
+// of their contents, each one more for the garbage collector to move and mark.
+const PLAIN_MAX = 10_000;
+const plain = new Map<string, string>();
+function plainContents(hash: string, contents: string): string {
+  const hit = plain.get(hash);
+  if (hit === contents) return hit;
+  if (hit === undefined) {
+    if (plain.size >= PLAIN_MAX) plain.delete(plain.keys().next().value!);
+    plain.set(hash, contents);
+  }
+  return contents;
 }

@@ -114,16 +114,32 @@ export function parseUnitFileCached(name: string, contents: string, hash?: strin
 const FLEET_MAX = 100_000;
 const fleetCache = new Map<string, { contents: string; fleet: Readonly<FleetOptions> }>();
 
-/** parseUnitFileCached(name, contents, hash).fleet (frozen, shared), parsed once per contents where the name cannot matter. */
+/**
+ * parseUnitFileCached(name, contents, hash).fleet (frozen, shared), parsed once per contents
+ * where the name cannot matter. sharedContents gives the copy of the contents kept with them.
+ */
 export function fleetOptionsCached(name: string, contents: string, hash?: string): Readonly<FleetOptions> {
   if (contents.includes("%")) return parseUnitFileCached(name, contents, hash).fleet;
   const h = hash ?? unitHash(contents);
   const hit = fleetCache.get(h);
   if (hit !== undefined && hit.contents === contents && nameChecksPass(name, hit.fleet)) return hit.fleet;
-  const fleet = parseUnitFileCached(name, contents, h).fleet;
+  let fleet: Readonly<FleetOptions>;
+  try {
+    // Only the options are kept (and frozen): not the whole parse in the per-name cache.
+    fleet = deepFreeze(parseUnit(name, contents).fleet);
+  } catch {
+    // The error of this name, as parseUnitFileCached gives (and keeps) it.
+    return parseUnitFileCached(name, contents, h).fleet;
+  }
   if (fleetCache.size >= FLEET_MAX) fleetCache.delete(fleetCache.keys().next().value!);
   fleetCache.set(h, { contents, fleet });
   return fleet;
+}
+
+/** The contents kept with the options of `hash`, when they are these contents (one string for all the units of a file). */
+export function sharedContents(hash: string, contents: string): string | undefined {
+  const hit = fleetCache.get(hash);
+  return hit !== undefined && hit.contents === contents ? hit.contents : undefined;
 }
 
 /** What parseUnit checks of the name when the contents parse under another name. */
