@@ -1,6 +1,9 @@
-// API verb `journal` {"name","lines"?}: the last N lines a unit wrote, from every machine that
-// ran it, oldest first: {"unit","lines":[{"machineId","time","line"}]}. `flotilla journal -f`
-// then follows the subject live.
+// API verb `journal` {"name","lines"?,"before"?}: the last N lines a unit wrote (before the
+// stream sequence `before`, when given), from every machine that ran it, oldest first:
+// {"unit","lines":[{"machineId","time","line","seq"}],"more"?,"next"?}. A reply holds what fits
+// in one NATS message; `more: true` says older lines exist and `next` is the `before` that asks
+// for them (the seq of the oldest line returned), so N lines of any size page through.
+// `flotilla journal -f` then follows the subject live.
 //
 // Only about N messages are read, however many the stream keeps for the unit (up to 10,000 per
 // machine): the read starts at the sequence after which about N of the unit's lines remain. That
@@ -26,6 +29,8 @@ export const JournalRequest = z
   .object({
     name: z.string().min(1).max(255),
     lines: z.number().int().min(1).max(MAX_JOURNAL_LINES).default(10),
+    /** Only lines stored before this stream sequence: a reply's `next`, for the page before it. */
+    before: z.number().int().min(1).optional(),
   })
   .strict();
 
@@ -33,6 +38,8 @@ export interface JournalLine {
   machineId: string;
   time: number;
   line: string;
+  /** Its sequence in the journal stream (a page's cursor). */
+  seq: number;
 }
 
 export interface JournalReply {
@@ -40,6 +47,10 @@ export interface JournalReply {
   lines: JournalLine[];
   /** Older lines left out so that the reply fits in the server's max_payload (absent: none). */
   omitted?: number;
+  /** Older lines of the unit exist (left out to fit, or before the N asked for). */
+  more?: boolean;
+  /** With more: the `before` of the request for the lines older than these. */
+  next?: number;
 }
 
 /** Room kept in a reply for its headers and the JSON around the lines. */
@@ -91,7 +102,20 @@ export async function readJournal(
   unit: string,
   lines: number,
   stats: JournalReadStats = { delivered: 0, probes: 0 },
+  before?: number,
 ): Promise<JournalLine[]> {
+  return (await readJournalPage(nc, names, unit, lines, stats, before)).lines;
+}
+
+/** The last `lines` lines of the unit stored before `before` (all: none given), and how many such lines there are. */
+export async function readJournalPage(
+  nc: NatsConnection,
+  names: Names,
+  unit: string,
+  lines: number,
+  stats: JournalReadStats = { delivered: 0, probes: 0 },
+  before?: number,
+): Promise<{ lines: JournalLine[]; total: number }> {
   const jsm = await jetstreamManager(nc);
   const stream = names.journalStream();
   const filter = names.journalUnitFilter(unit);
@@ -106,11 +130,26 @@ export async function readJournal(
     firstSeq = info.state.first_seq;
     lastSeq = info.state.last_seq;
   } catch (e) {
-    if (/not found/i.test(describeError(e))) return [];
+    if (/not found/i.test(describeError(e))) return { lines: [], total: 0 };
     throw e;
   }
-  if (total === 0) return [];
-  if (total > lines + slackFor(lines) && subjects.length <= 8) {
+  if (total === 0) return { lines: [], total: 0 };
+  const made: string[] = [];
+  // Lines at or after `before` count as absent: pending(before) of them are subtracted below.
+  let pEnd = 0;
+  if (before !== undefined) {
+    if (before <= firstSeq) return { lines: [], total: 0 };
+    if (before <= lastSeq) {
+      const ci = await addProbe(jsm, stream, filter, before);
+      void jsm.consumers.delete(stream, ci.name).catch(() => undefined);
+      stats.probes++;
+      pEnd = ci.num_pending;
+      total -= pEnd;
+      lastSeq = before - 1;
+      if (total <= 0) return { lines: [], total: 0 };
+    }
+  }
+  if (before === undefined && total > lines + slackFor(lines) && subjects.length <= 8) {
     // The search ends at the unit's last line, not the stream's (other units may have written
     // much since): one get per machine that ran it.
     const lasts = await Promise.all(
@@ -120,9 +159,9 @@ export async function readJournal(
   }
 
   const slack = slackFor(lines);
-  const made: string[] = [];
   try {
-    // Invariant: pending(lo) >= lines > pending(hi). pending(firstSeq) = total, pending(lastSeq + 1) = 0.
+    // Counts are of lines before the end (pending minus pEnd). Invariant: count(lo) >= lines >
+    // count(hi); count(firstSeq) = total, count(lastSeq + 1) = 0.
     let lo = firstSeq;
     let pLo = total;
     let hi = lastSeq + 1;
@@ -132,7 +171,7 @@ export async function readJournal(
       const ci = await addProbe(jsm, stream, filter, firstSeq);
       made.push(ci.name);
       stats.probes++;
-      chosen = { name: ci.name, pending: ci.num_pending };
+      chosen = { name: ci.name, pending: ci.num_pending - pEnd };
     }
     for (let i = 0; !chosen && i < MAX_PROBES && hi - lo > 1; i++) {
       let seq: number;
@@ -146,7 +185,7 @@ export async function readJournal(
       seq = Math.min(hi - 1, Math.max(lo + 1, seq));
       const ci = await addProbe(jsm, stream, filter, seq);
       stats.probes++;
-      const p = ci.num_pending;
+      const p = ci.num_pending - pEnd;
       if (p >= lines && p <= lines + slack) chosen = { name: ci.name, pending: p };
       else if (p >= lines) {
         lo = seq;
@@ -164,9 +203,9 @@ export async function readJournal(
       const ci = await addProbe(jsm, stream, filter, lo);
       made.push(ci.name);
       stats.probes++;
-      chosen = { name: ci.name, pending: ci.num_pending };
+      chosen = { name: ci.name, pending: ci.num_pending - pEnd };
     }
-    return await readFrom(nc, stream, chosen.name, chosen.pending, lines, stats);
+    return { lines: await readFrom(nc, stream, chosen.name, chosen.pending, lines, stats, before), total };
   } finally {
     for (const name of made) void jsm.consumers.delete(stream, name).catch(() => undefined);
   }
@@ -179,6 +218,7 @@ async function readFrom(
   pending: number,
   lines: number,
   stats: JournalReadStats,
+  before?: number,
 ): Promise<JournalLine[]> {
   const c = await jetstream(nc).consumers.get(stream, consumerName);
   const ring: JournalLine[] = [];
@@ -193,22 +233,23 @@ async function readFrom(
       got++;
       seen++;
       stats.delivered++;
+      if (before !== undefined && m.seq >= before) break outer;
       const parts = m.subject.split(".");
-      ring.push({ machineId: parts[parts.length - 1] ?? "", time: Math.floor(m.info.timestampNanos / 1e6), line: dec.decode(m.data) });
+      ring.push({ machineId: parts[parts.length - 1] ?? "", time: Math.floor(m.info.timestampNanos / 1e6), line: dec.decode(m.data), seq: m.seq });
       if (ring.length > lines) ring.shift();
-      if (m.info.pending === 0) break outer;
+      if (m.info.pending === 0 || (before !== undefined && m.seq >= before - 1)) break outer;
     }
     if (got === 0) break;
   }
   return ring;
 }
 
-const EX_JOURNAL = `{"name":"hello.service","lines":10}`;
+const EX_JOURNAL = `{"name":"hello.service","lines":10} (older: "before": the "next" of a reply)`;
 
 export function journalHandlers(ctx: ClusterContext): ApiHandlers {
   return {
     journal: async (body) => {
-      const { name, lines } = parseRequest(JournalRequest, body, "journal", EX_JOURNAL);
+      const { name, lines, before } = parseRequest(JournalRequest, body, "journal", EX_JOURNAL);
       let unit: string;
       try {
         unit = normalizeUnitName(name);
@@ -216,9 +257,14 @@ export function journalHandlers(ctx: ClusterContext): ApiHandlers {
         throw new FlotillaError("invalid_unit_name", `journal: ${describeError(e)}`, { field: "name", value: showValue(name) });
       }
       const maxPayload = ctx.nc.info?.max_payload ?? 1024 * 1024;
-      const fitted = fitReply(await readJournal(ctx.nc, ctx.names, unit, lines), maxPayload - REPLY_MARGIN);
+      const page = await readJournalPage(ctx.nc, ctx.names, unit, lines, undefined, before);
+      const fitted = fitReply(page.lines, maxPayload - REPLY_MARGIN);
       const reply: JournalReply = { unit: unescapeUnit(unit), lines: fitted.lines };
       if (fitted.omitted > 0) reply.omitted = fitted.omitted;
+      if (page.total > fitted.lines.length && fitted.lines.length > 0) {
+        reply.more = true;
+        reply.next = fitted.lines[0]!.seq;
+      }
       return reply;
     },
   };

@@ -31,14 +31,22 @@ export const registerJournal: CommandRegistrar = (program, globals) => {
       try {
         // Subscribe first so that nothing written while the request runs is missed.
         const sub = o.follow ? client.nc.subscribe(client.names.journalUnitFilter(unit)) : undefined;
-        const reply = await client.request<JournalReply>("journal", { name: unit, lines });
-        if (reply.omitted) {
-          process.stderr.write(`(${reply.omitted} older lines left out: the reply must fit in one NATS message; ask for fewer with -n)\n`);
+        // A reply holds what fits in one NATS message; the older lines come page by page
+        // ("before" = the last reply's "next"), newest page first, printed oldest first.
+        const pages: JournalReply["lines"][] = [];
+        let got = 0;
+        for (let before: number | undefined; got < lines; ) {
+          const reply: JournalReply = await client.request<JournalReply>("journal", { name: unit, lines: lines - got, ...(before ? { before } : {}) });
+          pages.unshift(reply.lines);
+          got += reply.lines.length;
+          if (!reply.more || reply.next === undefined || reply.lines.length === 0) break;
+          before = reply.next;
         }
-        for (const l of reply.lines) print(l);
+        const all = pages.flat();
+        for (const l of all) print(l);
         if (!sub) return;
         const dec = new TextDecoder();
-        const last = reply.lines.length ? reply.lines[reply.lines.length - 1]! : undefined;
+        const last = all.length ? all[all.length - 1]! : undefined;
         let skipping = last !== undefined;
         const stop = () => sub.unsubscribe();
         process.once("SIGINT", stop);
