@@ -19,6 +19,11 @@ export interface TaskManagerInput {
   target: "loaded" | "launched";
   /** Restarts so far (from the worker store, after an agent restart). */
   restarts?: number;
+  /**
+   * Whose effects the provided chart runs (the TaskManager): the chart is provided once for
+   * every unit, and its actions find their task manager here, not in a closure per unit.
+   */
+  owner?: unknown;
 }
 
 export interface TaskManagerContext {
@@ -29,6 +34,7 @@ export interface TaskManagerContext {
   attempts: number;
   restarts: number;
   restartDelayMs: number;
+  owner?: unknown;
 }
 
 export type TaskManagerEvent =
@@ -72,7 +78,7 @@ export const taskManagerMachine = setup({
   },
 }).createMachine({
   id: "task-manager",
-  context: ({ input }) => ({ unit: input.unit, target: input.target, attempts: 0, restarts: input.restarts ?? 0, restartDelayMs: 0 }),
+  context: ({ input }) => ({ unit: input.unit, target: input.target, attempts: 0, restarts: input.restarts ?? 0, restartDelayMs: 0, owner: input.owner }),
   initial: "idle",
   on: { DETACH: ".detached" },
   states: {
