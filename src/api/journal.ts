@@ -96,19 +96,8 @@ async function addProbe(jsm: JetStreamManager, stream: string, filter: string, s
   });
 }
 
-export async function readJournal(
-  nc: NatsConnection,
-  names: Names,
-  unit: string,
-  lines: number,
-  stats: JournalReadStats = { delivered: 0, probes: 0 },
-  before?: number,
-): Promise<JournalLine[]> {
-  return (await readJournalPage(nc, names, unit, lines, stats, before)).lines;
-}
-
 /** The last `lines` lines of the unit stored before `before` (all: none given), and how many such lines there are. */
-export async function readJournalPage(
+export async function readJournal(
   nc: NatsConnection,
   names: Names,
   unit: string,
@@ -257,7 +246,7 @@ export function journalHandlers(ctx: ClusterContext): ApiHandlers {
         throw new FlotillaError("invalid_unit_name", `journal: ${describeError(e)}`, { field: "name", value: showValue(name) });
       }
       const maxPayload = ctx.nc.info?.max_payload ?? 1024 * 1024;
-      const page = await readJournalPage(ctx.nc, ctx.names, unit, lines, undefined, before);
+      const page = await readJournal(ctx.nc, ctx.names, unit, lines, undefined, before);
       const fitted = fitReply(page.lines, maxPayload - REPLY_MARGIN);
       const reply: JournalReply = { unit: unescapeUnit(unit), lines: fitted.lines };
       if (fitted.omitted > 0) reply.omitted = fitted.omitted;

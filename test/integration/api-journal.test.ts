@@ -30,7 +30,7 @@ async function publish(lines: [string, string][]): Promise<void> {
 async function read(unit: string, lines: number): Promise<{ lines: string[]; machines: string[]; received: number; stats: JournalReadStats }> {
   const before = reader.stats().inMsgs;
   const stats: JournalReadStats = { delivered: 0, probes: 0 };
-  const out = await readJournal(reader, names, unit, lines, stats);
+  const out = (await readJournal(reader, names, unit, lines, stats)).lines;
   return { lines: out.map((l) => l.line), machines: out.map((l) => l.machineId), received: reader.stats().inMsgs - before, stats };
 }
 
