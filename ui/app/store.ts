@@ -1,5 +1,6 @@
 // The page's state (Preact signals) and the loops that fill it: the connection, the cluster's
-// listings (polled), inspection (history.ts), statechart definitions by hash.
+// listings (every page of each; machines and unit files listed again every few seconds, the
+// units' rows followed by watch-units), inspection (history.ts), statechart definitions by hash.
 import { signal, computed, batch } from "@preact/signals";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { addAll, addMessage, allSteps, emptyHistory, type History } from "../lib/history.js";
@@ -8,6 +9,7 @@ import { parseNdjson, toNdjson } from "../lib/recording.js";
 import type { InspectMessage, Statechart } from "../lib/types.js";
 import { layoutFor } from "./layout.js";
 import { reservationOf, usedByMachine, type Reservation } from "../lib/reservations.js";
+import { listAll, UnitsFollower, type Call } from "../lib/listing.js";
 import {
   ApiError,
   api,
@@ -223,6 +225,8 @@ export async function start(): Promise<void> {
     return;
   }
   nc.current = c;
+  // A new connection: the units are listed again on it, and followed from there.
+  follower.stop();
   conn.value = { state: "connected" };
   void (async () => {
     for await (const s of c.status()) {
@@ -265,19 +269,43 @@ async function loadInspection(c: NatsConnection, prefix: string, mode: "last" | 
   }
 }
 
+/** API requests on the page's connection now. */
+const call: Call = (verb, body, timeout) => {
+  const c = nc.current;
+  const cfg = config.value;
+  if (!c || !cfg) return Promise.reject(new Error("not connected"));
+  return api(c, cfg.prefix, verb, body, timeout);
+};
+
+/** The units' rows: listed once, then followed by watch-units (listed again only when the daemon says so, or a watch failed). */
+const follower = new UnitsFollower<UnitRow>(call, {
+  rows: (r) => (unitRows.value = r),
+  problem: (verb, e) => {
+    if (config.value) listingProblem.value = requestProblem(config.value.prefix, verb, e);
+  },
+  live: () => nc.current !== null && !recordingName.peek(),
+});
+
 let polling = false;
+/** How long the last refresh took: the next one waits at least a few times that (a big cluster's unit files take a while). */
+let refreshMs = 0;
 export async function refresh(): Promise<void> {
   const c = nc.current;
   const cfg = config.value;
   if (!c || !cfg) return;
+  const t0 = Date.now();
   try {
-    const [m, f, u] = await Promise.all([
-      api<MachineRecord[]>(c, cfg.prefix, "list-machines"),
-      api<UnitFileRow[]>(c, cfg.prefix, "list-unit-files"),
-      api<UnitRow[]>(c, cfg.prefix, "list-units"),
+    // Every page of each listing; the units' rows only when they are not being followed already.
+    const [m, f] = await Promise.all([
+      listAll<MachineRecord>(call, "list-machines"),
+      listAll<UnitFileRow>(call, "list-unit-files"),
+      follower.watching ? null : follower.relist(),
     ]);
     const known = reservations.peek();
-    const missing = f.filter((x) => !known.has(x.hash));
+    // One `cat` per file hash (thousands of instances of a template are one file).
+    const byHash = new Map<string, UnitFileRow>();
+    for (const x of f) if (!known.has(x.hash) && !byHash.has(x.hash)) byHash.set(x.hash, x);
+    const missing = [...byHash.values()];
     if (missing.length) {
       const next = new Map(known);
       await Promise.all(
@@ -295,7 +323,7 @@ export async function refresh(): Promise<void> {
     batch(() => {
       machines.value = m;
       unitFiles.value = f;
-      unitRows.value = u;
+      unitRows.value = follower.rows;
       statuses.value = st;
       listingProblem.value = null;
       listedAt.value = Date.now();
@@ -303,6 +331,7 @@ export async function refresh(): Promise<void> {
   } catch (e) {
     listingProblem.value = requestProblem(cfg.prefix, "list-machines", e as Error);
   }
+  refreshMs = Date.now() - t0;
 }
 
 async function poll(): Promise<void> {
@@ -311,7 +340,7 @@ async function poll(): Promise<void> {
   for (;;) {
     if (recordingName.peek()) break;
     await refresh();
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, Math.max(2000, 4 * refreshMs)));
   }
   polling = false;
 }
@@ -329,6 +358,7 @@ export function recordingText(): string {
 export async function openRecording(name: string, text: string): Promise<string[]> {
   const r = parseNdjson(text);
   recordingName.value = name;
+  follower.stop();
   stopLive?.();
   stopLive = null;
   const c = nc.current;
