@@ -13,6 +13,7 @@ import { arrivalOf } from "../unit/match.js";
 import type { Liveness } from "./liveness.js";
 import type { WriteResult } from "./schedule-writer.js";
 import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit, type Placement } from "./model.js";
+import type { FleetOptions } from "../unit/types.js";
 
 export class ClusterViews {
   units = new Map<string, EngineUnit>();
@@ -116,7 +117,9 @@ export class ClusterViews {
     if (prev && prev.hash === rec.hash && prev.desiredState === rec.desiredState && prev.arrival === arrival) return false;
     const u = toEngineUnit(name, rec, arrival);
     this.units.set(name, u);
-    const plain = u.fleet === NO_FLEET_OPTIONS && !u.invalid;
+    // Plain: no [X-Fleet] section (a file with one is never plain, even one that does not
+    // parse); known without parsing it.
+    const plain = u.plain;
     if (plain) this.notPlain.delete(name);
     else this.notPlain.add(name);
     if (!prev && plain && u.desiredState !== "inactive") this.fresh.push(name);
@@ -184,17 +187,57 @@ export class ClusterViews {
   }
 }
 
-/** A units-bucket record as the engine sees it: only [X-Fleet] matters here. */
-export function toEngineUnit(name: string, rec: UnitRecord, arrival?: number): EngineUnit {
-  // Most units have no [X-Fleet] section; skip the parse for them (the API validated the file).
+/**
+ * A units-bucket record as the engine sees it: only [X-Fleet] matters here. The options are
+ * parsed on first use (ViewUnit), not here: the watch callback takes a flood in whole (Node
+ * reads a busy socket up to 32 times, 2 MB, before a timer runs), and at 30-50 µs a file the
+ * parses of 5,000 distinct files held the event loop for 200 ms and more. The round's pass,
+ * which reads every unit's options in slices that yield (slicer.ts), parses them there.
+ */
+export function toEngineUnit(name: string, rec: UnitRecord, arrival?: number): EngineUnit & { readonly plain: boolean } {
+  // Most units have no [X-Fleet] section; no parse at all for them (the API validated the file).
   if (!rec.contents.includes("[X-Fleet]") || !/^\s*\[X-Fleet\]/m.test(rec.contents)) {
-    return { name, hash: rec.hash, desiredState: rec.desiredState, contents: plainContents(rec.hash, rec.contents), arrival, fleet: NO_FLEET_OPTIONS };
+    return new ViewUnit(name, rec.hash, rec.desiredState, plainContents(rec.hash, rec.contents), arrival, NO_FLEET_OPTIONS);
   }
-  try {
-    const fleet = fleetOptionsCached(name, rec.contents, rec.hash);
-    return { name, hash: rec.hash, desiredState: rec.desiredState, contents: sharedContents(rec.hash, rec.contents) ?? rec.contents, arrival, fleet };
-  } catch (e) {
-    return { name, hash: rec.hash, desiredState: rec.desiredState, contents: rec.contents, arrival, fleet: NO_FLEET_OPTIONS, invalid: describeError(e) };
+  return new ViewUnit(name, rec.hash, rec.desiredState, sharedContents(rec.hash, rec.contents) ?? rec.contents, arrival);
+}
+
+/** A unit of the views: `fleet` and `invalid` from the unit file, parsed once, when first read. */
+class ViewUnit implements EngineUnit {
+  private f: FleetOptions | undefined;
+  private why: string | undefined;
+  /** No [X-Fleet] section: fleet is NO_FLEET_OPTIONS, nothing to parse. */
+  readonly plain: boolean;
+
+  constructor(
+    readonly name: string,
+    readonly hash: string,
+    readonly desiredState: EngineUnit["desiredState"],
+    readonly contents: string,
+    readonly arrival: number | undefined,
+    fleet?: FleetOptions,
+  ) {
+    this.f = fleet;
+    this.plain = fleet === NO_FLEET_OPTIONS;
+  }
+
+  get fleet(): FleetOptions {
+    return this.f ?? this.parse();
+  }
+
+  get invalid(): string | undefined {
+    if (this.f === undefined) this.parse();
+    return this.why;
+  }
+
+  private parse(): FleetOptions {
+    try {
+      this.f = fleetOptionsCached(this.name, this.contents, this.hash);
+    } catch (e) {
+      this.f = NO_FLEET_OPTIONS;
+      this.why = describeError(e);
+    }
+    return this.f;
   }
 }
 

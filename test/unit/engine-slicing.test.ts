@@ -4,11 +4,12 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import pino from "pino";
 import { ScheduleWriter } from "../../src/engine/schedule-writer.js";
-import { toEngineUnit } from "../../src/engine/views.js";
+import { ClusterViews, toEngineUnit } from "../../src/engine/views.js";
+import { Liveness } from "../../src/engine/liveness.js";
 import { placeFresh, placeFreshSliced } from "../../src/engine/fast-path.js";
 import { NO_FLEET_OPTIONS, type Action, type EngineMachine, type EngineUnit } from "../../src/engine/model.js";
 import { MemoryEngineStore } from "../../src/store/memory-store.js";
-import { decodeAs } from "../../src/protocol/codec.js";
+import { decodeAs, encode } from "../../src/protocol/codec.js";
 import { keys } from "../../src/protocol/names.js";
 import { ScheduleEntry, type UnitRecord } from "../../src/protocol/messages.js";
 import { clearUnitCache, parseUnitFileCached, unitCacheSize } from "../../src/unit/index.js";
@@ -126,5 +127,24 @@ describe("[X-Fleet] options by contents", () => {
     expect(toEngineUnit("a.service", record("a.service", follow)).invalid).toMatch(/names the unit itself/);
     expect(toEngineUnit("h@2.service", record("h@2.service", spec)).fleet.machineMetadata).toEqual({ host: ["2"] });
     expect(toEngineUnit("q.service", record("q.service", broken)).invalid).toMatch(/q\.service has no command/);
+  });
+});
+
+describe("the intake", () => {
+  it("takes units in without parsing their files: the options are parsed when first read, in the round's sliced pass", () => {
+    clearUnitCache();
+    const v = new ClusterViews(pino({ level: "silent" }), new Liveness(1000));
+    // Files that do not parse: their errors are what the per-name cache keeps, once parsed.
+    for (let i = 0; i < 100; i++) {
+      const name = `b${i}.service`;
+      expect(v.onUnit({ key: name, operation: "PUT", value: encode(record(name, `[Service]\n[X-Fleet]\nMachineOf=b${i + 1}.service\n`)), revision: i + 1 })).toBe(true);
+    }
+    expect(v.notPlain.size).toBe(100);
+    expect(v.takeChanges()).toEqual({ fresh: [], other: true });
+    // Before, each was parsed in the watch callback.
+    expect(unitCacheSize()).toBe(0);
+    expect(v.units.get("b7.service")!.invalid).toMatch(/b7\.service has no command/);
+    expect(v.units.get("b7.service")!.fleet).toBe(NO_FLEET_OPTIONS);
+    expect(unitCacheSize()).toBe(1);
   });
 });
