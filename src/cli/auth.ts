@@ -4,8 +4,8 @@ import { resolve, join } from "node:path";
 import type { Command } from "commander";
 import type { CommandRegistrar } from "./main.js";
 import { FlotillaError } from "../protocol/errors.js";
-import { newMachineId } from "../machine/machine-id.js";
-import { AUTH_CONF, addMachine, ensureAuth, initAuth, type Credentials } from "../auth/users.js";
+// The users' files (bcrypt) and machine IDs are imported when a command runs, not at the CLI's start.
+import type { Credentials } from "../auth/users.js";
 
 export const DEFAULT_AUTH_DIR = "./.flotilla/auth";
 
@@ -23,7 +23,8 @@ function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
 
-function report(dir: string, creds: Credentials[]): void {
+async function report(dir: string, creds: Credentials[]): Promise<void> {
+  const { AUTH_CONF } = await import("../auth/users.js");
   const lines = [
     `wrote ${join(dir, "users.json")} and ${join(dir, AUTH_CONF)}`,
     `  add to the nats-server config: include "<path of ${AUTH_CONF} relative to that config file>" (nats-server resolves includes relative to the including file)`,
@@ -53,7 +54,8 @@ export const registerAuth: CommandRegistrar = (program, globals) => {
     .option("--machine <id>", "a machine with this ID (repeatable)", collect, [])
     .option("--role <role>", "role of these machines: engine (may lead, serves the API) or machine (agent only)", "engine")
     .option("--if-missing", "a directory that holds users already keeps them and their passwords and gains only the --machine IDs it lacks (what the compose file's auth service runs on every up)")
-    .action((o: { dir: string; machines?: string; machine: string[]; role: string; ifMissing?: boolean }) => {
+    .action(async (o: { dir: string; machines?: string; machine: string[]; role: string; ifMissing?: boolean }) => {
+      const [{ newMachineId }, { ensureAuth, initAuth }] = await Promise.all([import("../machine/machine-id.js"), import("../auth/users.js")]);
       const r = role(o.role);
       if (o.machines !== undefined && o.machine.length > 0) {
         throw new FlotillaError("bad_flag", "give either --machines N or --machine ID..., not both", { field: "machines", value: o.machines });
@@ -76,7 +78,7 @@ export const registerAuth: CommandRegistrar = (program, globals) => {
         });
       }
       const made = ensureAuth(opts);
-      if (made.length > 0) report(dir, made);
+      if (made.length > 0) await report(dir, made);
       else process.stdout.write(`${join(dir, "users.json")} holds every user asked for already: nothing changed\n`);
     });
   auth
@@ -84,9 +86,10 @@ export const registerAuth: CommandRegistrar = (program, globals) => {
     .description("add one machine's user (or give it a new password); restart or reload nats-server afterwards (nats-server --signal reload)")
     .option("--dir <dir>", "the directory of flotilla auth init", DEFAULT_AUTH_DIR)
     .option("--role <role>", "engine (may lead, serves the API) or machine (agent only)", "engine")
-    .action((id: string, o: { dir: string; role: string }) => {
+    .action(async (id: string, o: { dir: string; role: string }) => {
+      const { addMachine } = await import("../auth/users.js");
       const dir = resolve(o.dir);
-      report(dir, [addMachine(dir, id, role(o.role))]);
+      await report(dir, [addMachine(dir, id, role(o.role))]);
     });
   return auth as unknown as Command;
 };

@@ -3,8 +3,8 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { FlotillaError, describeError, type ErrorCode } from "../protocol/errors.js";
 import { Names, READ_VERBS } from "../protocol/names.js";
-import { connectOnce, type NatsOptions } from "../nats/connection.js";
-import { permissionViolation } from "../auth/probe.js";
+// The NATS client is imported on connect, not at the CLI's start (`--help` needs none of it).
+import type { NatsOptions } from "../nats/connection.js";
 
 export interface GlobalOptions extends NatsOptions {
   prefix: string;
@@ -24,6 +24,7 @@ export class ApiClient {
   ) {}
 
   static async connect(g: GlobalOptions): Promise<ApiClient> {
+    const { connectOnce } = await import("../nats/connection.js");
     const nc = await connectOnce({ ...g, name: "flotilla-cli" });
     return new ApiClient(nc, new Names(g.prefix), g.timeout, g.user);
   }
@@ -48,6 +49,7 @@ export class ApiClient {
       msg = await this.nc.request(subject, JSON.stringify(body), { timeout: timeoutMs });
     } catch (e) {
       const text = describeError(e);
+      const { permissionViolation } = await import("../auth/probe.js");
       if (permissionViolation(e)) {
         throw new FlotillaError(
           "permission_denied",

@@ -4,14 +4,11 @@
 import type { Command } from "commander";
 import type { CommandRegistrar } from "./main.js";
 import { existsSync } from "node:fs";
-import { loadConfig, type LoadedConfig, type RawConfig } from "../server/config.js";
-import { Daemon, SHUTDOWN_BUDGET_MS } from "../server/server.js";
-import { createLogger } from "../log.js";
+// The daemon's implementation (server, engine, xstate, lmdb, pino...) is imported when the
+// command runs, not when the CLI starts: `flotilla --help` and every other verb skip it.
+import type { LoadedConfig, RawConfig } from "../server/config.js";
 import { FlotillaError } from "../protocol/errors.js";
 import { Names } from "../protocol/names.js";
-import { connectWithRetry } from "../nats/connection.js";
-import { ensureStateDir, resolveMachineId } from "../machine/machine-id.js";
-import { permissionViolation, probePermissions } from "../auth/probe.js";
 import type { DaemonConfig } from "../server/context.js";
 import type { Logger } from "pino";
 
@@ -114,6 +111,11 @@ async function loadConfigWhenAuthEnv(load: () => LoadedConfig, log: Logger): Pro
 
 /** Runs a daemon until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runDaemon(program: Command, cmd: Command): Promise<number> {
+  const [{ createLogger }, { loadConfig }, { Daemon, SHUTDOWN_BUDGET_MS }] = await Promise.all([
+    import("../log.js"),
+    import("../server/config.js"),
+    import("../server/server.js"),
+  ]);
   const log = createLogger();
   const o = cmd.opts<DaemonFlags>();
   const { config, warnings } = await loadConfigWhenAuthEnv(() => loadConfig({ flags: flagsOf(program, cmd), file: o.config }), log);
@@ -148,7 +150,7 @@ export async function runDaemon(program: Command, cmd: Command): Promise<number>
     }
     // A component that failed half-way must not keep a failed daemon alive.
     setTimeout(() => process.exit(process.exitCode ?? 1), 1000).unref();
-    throw refusedAtStart(e, config);
+    throw await refusedAtStart(e, config);
   }
   process.stdout.write(`flotilla daemon: machine ${daemon.machineId} is up (prefix ${config.prefix}, NATS ${config.natsUrl})\n`);
   await new Promise<void>((resolve) => {
@@ -167,6 +169,11 @@ export async function runDaemon(program: Command, cmd: Command): Promise<number>
  * refusal is a FlotillaError("permission_denied") naming the subject and the role (exit 1).
  */
 async function checkPermissions(config: DaemonConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  const [{ ensureStateDir, resolveMachineId }, { connectWithRetry }, { probePermissions }] = await Promise.all([
+    import("../machine/machine-id.js"),
+    import("../nats/connection.js"),
+    import("../auth/probe.js"),
+  ]);
   ensureStateDir(config.stateDir);
   const machineId = resolveMachineId(config.stateDir, config.machineId);
   const nc = await connectWithRetry(
@@ -185,7 +192,8 @@ async function checkPermissions(config: DaemonConfig, log: Logger, signal: Abort
  * A refusal the start-up check could not foresee, said plainly: most often a machine-role
  * daemon that finds no buckets (only engines may create them).
  */
-function refusedAtStart(e: unknown, config: DaemonConfig): unknown {
+async function refusedAtStart(e: unknown, config: DaemonConfig): Promise<unknown> {
+  const { permissionViolation } = await import("../auth/probe.js");
   const pv = permissionViolation(e);
   if (!pv) return e;
   const who = config.user ? `user "${config.user}"` : "these credentials";

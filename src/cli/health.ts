@@ -9,13 +9,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CommandRegistrar } from "./main.js";
 import { addDaemonOptions, flagsOf } from "./daemon.js";
-import { loadConfig } from "../server/config.js";
 import { FlotillaError, describeError } from "../protocol/errors.js";
 import { Names, keys, assertMachineId } from "../protocol/names.js";
-import { connectOnce } from "../nats/connection.js";
-import { openKv } from "../nats/buckets.js";
-import { decodeAs } from "../protocol/codec.js";
-import { MachineRecord } from "../protocol/messages.js";
+import type { MachineRecord } from "../protocol/messages.js";
 import { parseDuration } from "../util/measure.js";
 
 export const registerHealth: CommandRegistrar = (program) => {
@@ -25,6 +21,14 @@ export const registerHealth: CommandRegistrar = (program) => {
   addDaemonOptions(cmd)
     .option("--max-age <duration>", "how old the machine record may be (default: the agent TTL)")
     .action(async (o: { config?: string; maxAge?: string }) => {
+      // Imported here, not at the CLI's start (zod, NATS, the config loader).
+      const [{ loadConfig }, { connectOnce }, { openKv }, { decodeAs }, messages] = await Promise.all([
+        import("../server/config.js"),
+        import("../nats/connection.js"),
+        import("../nats/buckets.js"),
+        import("../protocol/codec.js"),
+        import("../protocol/messages.js"),
+      ]);
       const { config } = loadConfig({ flags: flagsOf(program, cmd), file: o.config });
       const idFile = join(config.stateDir, "machine-id");
       // Never generate an ID here (resolveMachineId would): no file means no daemon ran yet.
@@ -51,7 +55,7 @@ export const registerHealth: CommandRegistrar = (program) => {
         try {
           const kv = await openKv(nc, names.bucket("machines"));
           const e = await kv.get(keys.machine(machineId));
-          if (e && e.operation === "PUT" && e.value.length > 0) rec = decodeAs(MachineRecord, e.value, "machine record");
+          if (e && e.operation === "PUT" && e.value.length > 0) rec = decodeAs(messages.MachineRecord, e.value, "machine record");
         } catch (e) {
           throw new FlotillaError("nats_unavailable", `cannot read machine ${machineId} from ${names.bucket("machines")}: ${describeError(e)}`, { temporary: true });
         }

@@ -3,7 +3,7 @@
 import type { CommandRegistrar } from "./main.js";
 import { ApiClient } from "./client.js";
 import { FlotillaError } from "../protocol/errors.js";
-import { MAX_JOURNAL_LINES, type JournalReply } from "../api/journal.js";
+import type { JournalReply } from "../api/journal.js";
 
 export const registerJournal: CommandRegistrar = (program, globals) => {
   program
@@ -14,6 +14,8 @@ export const registerJournal: CommandRegistrar = (program, globals) => {
     .option("-f, --follow", "keep printing new lines as they are written")
     .option("--output <mode>", "short (lines only) or json", "short")
     .action(async (unitArg: string, o: { lines: string; follow?: boolean; output: string }) => {
+      // The API module (zod, JetStream) only for this command, not at the CLI's start.
+      const { MAX_JOURNAL_LINES } = await import("../api/journal.js");
       const lines = Number(o.lines);
       if (!Number.isInteger(lines) || lines < 1) {
         throw new FlotillaError("bad_flag", `-n: "${o.lines}" is not a positive whole number`, { field: "lines", value: o.lines });

@@ -4,7 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { FlotillaError, describeError } from "../protocol/errors.js";
 import { DEFAULT_PREFIX } from "../protocol/names.js";
-import { DEFAULT_NATS_URL } from "../nats/connection.js";
+import { DEFAULT_NATS_URL } from "../nats/default-url.js";
 import type { GlobalOptions } from "./client.js";
 import { VERSION } from "../version.js";
 

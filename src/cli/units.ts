@@ -6,14 +6,14 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
-import { openKv } from "../nats/buckets.js";
 import type { CommandRegistrar } from "./main.js";
 import { ApiClient, withClient } from "./client.js";
 import { FlotillaError, describeError } from "../protocol/errors.js";
 import type { MachineRecord } from "../protocol/messages.js";
-import { MAX_UNIT_FILE_BYTES, instanceOf, normalizeUnitName, UNIT_TYPES } from "../unit/index.js";
 import type { UnitVerb } from "../unit/transitions.js";
-import { describeStates, goalReached, waitForUnit, type UnitStates, type WaitGoal } from "../unit/wait.js";
+// The unit parser, JetStream and the state watch are imported where they are used, not at the
+// CLI's start.
+import type { UnitStates, WaitGoal } from "../unit/wait.js";
 import type { UnitVerbReply } from "../api/units.js";
 import { registerUnitListings } from "./unit-listings.js";
 
@@ -28,8 +28,6 @@ export interface UnitArg {
   file?: string;
 }
 
-const SUFFIX_RE = new RegExp(`\\.(${UNIT_TYPES.join("|")})$`);
-
 async function isFile(p: string): Promise<boolean> {
   try {
     return (await stat(p)).isFile();
@@ -39,6 +37,7 @@ async function isFile(p: string): Promise<boolean> {
 }
 
 async function readUnitFile(path: string): Promise<string> {
+  const { MAX_UNIT_FILE_BYTES } = await import("../unit/index.js");
   const st = await stat(path);
   if (st.size > MAX_UNIT_FILE_BYTES) {
     throw new FlotillaError(
@@ -53,6 +52,7 @@ async function readUnitFile(path: string): Promise<string> {
 
 /** A FILE (a path that exists) or a UNIT name; an instance may take its contents from a template file beside it. */
 export async function resolveUnitArg(arg: string, allowFiles: boolean): Promise<UnitArg> {
+  const { instanceOf, normalizeUnitName, UNIT_TYPES } = await import("../unit/index.js");
   if (allowFiles && (await isFile(arg))) {
     return { name: normalizeUnitName(basename(arg)), contents: await readUnitFile(arg), file: arg };
   }
@@ -71,7 +71,7 @@ export async function resolveUnitArg(arg: string, allowFiles: boolean): Promise<
     });
   }
   const name = normalizeUnitName(arg);
-  if (allowFiles && SUFFIX_RE.test(arg)) {
+  if (allowFiles && new RegExp(`\\.(${UNIT_TYPES.join("|")})$`).test(arg)) {
     const inst = instanceOf(name);
     if (inst && (await isFile(inst.template))) return { name, contents: await readUnitFile(inst.template), file: inst.template };
   }
@@ -205,6 +205,7 @@ async function whereTo(client: ApiClient, units: string[]): Promise<string[]> {
 
 /** Blocks until every unit reaches the goal; prints one line per unit; throws on timeout. */
 async function waitAll(client: ApiClient, units: string[], goal: WaitGoal, attempts: number, word = GOAL_WORDS[goal]): Promise<void> {
+  const [{ openKv }, { goalReached, waitForUnit }] = await Promise.all([import("../nats/buckets.js"), import("../unit/wait.js")]);
   const name = client.names.bucket("states");
   const states = { kv: await openKv(client.nc, name), nc: client.nc, name };
   const timeoutMs = attempts === 0 ? 0 : attempts * BLOCK_ATTEMPT_MS;
@@ -239,6 +240,7 @@ function reachedOn(goal: WaitGoal, states: UnitStates, machines: Map<string, Mac
 }
 
 async function timeoutReason(client: ApiClient, unit: string, states: UnitStates): Promise<string> {
+  const { describeStates } = await import("../unit/wait.js");
   let why = describeStates(states);
   try {
     const st = await client.request<{ unplaced: string | null; target: string | null; unit: { desiredState: string } }>("status", { name: unit });

@@ -7,7 +7,8 @@ import type { Logger } from "pino";
 import { FlotillaError, describeError } from "../protocol/errors.js";
 import { inboxPrefixFor } from "../auth/roles.js";
 
-export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+import { DEFAULT_NATS_URL } from "./default-url.js";
+export { DEFAULT_NATS_URL };
 
 export interface NatsAuth {
   creds?: string; // path to a .creds file
