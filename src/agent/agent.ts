@@ -8,9 +8,10 @@
 // running tasks keep running untouched however long NATS is away. On reconnect the watches are
 // recreated, their initial values replace the desired set, and tasks that are no longer
 // assigned here are stopped at once; every state record is written again.
+//
+// What it reads and writes of the cluster goes through its store port (store/agent-store.ts):
+// on NATS by default (nats/agent-store.ts), in memory for tests of this logic.
 import { hostname } from "node:os";
-import type { KvWatchEntry } from "@nats-io/kv";
-import { watchKv } from "../nats/kv-watch.js";
 import type { Logger } from "pino";
 import type { ClusterContext, Component } from "../server/context.js";
 import { keys } from "../protocol/names.js";
@@ -29,11 +30,14 @@ import { agentMachine } from "./agent.machine.js";
 import { WorkerStore } from "./worker-store.js";
 import { TaskManager } from "./task-manager.js";
 import { UnitStatePublisher } from "./unit-state-publisher.js";
-import { JournalTailer, ensureJournalStream } from "./journal.js";
+import type { AgentStore, BucketEntry, BucketWatch, TaskJournal } from "../store/agent-store.js";
+import { NatsAgentStore } from "../nats/agent-store.js";
 import { reconcile, type CurrentTask, type DesiredTask, type TaskAction } from "./reconcile.js";
 
 export interface AgentOptions {
   executor?: Executor;
+  /** The cluster state it reads and writes; default: NATS, from ctx (its connection and buckets). */
+  store?: AgentStore;
   parse?: (name: string, contents: string) => ParsedUnit;
 }
 
@@ -43,14 +47,16 @@ export function createAgent(ctx: ClusterContext, o: AgentOptions = {}): Agent {
 
 /** A Global unit as the agent keeps it: the entry it would run, and when the unit arrived. */
 type GlobalEntry = ScheduleEntry & { arrival: number };
-type Watched = { iter?: { stop(): void }; synced: boolean; values: Map<string, ScheduleEntry | GlobalEntry> };
+type Watched = { iter?: BucketWatch; synced: boolean; values: Map<string, ScheduleEntry | GlobalEntry> };
 
 export class Agent implements Component {
   private readonly log: Logger;
   private readonly parse: (name: string, contents: string) => ParsedUnit;
+  private readonly cluster: AgentStore;
   private store?: WorkerStore;
   private publisher?: UnitStatePublisher;
-  private journal?: JournalTailer;
+  private journal?: TaskJournal;
+  private connection?: { stop(): void };
   private executor?: Executor;
   private readonly tasks = new Map<string, TaskManager>();
   private readonly busy = new Set<string>();
@@ -70,6 +76,7 @@ export class Agent implements Component {
     this.log = childLogger(ctx.log, { component: "agent", machineId: ctx.machineId });
     this.parse =
       o.parse ?? ((name, contents) => parseUnitFile(name, contents, { host: { machineId: ctx.machineId, hostname: hostname() } }));
+    this.cluster = o.store ?? new NatsAgentStore({ nc: ctx.nc, names: ctx.names, buckets: ctx.buckets, machineId: ctx.machineId, log: this.log });
   }
 
   /** Units this agent runs, with their last status (for tests and tools). */
@@ -101,18 +108,8 @@ export class Agent implements Component {
     const store = new WorkerStore(ctx.config.stateDir);
     this.store = store;
     this.executor = this.o.executor ?? new ProcessExecutor({ stateDir: ctx.config.stateDir, log: this.log });
-    this.publisher = new UnitStatePublisher({ kv: ctx.buckets.states, machineId: ctx.machineId, ttlMs: ctx.config.agentTtlMs, log: this.log });
-    this.journal = new JournalTailer({
-      nc: ctx.nc,
-      names: ctx.names,
-      machineId: ctx.machineId,
-      store,
-      log: this.log,
-      maxFileBytes: ctx.config.taskLogMaxBytes,
-    });
-    await ensureJournalStream(ctx.nc, ctx.names).catch((e) =>
-      this.log.warn(`cannot create the journal stream (task output is kept in the log files and sent once it exists): ${describeError(e)}`),
-    );
+    this.publisher = new UnitStatePublisher({ kv: this.cluster.states, machineId: ctx.machineId, ttlMs: ctx.config.agentTtlMs, log: this.log });
+    this.journal = await this.cluster.openJournal({ store, log: this.log, maxFileBytes: ctx.config.taskLogMaxBytes });
     this.publisher.start();
     this.journal.start();
 
@@ -138,7 +135,7 @@ export class Agent implements Component {
     this.globals = { synced: false, values: new Map() };
     void this.watchLoop(gen, "schedule");
     void this.watchLoop(gen, "globals");
-    void this.statusLoop(gen);
+    this.followConnection(gen);
   }
 
   /** NATS came back: new watches (their replay replaces the desired set), every state written again. */
@@ -184,6 +181,8 @@ export class Agent implements Component {
     this.actor = undefined;
     this.schedule.iter?.stop();
     this.globals.iter?.stop();
+    this.connection?.stop();
+    this.connection = undefined;
     // The workloads keep running: the next start adopts them from the worker store.
     await Promise.all([...this.tasks.values()].map((t) => t.detach()));
     this.tasks.clear();
@@ -197,23 +196,13 @@ export class Agent implements Component {
 
   private async watchLoop(gen: number, which: "schedule" | "globals"): Promise<void> {
     let delay = 250;
-    while (this.running && gen === this.generation) {
+    const live = () => this.running && gen === this.generation;
+    while (live()) {
       const w: Watched = { synced: false, values: new Map() };
       try {
-        const kv = which === "schedule" ? this.ctx.buckets.schedule : this.ctx.buckets.units;
-        // watchKv, not kv.watch: it comes back within seconds when a cluster node dies (nats/kv-watch.ts).
-        const iter = await watchKv(this.ctx.nc, kv, { key: which === "schedule" ? keys.scheduleOfMachine(this.ctx.machineId) : ">", log: this.log });
-        if (!this.running || gen !== this.generation) {
-          iter.stop();
-          return;
-        }
-        w.iter = iter;
+        const bucket = which === "schedule" ? this.cluster.schedule : this.cluster.units;
         const prev = which === "schedule" ? this.schedule : this.globals;
-        prev.iter?.stop();
-        // The watch's first num_pending entries are the current values.
-        const info = await (iter as unknown as { _data?: { info(cached: boolean): Promise<{ num_pending: number }> } })._data
-          ?.info(true)
-          .catch(() => undefined);
+        // The replay's entries are the current values: the desired set is replaced once it is over.
         const synced = () => {
           w.synced = true;
           if (which === "schedule") this.schedule = w;
@@ -222,32 +211,37 @@ export class Agent implements Component {
           if (this.schedule.synced && this.globals.synced) this.actor?.send({ type: "SYNCED" });
           this.reconcileSoon();
         };
-        let pending = info?.num_pending;
-        if (pending === undefined) {
-          // Fallback when the consumer info is not reachable: an empty slice has no keys.
-          pending = 0;
-          for await (const _ of await kv.keys(which === "schedule" ? keys.scheduleOfMachine(this.ctx.machineId) : ">")) pending++;
+        const watch = await bucket.watch({
+          entry: (e) => {
+            if (!live()) return;
+            if (which === "schedule") this.applySchedule(w.values, e);
+            else this.applyUnit(w.values, e);
+            if (w.synced) this.reconcileSoon();
+          },
+          caughtUp: () => {
+            if (live()) synced();
+          },
+        });
+        if (!live()) {
+          watch.stop();
+          return;
         }
-        if (pending === 0) synced();
+        w.iter = watch;
+        prev.iter?.stop();
         delay = 250;
-        for await (const e of iter) {
-          if (which === "schedule") this.applySchedule(w.values, e);
-          else this.applyUnit(w.values, e);
-          if (!w.synced) {
-            if (e.isUpdate || e.delta === 0) synced();
-          } else this.reconcileSoon();
-        }
+        // Until it is stopped (a resync, the agent stopping) or the connection closes.
+        await watch.closed;
       } catch (e) {
-        if (!this.running || gen !== this.generation) return;
+        if (!live()) return;
         this.log.warn(`${which} watch failed: ${describeError(e)} (retrying in ${delay} ms)`);
       }
-      if (!this.running || gen !== this.generation) return;
+      if (!live()) return;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 5000);
     }
   }
 
-  private applySchedule(values: Map<string, ScheduleEntry>, e: KvWatchEntry): void {
+  private applySchedule(values: Map<string, ScheduleEntry>, e: BucketEntry): void {
     const k = keys.parseSchedule(e.key);
     if (!k || k.machineId !== this.ctx.machineId) return;
     if (e.operation !== "PUT") {
@@ -268,7 +262,7 @@ export class Agent implements Component {
     }
   }
 
-  private applyUnit(values: Map<string, ScheduleEntry | GlobalEntry>, e: KvWatchEntry): void {
+  private applyUnit(values: Map<string, ScheduleEntry | GlobalEntry>, e: BucketEntry): void {
     const unit = keys.unitFromKey(e.key);
     if (e.operation !== "PUT") {
       values.delete(unit);
@@ -297,23 +291,22 @@ export class Agent implements Component {
     }
   }
 
-  private async statusLoop(gen: number): Promise<void> {
-    try {
-      for await (const s of this.ctx.nc.status()) {
+  private followConnection(gen: number): void {
+    this.connection?.stop();
+    this.connection = this.cluster.followConnection({
+      lost: () => {
         if (!this.running || gen !== this.generation) return;
-        if (s.type === "disconnect") {
-          this.log.warn("NATS connection lost: tasks keep running; resynchronising when it returns");
-          this.actor?.send({ type: "DISCONNECTED" });
-        } else if (s.type === "reconnect") {
-          this.log.info("NATS connection back: resynchronising the schedule and states");
-          // The chart resyncs (this.resync()) on its way from disconnected to syncing.
-          if (this.actor?.getSnapshot().value === "disconnected") this.actor.send({ type: "RECONNECTED" });
-          else this.resync();
-        }
-      }
-    } catch {
-      /* connection closed */
-    }
+        this.log.warn("NATS connection lost: tasks keep running; resynchronising when it returns");
+        this.actor?.send({ type: "DISCONNECTED" });
+      },
+      back: () => {
+        if (!this.running || gen !== this.generation) return;
+        this.log.info("NATS connection back: resynchronising the schedule and states");
+        // The chart resyncs (this.resync()) on its way from disconnected to syncing.
+        if (this.actor?.getSnapshot().value === "disconnected") this.actor.send({ type: "RECONNECTED" });
+        else this.resync();
+      },
+    });
   }
 
   // ---- reconcile ----

@@ -3,13 +3,13 @@
 // one pipelined batch; every record is put again every TTL/2 so that the bucket's TTL (= agent
 // TTL) removes a dead machine's states. While NATS is away writes fail and stay pending; the
 // next flush sends the latest. A clean stop removes this machine's records.
-import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { keys } from "../protocol/names.js";
 import { encode } from "../protocol/codec.js";
 import { describeError } from "../protocol/errors.js";
 import { unitTriple, type UnitStateRecord } from "../protocol/messages.js";
 import type { TaskStatus } from "./worker-store.js";
+import type { StateWriter } from "../store/agent-store.js";
 
 export function stateRecord(unit: string, machineId: string, s: TaskStatus, now = Date.now()): UnitStateRecord {
   const rec: UnitStateRecord = {
@@ -30,7 +30,8 @@ export function stateRecord(unit: string, machineId: string, s: TaskStatus, now 
 }
 
 export interface UnitStatePublisherOptions {
-  kv: KV;
+  /** The states bucket (the agent store's states; nats.js's KV will do). */
+  kv: StateWriter;
   machineId: string;
   ttlMs: number;
   log: Logger;

@@ -11,7 +11,7 @@ import { kvNames } from "../protocol/names.js";
 import { AckPublisher } from "../engine/ack-publisher.js";
 import type { EngineStore, LeaseKv, SequencePublisher, WatchedBucket } from "../store/engine-store.js";
 import { openKv, type Buckets } from "./buckets.js";
-import { watchBucket } from "./kv-watch.js";
+import { watchedKv } from "./kv-watch.js";
 
 export interface NatsEngineStoreOptions {
   buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
@@ -30,10 +30,7 @@ export class NatsEngineStore implements EngineStore {
   private leaseNc?: NatsConnection;
 
   constructor(private readonly o: NatsEngineStoreOptions) {
-    const watched = (kv: KV): WatchedBucket => ({
-      lastRevision: async () => (await kv.status()).streamInfo.state.last_seq,
-      watch: (h) => watchBucket(o.nc, kv, h),
-    });
+    const watched = (kv: KV): WatchedBucket => watchedKv(o.nc, kv);
     this.units = watched(o.buckets.units);
     this.schedule = watched(o.buckets.schedule);
     this.machines = watched(o.buckets.machines);

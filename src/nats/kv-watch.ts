@@ -263,7 +263,15 @@ export async function watchBucket(
   return { stop, closed };
 }
 
-/** What watchKv returns: kv.watch()'s iterator, as the agent reads it. */
+/** A bucket (or the keys of it that `o.filter` names) as the store ports follow it: its last revision, and watchBucket. */
+export function watchedKv(nc: NatsConnection, kv: KV, o: WatchOptions = {}): { lastRevision(): Promise<number>; watch(h: WatchHandlers): Promise<BucketWatch> } {
+  return {
+    lastRevision: async () => (await kv.status()).streamInfo.state.last_seq,
+    watch: (h) => watchBucket(nc, kv, h, undefined, o),
+  };
+}
+
+/** What watchKv returns: kv.watch()'s iterator. */
 export interface KvWatch extends AsyncIterable<KvWatchEntry> {
   stop(): void;
   /** As on kv.watch()'s iterator: num_pending is the length of the replay (while known). */
@@ -273,7 +281,8 @@ export interface KvWatch extends AsyncIterable<KvWatchEntry> {
 /**
  * kv.watch({ key }) with watchBucket's recovery: the same entries (delta counts down to 0 at the
  * end of the replay, isUpdate after it) on a consumer that comes back within seconds after a
- * cluster node loss instead of a minute. For code written against kv.watch() (the agent).
+ * cluster node loss instead of a minute. For code written against kv.watch() (the agent uses
+ * watchBucket itself, through its store port: nats/agent-store.ts).
  */
 export async function watchKv(nc: NatsConnection, kv: KV, o: { key?: string; log?: Logger } = {}): Promise<KvWatch> {
   const st = await kv.status();

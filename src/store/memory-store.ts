@@ -4,8 +4,15 @@
 // then follow; and a schedule publisher with ack-publisher.ts's proof: a sequence lands at
 // base + 1 + i or stops and says why. No TTL: as on nats-server 2.9, a key that would expire
 // tells nobody, and the engine keeps its own liveness. For tests of the engine's logic.
-import { kvNames } from "../protocol/names.js";
+//
+// The agent's port (agent-store.ts) on the same buckets: a MemoryCluster holds them, the
+// engine's store and any number of agents' stores (one a machine) read and write it, so the
+// engine's placements reach the agents as on NATS. An agent's store can lose its connection:
+// its watches go silent, its state writes fail, and its return is told to the agent (which
+// watches anew: the replay is the full set).
+import { kvNames, keys } from "../protocol/names.js";
 import type { BucketEntry, BucketWatch, EngineStore, LeaseKv, SeqMessage, SequenceOptions, SequenceResult, SequencePublisher, WatchedBucket, WatchHandlers } from "./engine-store.js";
+import type { AgentStore, ConnectionHandlers, StateWriter, TaskJournal } from "./agent-store.js";
 
 interface Stored {
   value: Uint8Array;
@@ -15,6 +22,17 @@ interface Stored {
 
 function wrongLastSequence(have: number): Error {
   return new Error(`wrong last sequence: ${have}`);
+}
+
+/** Whether a key matches a NATS subject filter ('*' one token, '>' the rest, at least one). */
+export function keyMatches(filter: string, key: string): boolean {
+  const f = filter.split(".");
+  const k = key.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return k.length > i;
+    if (i >= k.length || (f[i] !== "*" && f[i] !== k[i])) return false;
+  }
+  return f.length === k.length;
 }
 
 export class MemoryBucket implements WatchedBucket, LeaseKv {
@@ -71,16 +89,21 @@ export class MemoryBucket implements WatchedBucket, LeaseKv {
     return out;
   }
 
-  async watch(h: WatchHandlers): Promise<BucketWatch> {
+  /** The keys `filter` names, as a bucket of their own (a watch with a subject filter). */
+  slice(filter: string): WatchedBucket {
+    return { lastRevision: () => this.lastRevision(), watch: (h) => this.watch(h, filter) };
+  }
+
+  async watch(h: WatchHandlers, filter = ">"): Promise<BucketWatch> {
     let stopped = false;
     let close!: () => void;
     const closed = new Promise<void>((r) => (close = r));
-    const replay = [...this.keys.entries()].sort((a, b) => a[1].revision - b[1].revision);
+    const replay = [...this.keys.entries()].filter(([k]) => keyMatches(filter, k)).sort((a, b) => a[1].revision - b[1].revision);
     const upTo = this.seq;
     const queued: BucketEntry[] = [];
     let replaying = true;
     const deliver = (e: BucketEntry): void => {
-      if (stopped) return;
+      if (stopped || !keyMatches(filter, e.key)) return;
       if (replaying) queued.push(e);
       else h.entry(e);
     };
@@ -103,12 +126,25 @@ export class MemoryBucket implements WatchedBucket, LeaseKv {
   }
 }
 
-export class MemoryEngineStore implements EngineStore {
+/** The cluster state: every bucket, once, for the engine's store and the agents' stores alike. */
+export class MemoryCluster {
   readonly units = new MemoryBucket("units");
   readonly schedule = new MemoryBucket("schedule");
   readonly machines = new MemoryBucket("machines");
   readonly leases = new MemoryBucket("leases");
+  readonly states = new MemoryBucket("states");
+}
+
+export class MemoryEngineStore implements EngineStore {
+  readonly units: MemoryBucket;
+  readonly schedule: MemoryBucket;
+  readonly machines: MemoryBucket;
+  readonly leases: MemoryBucket;
   private readonly prefix = kvNames.subjectPrefix("schedule");
+
+  constructor(readonly cluster = new MemoryCluster()) {
+    ({ units: this.units, schedule: this.schedule, machines: this.machines, leases: this.leases } = cluster);
+  }
 
   scheduleSubject(key: string): string {
     return this.prefix + key;
@@ -147,4 +183,97 @@ export class MemoryEngineStore implements EngineStore {
   }
 
   async closeLease(): Promise<void> {}
+}
+
+/** A journal that keeps nothing: which units it follows, for assertions. */
+export class MemoryJournal implements TaskJournal {
+  readonly following = new Set<string>();
+  start(): void {}
+  async stop(): Promise<void> {
+    this.following.clear();
+  }
+  async follow(unit: string): Promise<void> {
+    this.following.add(unit);
+  }
+  async unfollow(unit: string): Promise<void> {
+    this.following.delete(unit);
+  }
+}
+
+/** One machine's agent store on a MemoryCluster. */
+export class MemoryAgentStore implements AgentStore {
+  readonly schedule: WatchedBucket;
+  readonly units: WatchedBucket;
+  readonly states: StateWriter;
+  readonly journal = new MemoryJournal();
+  private connected = true;
+  /** Counts losses: a watch made before the last one stays silent. */
+  private session = 0;
+  private readonly listeners = new Set<ConnectionHandlers>();
+
+  constructor(
+    readonly cluster: MemoryCluster,
+    readonly machineId: string,
+  ) {
+    this.schedule = this.online(cluster.schedule.slice(keys.scheduleOfMachine(machineId)));
+    this.units = this.online(cluster.units);
+    const states = cluster.states;
+    this.states = {
+      put: async (key, value) => {
+        this.check();
+        return states.put(key, value);
+      },
+      delete: async (key) => {
+        this.check();
+        return states.delete(key);
+      },
+    };
+  }
+
+  /** The connection goes: watches miss what follows, writes fail. */
+  disconnect(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.session++;
+    for (const l of this.listeners) l.lost();
+  }
+
+  /** The connection is back (the watches made before stay silent: the agent watches anew). */
+  reconnect(): void {
+    if (this.connected) return;
+    this.connected = true;
+    for (const l of this.listeners) l.back();
+  }
+
+  followConnection(h: ConnectionHandlers): { stop(): void } {
+    this.listeners.add(h);
+    return { stop: () => this.listeners.delete(h) };
+  }
+
+  async openJournal(): Promise<TaskJournal> {
+    return this.journal;
+  }
+
+  private check(): void {
+    if (!this.connected) throw new Error("not connected (memory store)");
+  }
+
+  private online(b: WatchedBucket): WatchedBucket {
+    return {
+      lastRevision: () => b.lastRevision(),
+      watch: async (h) => {
+        this.check();
+        const session = this.session;
+        const live = () => this.connected && session === this.session;
+        return b.watch({
+          entry: (e) => {
+            if (live()) h.entry(e);
+          },
+          caughtUp: () => {
+            if (live()) h.caughtUp();
+          },
+        });
+      },
+    };
+  }
 }
