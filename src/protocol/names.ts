@@ -72,6 +72,17 @@ export function assertMachineId(id: string, field = "machineId"): string {
   return id;
 }
 
+/** Whether a subject (or a bucket key) matches a NATS filter: `*` one token, `>` the rest (one or more). */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return s.length > i;
+    if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false;
+  }
+  return f.length === s.length;
+}
+
 export function escapeUnit(unit: string): string {
   return unit.replace(/@/g, "=40").replace(/:/g, "=3A");
 }

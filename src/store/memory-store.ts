@@ -10,7 +10,7 @@
 // engine's placements reach the agents as on NATS. An agent's store can lose its connection:
 // its watches go silent, its state writes fail, and its return is told to the agent (which
 // watches anew: the replay is the full set).
-import { kvNames, keys } from "../protocol/names.js";
+import { kvNames, keys, subjectMatches } from "../protocol/names.js";
 import type { BucketEntry, BucketWatch, EngineStore, LeaseKv, SeqMessage, SequenceOptions, SequenceResult, SequencePublisher, WatchedBucket, WatchHandlers } from "./engine-store.js";
 import type { AgentStore, ConnectionHandlers, StateWriter, TaskJournal } from "./agent-store.js";
 
@@ -24,16 +24,6 @@ function wrongLastSequence(have: number): Error {
   return new Error(`wrong last sequence: ${have}`);
 }
 
-/** Whether a key matches a NATS subject filter ('*' one token, '>' the rest, at least one). */
-export function keyMatches(filter: string, key: string): boolean {
-  const f = filter.split(".");
-  const k = key.split(".");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === ">") return k.length > i;
-    if (i >= k.length || (f[i] !== "*" && f[i] !== k[i])) return false;
-  }
-  return f.length === k.length;
-}
 
 export class MemoryBucket implements WatchedBucket, LeaseKv {
   private seq = 0;
@@ -98,12 +88,12 @@ export class MemoryBucket implements WatchedBucket, LeaseKv {
     let stopped = false;
     let close!: () => void;
     const closed = new Promise<void>((r) => (close = r));
-    const replay = [...this.keys.entries()].filter(([k]) => keyMatches(filter, k)).sort((a, b) => a[1].revision - b[1].revision);
+    const replay = [...this.keys.entries()].filter(([k]) => subjectMatches(filter, k)).sort((a, b) => a[1].revision - b[1].revision);
     const upTo = this.seq;
     const queued: BucketEntry[] = [];
     let replaying = true;
     const deliver = (e: BucketEntry): void => {
-      if (stopped || !keyMatches(filter, e.key)) return;
+      if (stopped || !subjectMatches(filter, e.key)) return;
       if (replaying) queued.push(e);
       else h.entry(e);
     };

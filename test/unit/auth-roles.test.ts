@@ -4,20 +4,10 @@
 // machines' keys, the read-only verbs) cheaply.
 import { describe, expect, it } from "vitest";
 import { UNIT_TOKENS, VIEWER_VERBS, inboxPrefixFor, permissionsFor } from "../../src/auth/roles.js";
-import { API_VERBS, Names, keys } from "../../src/protocol/names.js";
+import { API_VERBS, Names, keys, subjectMatches as matches } from "../../src/protocol/names.js";
 import { authConf } from "../../src/auth/users.js";
 
 const names = new Names("fl");
-
-function matches(pattern: string, subject: string): boolean {
-  const p = pattern.split(".");
-  const s = subject.split(".");
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === ">") return s.length > i;
-    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
-  }
-  return p.length === s.length;
-}
 
 const allows = (list: string[], subject: string) => list.some((p) => matches(p, subject));
 const machine = permissionsFor({ role: "machine", names, user: "machine-m1", machineId: "m1" });
