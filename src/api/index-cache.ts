@@ -13,7 +13,11 @@
 //   BucketIndex      a watch on one bucket feeding a callback, with `rev` (the last stream
 //                    sequence seen) so a request can wait until the index has seen what was
 //                    written before it (read your writes), and TTL expiry done here: nats-server
-//                    2.9 tells watchers nothing when a key expires (see DESIGN.md).
+//                    2.9 tells watchers nothing when a key expires (see DESIGN.md). Entries are
+//                    queued as they arrive and handed to the callback ENTRY_SLICE at a time, one
+//                    slice per turn of the event loop: the NATS client parses all that one read
+//                    brought (megabytes during a replay) in one go, and decoding each entry there
+//                    too held the loop for 100 ms and more at 100,000 keys.
 import { streamLastSeq } from "../nats/kv-keys.js";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
@@ -32,6 +36,8 @@ export function cmp(a: string, b: string): number {
 }
 
 const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
+/** Keys of the merge's passes (the batch, old + new) dealt with between two yields. */
+export const MERGE_SLICE = 16_384;
 
 interface Slot<V> {
   v: V | undefined;
@@ -97,7 +103,9 @@ export class SortedIndex<V> {
     const batch = this.pending;
     this.pending = [];
     const fresh: string[] = [];
-    for (const k of batch) {
+    for (let b = 0; b < batch.length; b++) {
+      if (b > 0 && b % MERGE_SLICE === 0) await yieldLoop();
+      const k = batch[b]!;
       const s = this.entries.get(k);
       if (s && s.v !== undefined && !s.sorted) {
         s.sorted = true; // claims it: a second copy of k in the batch is skipped
@@ -123,7 +131,9 @@ export class SortedIndex<V> {
       }
       add = runs[0] ?? [];
     }
-    // One pass over old and new, dropping tombstones (and keys deleted while we yielded).
+    // One pass over old and new, dropping tombstones (and keys deleted while we yielded), in
+    // slices too. Every key of the pass is sorted (old, or claimed above), so each tombstone it
+    // drops was counted in `dead`; one made behind the pass while it yields stays, and counted.
     const old = this.sorted;
     const out: string[] = new Array(old.length + add.length);
     let i = 0;
@@ -132,10 +142,14 @@ export class SortedIndex<V> {
     const alive = (k: string) => {
       const s = this.entries.get(k);
       if (s && s.v !== undefined) return true;
-      if (s && s.v === undefined) this.entries.delete(k);
+      if (s && s.v === undefined) {
+        this.entries.delete(k);
+        this.dead--;
+      }
       return false;
     };
-    while (i < old.length || j < add.length) {
+    for (let step = 0; i < old.length || j < add.length; step++) {
+      if (step > 0 && step % MERGE_SLICE === 0) await yieldLoop();
       let k: string;
       if (j >= add.length || (i < old.length && old[i]! < add[j]!)) k = old[i++]!;
       else k = add[j++]!;
@@ -143,7 +157,7 @@ export class SortedIndex<V> {
     }
     out.length = n;
     this.sorted = out;
-    this.dead = 0;
+    this.dead = Math.max(0, this.dead);
   }
 
   /**
@@ -235,6 +249,8 @@ export interface BucketIndexOptions {
 
 /** How long a request waits for the index to see what was written before it. */
 export const SYNC_WAIT_MS = 3000;
+/** Entries handed to the callback in one turn of the event loop (a few ms of decoding). */
+export const ENTRY_SLICE = 512;
 
 export class BucketIndex {
   /** Stream sequence of the last entry seen. */
@@ -245,6 +261,15 @@ export class BucketIndex {
   private sweeper: NodeJS.Timeout | undefined;
   private waiters: { rev: number; resolve: () => void }[] = [];
   private caught = false;
+  /** Entries received, not yet handed over: queue[head..]. */
+  private queue: BucketEntry[] = [];
+  private head = 0;
+  private draining = false;
+  private stopped = false;
+  /** Entries received and handed over since the start; who waits for `handed` to reach a count. */
+  private received = 0;
+  private handed = 0;
+  private handedWaiters: { count: number; resolve: () => void }[] = [];
   dead = false;
 
   constructor(private readonly o: BucketIndexOptions) {}
@@ -261,13 +286,12 @@ export class BucketIndex {
       {
         entry: (e) => {
           lastEntryAt = Date.now();
-          this.rev = Math.max(this.rev, e.revision);
-          if (this.o.ttlMs > 0) {
-            if (e.operation === "PUT" && e.value.length > 0) this.seen.set(e.key, lastEntryAt);
-            else this.seen.delete(e.key);
+          this.received++;
+          this.queue.push(e);
+          if (!this.draining) {
+            this.draining = true;
+            setImmediate(this.drain);
           }
-          this.o.entry(e);
-          if (this.waiters.length) this.wake();
         },
         caughtUp: () => caughtUp(),
       },
@@ -291,12 +315,48 @@ export class BucketIndex {
       };
       void replayed.then(done);
     });
+    // The replay is in the index only once every entry received so far is handed over.
+    const count = this.received;
+    if (this.handed < count) await new Promise<void>((resolve) => this.handedWaiters.push({ count, resolve }));
     this.caught = true;
     if (this.o.ttlMs > 0) {
       this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(this.o.ttlMs / 4, 5000)));
       this.sweeper.unref?.();
     }
   }
+
+  /** Hands over ENTRY_SLICE entries, then the rest in the next turns. */
+  private drain = (): void => {
+    const end = Math.min(this.queue.length, this.head + ENTRY_SLICE);
+    for (; this.head < end && !this.stopped; this.head++, this.handed++) {
+      const e = this.queue[this.head]!;
+      this.rev = Math.max(this.rev, e.revision);
+      if (this.o.ttlMs > 0) {
+        if (e.operation === "PUT" && e.value.length > 0) this.seen.set(e.key, Date.now());
+        else this.seen.delete(e.key);
+      }
+      try {
+        this.o.entry(e);
+      } catch (err) {
+        this.o.log.warn({ bucket: this.o.bucket, key: e.key, err: describeError(err) }, "listing index: an entry failed; skipped");
+      }
+    }
+    // What was handed over is let go (its values hold the client's read buffers).
+    if (this.head >= 8 * ENTRY_SLICE) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    if (this.waiters.length) this.wake();
+    if (this.handedWaiters.length) {
+      const keep: typeof this.handedWaiters = [];
+      for (const w of this.handedWaiters) (this.stopped || this.handed >= w.count ? w.resolve() : keep.push(w));
+      this.handedWaiters = keep;
+    }
+    if (this.head < this.queue.length && !this.stopped) return void setImmediate(this.drain);
+    this.queue = [];
+    this.head = 0;
+    this.draining = false;
+  };
 
   get caughtUp(): boolean {
     return this.caught;
@@ -343,6 +403,8 @@ export class BucketIndex {
   }
 
   stop(): void {
+    // Entries still queued must not reach an index that has started again without this watch.
+    this.stopped = true;
     clearInterval(this.sweeper);
     this.watch?.stop();
   }

@@ -87,6 +87,50 @@ describe("SortedIndex", () => {
     expect(idx.size).toBe(model.size);
   });
 
+  it("the merge's pass over old and new keys yields every MERGE_SLICE keys, and writes that land meanwhile are neither lost nor doubled", async () => {
+    const { MERGE_SLICE } = await import("../../src/api/index-cache.js");
+    const N = 12 * MERGE_SLICE;
+    const idx = new SortedIndex<number>();
+    const model = new Map<string, number>();
+    const key = (i: number) => `k${String(i).padStart(7, "0")}`;
+    for (let i = 0; i < N; i++) {
+      idx.set(key(i), i);
+      model.set(key(i), i);
+    }
+    await idx.flush();
+    // A few tombstones and one new key: no chunked sort, only the pass over all N keys.
+    for (let i = 0; i < N; i += 997) {
+      idx.delete(key(i));
+      model.delete(key(i));
+    }
+    idx.set("k-new", -1);
+    model.set("k-new", -1);
+    let turns = 0;
+    let flushing = true;
+    const flushed = idx.flush().finally(() => (flushing = false));
+    while (flushing) {
+      await new Promise((res) => setImmediate(res));
+      if (!flushing) break;
+      turns++;
+      // Behind and ahead of the pass: deletes, re-sets and new keys.
+      for (const i of [turns * 1000, N - turns * 1000, turns * 7919]) {
+        idx.delete(key(i));
+        model.delete(key(i));
+        if (turns % 2 === 0) {
+          idx.set(key(i), -i);
+          model.set(key(i), -i);
+        }
+      }
+      idx.set(`k-new-${turns}`, turns);
+      model.set(`k-new-${turns}`, turns);
+    }
+    await flushed;
+    expect(turns).toBeGreaterThanOrEqual(10);
+    await idx.flush();
+    expect(idx.size).toBe(model.size);
+    expect(pageAll(idx, 5000)).toEqual(modelKeys(model));
+  });
+
   it("a scan stops after scanLimit keys and says more; the pages still join", async () => {
     const idx = new SortedIndex<number>();
     for (let i = 0; i < 1000; i++) idx.set(`k${String(i).padStart(4, "0")}`, i);
