@@ -24,7 +24,8 @@ import { arrivalOf } from "../unit/match.js";
 import type { ParsedUnit } from "../unit/types.js";
 import type { Executor } from "../exec/executor.js";
 import { ProcessExecutor, killStale, logFileOf } from "../exec/process-executor.js";
-import { createActor, type Actor } from "xstate";
+import type { ActorRefFrom } from "xstate";
+import { standaloneHost, type ActorHost } from "../server/actor-system.js";
 import { inspector } from "../inspect/publisher.js";
 import { agentMachine } from "./agent.machine.js";
 import { WorkerStore } from "./worker-store.js";
@@ -63,7 +64,8 @@ export class Agent implements Component {
   private schedule: Watched = { synced: false, values: new Map() };
   private globals: Watched = { synced: false, values: new Map() };
   /** The agent's statechart (agent.machine.ts): starting → syncing → steady ⇄ disconnected. */
-  private actor?: Actor<typeof agentMachine>;
+  private actor?: ActorRefFrom<typeof agentMachine>;
+  private actors?: ActorHost;
   private running = false;
   private generation = 0;
   private reconcileQueued = false;
@@ -74,8 +76,9 @@ export class Agent implements Component {
     private readonly o: AgentOptions = {},
   ) {
     this.log = childLogger(ctx.log, { component: "agent", machineId: ctx.machineId });
-    this.parse =
-      o.parse ?? ((name, contents) => parseUnitFile(name, contents, { host: { machineId: ctx.machineId, hostname: hostname() } }));
+    // The hostname once: a system call per unit parsed cost more than the parse itself.
+    const host = { machineId: ctx.machineId, hostname: hostname() };
+    this.parse = o.parse ?? ((name, contents) => parseUnitFile(name, contents, { host }));
     this.cluster = o.store ?? new NatsAgentStore({ nc: ctx.nc, names: ctx.names, buckets: ctx.buckets, machineId: ctx.machineId, log: this.log });
   }
 
@@ -94,17 +97,18 @@ export class Agent implements Component {
   private async doStart(): Promise<void> {
     const { ctx } = this;
     const gen = ++this.generation;
-    const actor = createActor(
+    // In the daemon's actor system as `agent` (its inspector sees it); alone, a system of its own.
+    this.actors = ctx.actors ?? standaloneHost({ inspect: inspector(ctx.nc, ctx.names, ctx.machineId, "agent", { withContext: true }) });
+    const actor = this.actors.spawn(
       agentMachine.provide({
         actions: {
           reconcile: () => this.reconcileSoon(),
           resync: () => this.resync(),
         },
       }),
-      { input: { reconcileEveryMs: ctx.config.reconcileIntervalMs }, inspect: inspector(ctx.nc, ctx.names, ctx.machineId, "agent", { withContext: true }) },
-    );
+      { systemId: "agent", input: { reconcileEveryMs: ctx.config.reconcileIntervalMs } },
+    ) as ActorRefFrom<typeof agentMachine>;
     this.actor = actor;
-    actor.start();
     const store = new WorkerStore(ctx.config.stateDir);
     this.store = store;
     this.executor = this.o.executor ?? new ProcessExecutor({ stateDir: ctx.config.stateDir, log: this.log });
@@ -177,7 +181,7 @@ export class Agent implements Component {
     this.running = false;
     this.generation++;
     this.actor?.send({ type: "STOP" });
-    this.actor?.stop();
+    if (this.actor) this.actors?.stop(this.actor);
     this.actor = undefined;
     this.schedule.iter?.stop();
     this.globals.iter?.stop();
@@ -420,7 +424,9 @@ export class Agent implements Component {
       report: (unit, status) => this.publisher?.update(unit, status),
       log: this.log,
       resume,
-      inspect: inspector(this.ctx.nc, this.ctx.names, this.ctx.machineId, "task-manager", { unit: entry.unit }),
+      ...(this.ctx.actors
+        ? { actors: this.ctx.actors }
+        : { inspect: inspector(this.ctx.nc, this.ctx.names, this.ctx.machineId, "task-manager", { unit: entry.unit }) }),
     });
     this.tasks.set(entry.unit, tm);
     return tm;

@@ -10,7 +10,6 @@
 // parent's stopChild unregisters its system id at once, so that a role stopped and started
 // again (the monitor restarting the components) takes the same id.
 import {
-  assign,
   createActor,
   enqueueActions,
   setup,
@@ -53,27 +52,39 @@ type RootEvent =
 /** The root of a daemon's system: it only holds its children. */
 function rootMachine(log?: Logger) {
   return setup({
-    types: { context: {} as { spawned: number }, events: {} as RootEvent },
+    types: { events: {} as RootEvent },
   }).createMachine({
     id: "daemon",
-    context: { spawned: 0 },
     on: {
       SPAWN: {
-        actions: [
-          enqueueActions(({ enqueue, event }) => {
-            const e = event as Extract<RootEvent, { type: "SPAWN" }>;
-            enqueue.spawnChild(e.logic as never, { id: e.systemId, systemId: e.systemId, input: e.input } as never);
-          }),
-          assign({ spawned: ({ context }) => context.spawned + 1 }),
-        ],
+        actions: enqueueActions(({ enqueue, event }) => {
+          const e = event as Extract<RootEvent, { type: "SPAWN" }>;
+          enqueue.spawnChild(e.logic as never, { id: e.systemId, systemId: e.systemId, input: e.input } as never);
+        }),
       },
       STOP: {
         actions: enqueueActions(({ enqueue, event }) => enqueue.stopChild((event as Extract<RootEvent, { type: "STOP" }>).systemId)),
       },
+      // A child that reached its final state (a task manager detached) leaves the root's
+      // children, or a daemon would keep one per unit it ever ran. Only if the child under
+      // that id is still the finished one: a new one may have taken the id since.
+      "xstate.done.actor.*": {
+        actions: enqueueActions(({ enqueue, event, self }) => {
+          const id = event.type.slice("xstate.done.actor.".length);
+          const child = (self.getSnapshot().children as Record<string, AnyActorRef | undefined>)[id];
+          if (child && child.getSnapshot().status !== "active") enqueue.stopChild(child);
+        }),
+      },
       // A child that fails would otherwise vanish without a word: it has a parent, so XState
       // reports its error to us and nowhere else.
       "xstate.error.actor.*": {
-        actions: ({ event }) => log?.error({ err: describeError((event as { error?: unknown }).error) }, `actor ${event.type.slice("xstate.error.actor.".length)} failed`),
+        actions: [
+          enqueueActions(({ enqueue, event, self }) => {
+            const child = (self.getSnapshot().children as Record<string, AnyActorRef | undefined>)[event.type.slice("xstate.error.actor.".length)];
+            if (child && child.getSnapshot().status !== "active") enqueue.stopChild(child);
+          }),
+          ({ event }) => log?.error({ err: describeError((event as { error?: unknown }).error) }, `actor ${event.type.slice("xstate.error.actor.".length)} failed`),
+        ],
       },
     },
   });

@@ -115,6 +115,11 @@ export class Daemon {
   private stopping?: Promise<void>;
   private beatOnce?: () => Promise<void>;
 
+  /** The system ids of the actors this daemon runs now (for tests and tools). */
+  actorIds(): string[] {
+    return this.actors?.ids() ?? [];
+  }
+
   constructor(
     readonly config: DaemonConfig,
     private readonly rootLog: Logger,

@@ -54,6 +54,12 @@ describe("a daemon's actor system", () => {
     const again = sys.spawn(toy, { systemId: "machine" });
     expect(sys.get("machine")).toBe(again);
     expect(again.getSnapshot().value).toBe("a");
+    // One that reaches its final state leaves the system and the root's children.
+    const once = sys.spawn(createMachine({ id: "once", initial: "a", states: { a: { on: { GO: "done" } }, done: { type: "final" } } }), { systemId: "task-manager:x.service" });
+    expect(sys.ids()).toContain("task-manager:x.service");
+    once.send({ type: "GO" });
+    expect(sys.get("task-manager:x.service")).toBeUndefined();
+    expect(sys.ids()).toEqual(["heart", "machine"]);
     sys.close();
     expect(b.getSnapshot().status).toBe("stopped");
   });
