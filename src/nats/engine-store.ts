@@ -1,8 +1,10 @@
-// The engine's store port (src/store/engine-store.ts) on NATS JetStream: watches are nats.js's
-// ordered push consumers (kv-watch.ts), schedule writes are core publishes proven by
-// acknowledged checkpoints (engine/ack-publisher.ts), and the lease is its KV bucket, on a
-// connection of its own when one can be had (a renewal must not queue behind a flood of watch
-// deliveries).
+// The engine's store port (src/store/engine-store.ts) on NATS JetStream: watches are our own
+// ordered push consumers (kv-watch.ts), sliced (WATCH_SLICE: at most 512 entries, about 4 ms,
+// handed over per turn of the event loop, not all that a read brought inside the NATS client's
+// parse, which held the loop 100-300 ms during a replay of 100,000 units), schedule writes are
+// core publishes proven by acknowledged checkpoints (engine/ack-publisher.ts), and the lease is
+// its KV bucket, on a connection of its own when one can be had (a renewal must not queue behind
+// a flood of watch deliveries).
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
@@ -11,7 +13,7 @@ import { kvNames } from "../protocol/names.js";
 import { AckPublisher } from "../engine/ack-publisher.js";
 import type { EngineStore, LeaseKv, SequencePublisher, WatchedBucket } from "../store/engine-store.js";
 import { openKv, type Buckets } from "./buckets.js";
-import { watchedKv } from "./kv-watch.js";
+import { WATCH_SLICE, watchedKv } from "./kv-watch.js";
 
 export interface NatsEngineStoreOptions {
   buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
@@ -30,7 +32,7 @@ export class NatsEngineStore implements EngineStore {
   private leaseNc?: NatsConnection;
 
   constructor(private readonly o: NatsEngineStoreOptions) {
-    const watched = (kv: KV): WatchedBucket => watchedKv(o.nc, kv);
+    const watched = (kv: KV): WatchedBucket => watchedKv(o.nc, kv, { log: o.log, slice: WATCH_SLICE });
     this.units = watched(o.buckets.units);
     this.schedule = watched(o.buckets.schedule);
     this.machines = watched(o.buckets.machines);
