@@ -205,16 +205,19 @@ async function whereTo(client: ApiClient, units: string[]): Promise<string[]> {
 
 /** Blocks until every unit reaches the goal; prints one line per unit; throws on timeout. */
 async function waitAll(client: ApiClient, units: string[], goal: WaitGoal, attempts: number, word = GOAL_WORDS[goal]): Promise<void> {
-  const [{ openKv }, { goalReached, waitForUnit }] = await Promise.all([import("../nats/buckets.js"), import("../unit/wait.js")]);
+  const [{ openKv }, { goalReached, waitForUnits }] = await Promise.all([import("../nats/buckets.js"), import("../unit/wait.js")]);
   const name = client.names.bucket("states");
   const states = { kv: await openKv(client.nc, name), nc: client.nc, name };
   const timeoutMs = attempts === 0 ? 0 : attempts * BLOCK_ATTEMPT_MS;
   const w: Waiter = { client };
   const where = goal === "loaded" || goal === "launched" ? await whereTo(client, units) : units.map(() => "");
   units.forEach((u, i) => process.stdout.write(`Waiting for ${u} to be ${word}${where[i]}...\n`));
-  const results = await Promise.all(
-    units.map(async (u) => ({ unit: u, ...(await waitForUnit(states, u, (s) => goalReached(goal, s), { timeoutMs })) })),
-  );
+  // One watch and one snapshot for all of them (the snapshot looks each unit up on the listed machines).
+  const done = await waitForUnits(states, units, (_, s) => goalReached(goal, s), {
+    timeoutMs,
+    machineIds: async () => [...(await machinesOf(w)).keys()],
+  });
+  const results = units.map((u) => ({ unit: u, ...done.get(u)! }));
   const machines = await machinesOf(w);
   const failed: string[] = [];
   for (const r of results) {

@@ -75,46 +75,97 @@ export async function waitForUnit(
   reached: (states: UnitStates) => boolean,
   o: WaitOptions,
 ): Promise<{ ok: boolean; states: UnitStates }> {
+  return (await waitForUnits(states, [unit], (_, s) => reached(s), o)).get(unit)!;
+}
+
+/** Above this many units, one watch of the whole bucket serves them all (not one watch each). */
+export const FEW_UNITS = 8;
+
+export interface WaitManyOptions extends WaitOptions {
+  /**
+   * The machine IDs to look up each unit's states under, for the snapshot of many units (direct
+   * gets of unit × machine instead of one key listing per unit). Without it, each unit's keys
+   * are listed.
+   */
+  machineIds?: () => Promise<string[]>;
+  /** Called once per unit as it reaches its goal (or at the end, for those that did not). */
+  onUnit?: (unit: string, r: { ok: boolean; states: UnitStates }) => void;
+}
+
+/**
+ * waitForUnit for many units at once: one KV watch (the unit's own keys for one unit, the whole
+ * states bucket for more than FEW_UNITS) and one snapshot, entries merged by revision. A
+ * `flotilla load` of 1,000 units used to open 1,000 watches and list 1,000 key sets: thousands
+ * of JetStream requests and consumers for one command. Each unit is done when `reached` holds
+ * for it; all are done at the timeout.
+ */
+export async function waitForUnits(
+  states: BucketRef,
+  units: string[],
+  reached: (unit: string, states: UnitStates) => boolean,
+  o: WaitManyOptions,
+): Promise<Map<string, { ok: boolean; states: UnitStates }>> {
   const log = o.log ?? silentLogger;
   const kv = states.kv;
-  const held = new Map<string, Held>();
-  const filter = keys.statesOfUnit(unit);
+  const wanted = new Set(units);
+  /** unit -> machineId -> the latest entry seen. */
+  const held = new Map<string, Map<string, Held>>();
+  for (const u of wanted) held.set(u, new Map());
+  const results = new Map<string, { ok: boolean; states: UnitStates }>();
+  const pending = new Set(wanted);
+  /** Units with news since they were last checked. */
+  const touched = new Set<string>();
+  const one = wanted.size === 1 ? units[0]! : undefined;
+  const filter = one !== undefined ? keys.statesOfUnit(one) : ">";
 
-  const decodeEntry = (key: string, op: string, value: Uint8Array, revision: number): [string, Held] | undefined => {
+  const decodeEntry = (key: string, op: string, value: Uint8Array, revision: number): [string, string, Held] | undefined => {
     const parsed = keys.parseState(key);
-    if (!parsed || parsed.unit !== unit) return undefined;
-    if (op !== "PUT") return [parsed.machineId, { revision }];
+    if (!parsed || !wanted.has(parsed.unit)) return undefined;
+    if (op !== "PUT") return [parsed.unit, parsed.machineId, { revision }];
     try {
-      return [parsed.machineId, { revision, record: decodeAs(UnitStateRecord, value, `states/${key}`) }];
+      return [parsed.unit, parsed.machineId, { revision, record: decodeAs(UnitStateRecord, value, `states/${key}`) }];
     } catch (e) {
-      log.warn({ unit, key, err: describeError(e) }, "skipping a unit state that does not decode");
-      return [parsed.machineId, { revision }];
+      log.warn({ unit: parsed.unit, key, err: describeError(e) }, "skipping a unit state that does not decode");
+      return [parsed.unit, parsed.machineId, { revision }];
     }
   };
-  const merge = (machineId: string, h: Held): void => {
-    const cur = held.get(machineId);
-    if (!cur || h.revision > cur.revision) held.set(machineId, h);
+  const merge = (d: [string, string, Held]): void => {
+    const [unit, machineId, h] = d;
+    const per = held.get(unit)!;
+    const cur = per.get(machineId);
+    if (!cur || h.revision > cur.revision) {
+      per.set(machineId, h);
+      touched.add(unit);
+    }
   };
-  const current = (): UnitStates => {
+  const current = (unit: string): UnitStates => {
     const m: UnitStates = new Map();
-    for (const [id, h] of held) if (h.record) m.set(id, h.record);
+    for (const [id, h] of held.get(unit)!) if (h.record) m.set(id, h.record);
     return m;
   };
   const snapshot = async (): Promise<void> => {
     const before = (await kv.status()).streamInfo.state.last_seq;
-    const listed = new Set<string>();
-    for (const k of await listKeys(states.nc, states.name, filter)) listed.add(k);
-    const entries = await getMany(kv, [...listed]);
+    const names =
+      wanted.size > FEW_UNITS && o.machineIds
+        ? await o.machineIds().then((ids) => [...pending].flatMap((u) => ids.map((id) => keys.state(u, id))))
+        : (await Promise.all([...pending].map((u) => listKeys(states.nc, states.name, keys.statesOfUnit(u))))).flat();
     const seen = new Set<string>();
-    for (const e of entries) {
+    for (const e of await getMany(kv, names)) {
       if (!e) continue;
       const d = decodeEntry(e.key, e.operation, e.value, e.revision);
       if (!d) continue;
-      seen.add(d[0]);
-      merge(d[0], d[1]);
+      seen.add(`${d[0]}\u0000${d[1]}`);
+      merge(d);
     }
     // Gone from the bucket without a marker (TTL expiry on 2.9) unless written after we looked.
-    for (const [id, h] of held) if (!seen.has(id) && h.revision <= before) held.delete(id);
+    for (const u of pending) {
+      for (const [id, h] of held.get(u)!) {
+        if (!seen.has(`${u}\u0000${id}`) && h.revision <= before) {
+          held.get(u)!.delete(id);
+          touched.add(u);
+        }
+      }
+    }
   };
 
   const watcher = await kv.watch({ key: filter, include: "updates" });
@@ -124,24 +175,37 @@ export async function waitForUnit(
     dirty = true;
     resolveWake();
   };
-  const check = (): boolean => {
-    const s = current();
-    o.onChange?.(s);
-    return reached(s);
+  const finish = (unit: string, ok: boolean): void => {
+    const r = { ok, states: current(unit) };
+    results.set(unit, r);
+    pending.delete(unit);
+    o.onUnit?.(unit, r);
+  };
+  /** Checks the units with news (all of them: every); true when none is left waiting. */
+  const check = (every = false): boolean => {
+    for (const u of every ? [...pending] : [...touched]) {
+      if (!pending.has(u)) continue;
+      const s = current(u);
+      if (one !== undefined) o.onChange?.(s);
+      if (reached(u, s)) finish(u, true);
+    }
+    touched.clear();
+    return pending.size === 0;
   };
 
   try {
     (async () => {
       for await (const e of watcher) {
         const d = decodeEntry(e.key, e.operation, e.value, e.revision);
-        if (d) merge(d[0], d[1]);
+        if (!d) continue;
+        merge(d);
         wake();
       }
-    })().catch((e: unknown) => log.warn({ unit, err: describeError(e) }, "states watch ended"));
+    })().catch((e: unknown) => log.warn({ units: units.length, err: describeError(e) }, "states watch ended"));
 
     await snapshot();
     dirty = false;
-    if (check()) return { ok: true, states: current() };
+    if (check(true)) return results;
 
     const deadline = o.timeoutMs > 0 && Number.isFinite(o.timeoutMs) ? Date.now() + o.timeoutMs : Infinity;
     const resyncMs = o.resyncMs ?? 2000;
@@ -149,7 +213,7 @@ export async function waitForUnit(
     for (;;) {
       if (!dirty) {
         const now = Date.now();
-        if (now >= deadline || o.signal?.aborted) return { ok: false, states: current() };
+        if (now >= deadline || o.signal?.aborted) break;
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, Math.max(0, Math.min(deadline - now, nextResync - now)));
           resolveWake = () => {
@@ -160,6 +224,7 @@ export async function waitForUnit(
         resolveWake = () => undefined;
       }
       dirty = false;
+      let every = false;
       if (Date.now() >= nextResync) {
         // Bounded: a slow resync must not carry the wait past its deadline.
         const left = Math.max(0, Math.min(deadline - Date.now(), resyncMs));
@@ -167,10 +232,13 @@ export async function waitForUnit(
           log.debug({ err: describeError(e) }, "states resync failed"),
         );
         nextResync = Date.now() + resyncMs;
+        every = true;
       }
-      if (check()) return { ok: true, states: current() };
-      if (Date.now() >= deadline || o.signal?.aborted) return { ok: false, states: current() };
+      if (check(every)) return results;
+      if (Date.now() >= deadline || o.signal?.aborted) break;
     }
+    for (const u of [...pending]) finish(u, false);
+    return results;
   } finally {
     watcher.stop();
   }

@@ -42,6 +42,6 @@ export function useCliCluster() {
     const putState = (unit: string, taskState: TaskState, machineId = "m-test", extra: Partial<UnitStateRecord> = {}) =>
       putUnitState(api.buckets, unit, machineId, taskState, extra);
     const snapshot = async () => JSON.stringify(await store.list());
-    return { api, cli, store, file, putState, snapshot, sub };
+    return { api, cli, store, file, putState, snapshot, sub, nc };
   };
 }

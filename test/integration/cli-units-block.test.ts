@@ -111,4 +111,32 @@ describe("blocking verbs watch the states bucket", () => {
     expect(d.stdout).toContain("Destroyed svc.service");
     expect(d.stdout).toContain("Unit svc.service removed from every machine");
   });
+
+  it("load of 200 units waits with one watch and one snapshot of the states bucket, not one watch per unit", async () => {
+    const c = await cluster();
+    const names = Array.from({ length: 200 }, (_, i) => `many${i}.service`);
+    await c.store.submit(names.map((name) => ({ name, contents: "[Service]\nExecStart=/bin/sleep 600\n" })));
+    // Half are ready before the CLI starts (the snapshot finds them), half after (the watch does).
+    for (const u of names.slice(0, 100)) await c.putState(u, "ready");
+    const stream = `KV_${c.api.names.bucket("states")}`;
+    const creates: string[] = [];
+    const sub = c.nc.subscribe("$JS.API.CONSUMER.>", {
+      callback: (_e, m) => {
+        if (m.subject.includes(stream) && m.subject.includes("CREATE")) creates.push(m.subject);
+      },
+    });
+    try {
+      const load = c.cli("load", "--block-attempts", "60", ...names);
+      await check(async () => (await c.store.get(names[199]!))?.desiredState === "loaded", 15_000, "all loaded in the units bucket");
+      await check(async () => creates.length > 0, 15_000, "the CLI watches the states bucket");
+      for (const u of names.slice(100)) await c.putState(u, "ready");
+      const r = await load;
+      expect(r.code, r.stderr).toBe(0);
+      for (const u of names) expect(r.stdout).toContain(`Unit ${u} loaded on m-test/10.0.0.1`);
+      // One watch (and at most a retry or two), where it used to be 200 watches and 200 key listings.
+      expect(creates.length, creates.join("\n")).toBeLessThanOrEqual(3);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
 });
