@@ -26,11 +26,14 @@ import { childLogger } from "../log.js";
 import { engineMachine, type EngineEvent, type RoundOutput } from "./engine.machine.js";
 import { leaseMachineFor } from "./lease.js";
 import { Liveness } from "./liveness.js";
-import { reconcile, reconcileSliced } from "./reconciler.js";
+import { reconcileAtOnce, reconcileKeeping } from "./reconciler.js";
+import { placeIncrementallySliced } from "./incremental.js";
 import { machinesSignature, placeFreshSliced } from "./fast-path.js";
 import { ScheduleWriter } from "./schedule-writer.js";
 import { Slicer } from "./slicer.js";
 import { ClusterViews } from "./views.js";
+import type { ClusterState } from "./scheduler.js";
+import type { Action } from "./model.js";
 
 export interface EngineOptions {
   /** What the engine reads and writes (store/engine-store.ts); without it, NATS from buckets and nc. */
@@ -73,6 +76,8 @@ export interface EngineStats {
   reconcileMs: number;
   /** Rounds that took the fast path (fast-path.ts). */
   fastRounds: number;
+  /** Rounds that placed new units on the last full pass's picture (incremental.ts). */
+  incrementalRounds: number;
 }
 
 /**
@@ -93,7 +98,7 @@ const SLICE_MS = 10;
 
 export class Engine implements Component {
   readonly holder: string;
-  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0, lastWriteAt: 0, renewals: 0, renewMaxMs: 0, reconcileMs: 0, fastRounds: 0 };
+  readonly stats: EngineStats = { rounds: 0, scheduled: 0, unscheduled: 0, lastRoundMs: 0, firstWriteAt: 0, lastWriteAt: 0, renewals: 0, renewMaxMs: 0, reconcileMs: 0, fastRounds: 0, incrementalRounds: 0 };
   private readonly log: Logger;
   private readonly writer: ScheduleWriter;
   /** The engine statechart (engine.machine.ts), with the lease as its child. */
@@ -125,6 +130,11 @@ export class Engine implements Component {
   private lastReconcileMs = 0;
   /** The last round wrote all it decided and left nothing unplaced (fast-path.ts). */
   private settled = false;
+  /**
+   * The last full pass's picture of the cluster, as the incremental rounds since have grown it
+   * (incremental.ts); dropped by any round that does not keep it right.
+   */
+  private kept?: ClusterState;
   /** The live machines of the last round (machinesSignature). */
   private lastSignature = "";
   /** Date.now() of the latest change that called for a round. */
@@ -292,6 +302,7 @@ export class Engine implements Component {
     this.log.info({ epoch, holder: this.holder }, "elected engine leader");
     this.ready = { units: false, schedule: false, machines: false };
     this.settled = false;
+    this.kept = undefined;
     this.graced = false;
     this.pending = 0;
     this.told = false;
@@ -368,6 +379,7 @@ export class Engine implements Component {
   private resyncSchedule(why: string): Promise<void> {
     this.log.warn({ why }, "the schedule changed behind our back; reloading it");
     this.settled = false;
+    this.kept = undefined;
     this.ready.schedule = false;
     this.views.clearSchedule();
     const gen = this.gen;
@@ -473,24 +485,34 @@ export class Engine implements Component {
       const changes = v.takeChanges();
       // The fast path (fast-path.ts) when its conditions hold; a timer round always takes the
       // full pass, which also repairs anything the fast path's bookkeeping could have missed.
-      const fast =
-        !periodic && this.settled && !changes.other && sig === this.lastSignature && v.notPlain.size === 0 && v.unplaced.size === 0
-          ? await placeFreshSliced({ fresh: changes.fresh, units: v.units, loads: v.loads, machines: live }, new Slicer(SLICE_MS))
-          : undefined;
-      // A large pass yields to the event loop every ~10 ms (lease renewals, heartbeats and API
-      // requests keep flowing); it decides on copies, because the views follow the watches
-      // meanwhile. A small one runs in one go.
-      const large = v.units.size + v.placements.size > SLICE_ABOVE;
-      const actions =
-        fast ??
-        (large
-          ? await reconcileSliced(
-              { units: new Map(v.units), placements: [...v.placements.values()], machines: live, unplaced: new Map(v.unplaced) },
-              { sliceMs: SLICE_MS },
-            )
-          : reconcile({ units: v.units, placements: v.placements.values(), machines: live, unplaced: v.unplaced }));
+      // Only news that a full pass would answer by placing new units, on the same machines,
+      // after a round whose writes all landed: the fast path (all plain, fast-path.ts) or an
+      // incremental round on the last pass's picture (incremental.ts). A timer round always
+      // takes the full pass, which also repairs anything their bookkeeping could have missed.
+      const onlyNew = !periodic && this.settled && !changes.other && sig === this.lastSignature && v.unplaced.size === 0;
+      const kept = this.kept;
+      this.kept = undefined;
+      let fast: Action[] | undefined;
+      let incremental: Action[] | undefined;
+      if (onlyNew && v.notPlain.size === 0) {
+        fast = await placeFreshSliced({ fresh: changes.fresh, units: v.units, loads: v.loads, machines: live }, new Slicer(SLICE_MS));
+      } else if (onlyNew && kept) {
+        incremental = await placeIncrementallySliced({ state: kept, fresh: changes.fresh, units: v.units }, new Slicer(SLICE_MS));
+        if (incremental) this.kept = kept;
+      }
+      // A full pass decides on copies (the views follow the watches meanwhile) and yields to the
+      // event loop every ~10 ms when large (lease renewals, heartbeats and API requests keep
+      // flowing); a small one runs in one go. Its picture is kept for the incremental rounds.
+      let actions = fast ?? incremental;
+      if (!actions) {
+        const input = { units: new Map(v.units), placements: [...v.placements.values()], machines: live, unplaced: new Map(v.unplaced) };
+        const full = v.units.size + v.placements.size > SLICE_ABOVE ? await reconcileKeeping(input, { sliceMs: SLICE_MS }) : reconcileAtOnce(input);
+        actions = full.actions;
+        this.kept = full.state;
+      }
       if (gen !== this.gen || !this.leading) return { progress: false, dutyMs: 0, nextWakeMs: nextWake() };
       if (fast) this.stats.fastRounds++;
+      if (incremental) this.stats.incrementalRounds++;
       this.lastSignature = sig;
       this.settled = false;
       let settled = !actions.some((a) => a.type === "unplaced");
@@ -527,6 +549,7 @@ export class Engine implements Component {
       // Everything this round decided is written, and nothing is left unplaced: the next round
       // may take the fast path.
       this.settled = settled && gen === this.gen && this.views.unplaced.size === 0;
+      if (!this.settled) this.kept = undefined;
       this.stats.lastRoundMs = performance.now() - t0;
     } catch (e) {
       this.log.error({ err: describeError(e) }, "reconcile round failed");

@@ -14,7 +14,7 @@ import { cmp, siftDown } from "./scheduler.js";
 import { Slicer } from "./slicer.js";
 
 export interface FreshInput {
-  /** Units first seen since the last round (plain, not inactive when seen), in arrival order. */
+  /** Units first seen or made active since the last round, in arrival order (only the plain, active ones are placed here). */
   fresh: readonly string[];
   units: ReadonlyMap<string, EngineUnit>;
   /** Placements per machine. */

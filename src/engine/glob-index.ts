@@ -1,6 +1,6 @@
-// Conflicts= and Replaces= globs compiled once per reconcile round, so that a filter asks "which
-// units does this glob name?" or "whose globs name this unit?" without matching every glob
-// against every unit. Globs fall in three kinds:
+// Conflicts= and Replaces= globs compiled once per reconcile pass (and grown by the incremental
+// rounds after it), so that a filter asks "which units does this glob name?" or "whose globs
+// name this unit?" without matching every glob against every unit. Globs fall in three kinds:
 //   exact   "db.service"        a map lookup;
 //   prefix  "web-*", "web@*"    names sharing the prefix, with no '/' after it (Go's '*' never
 //                               crosses '/'): a map lookup per distinct prefix length one way, a
@@ -83,16 +83,32 @@ export class GlobOwners<T> {
   }
 }
 
-/** Which names a glob names, among a fixed set of names (sorted once). */
+/**
+ * Which names a glob names, among a set of names sorted once; names added later (add(), the
+ * engine's incremental rounds) go to a second sorted list, merged into the first (linear, no
+ * sort) once it has grown to an eighth of it.
+ */
 export class NameIndex {
-  private readonly sorted: string[];
+  private sorted: string[];
+  private extra: string[] = [];
   private readonly has: ReadonlyMap<string, unknown>;
   private readonly cache = new Map<string, readonly string[]>();
 
   /** `sorted`: the names already in ascending order, if the caller has them. */
   constructor(names: ReadonlyMap<string, unknown>, sorted?: string[]) {
     this.has = names;
-    this.sorted = sorted ?? [...names.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.sorted = sorted ?? [...names.keys()].sort(byString);
+  }
+
+  /** Names new to the set (already in `names`, the map given to the constructor). */
+  add(names: readonly string[]): void {
+    if (names.length === 0) return;
+    this.cache.clear();
+    this.extra = this.extra.concat(names).sort(byString);
+    if (this.extra.length * 8 >= this.sorted.length) {
+      this.sorted = mergeSorted(this.sorted, this.extra);
+      this.extra = [];
+    }
   }
 
   named(glob: string): readonly string[] {
@@ -102,18 +118,41 @@ export class NameIndex {
     if (k.kind === "exact") hit = this.has.has(glob) ? [glob] : [];
     else if (k.kind === "prefix") {
       const out: string[] = [];
-      const s = this.sorted;
-      let lo = 0;
-      let hi = s.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (s[mid]! < k.prefix) lo = mid + 1;
-        else hi = mid;
-      }
-      for (let i = lo; i < s.length && s[i]!.startsWith(k.prefix); i++) if (prefixMatches(k.prefix, s[i]!)) out.push(s[i]!);
+      withPrefix(this.sorted, k.prefix, out);
+      if (this.extra.length) withPrefix(this.extra, k.prefix, out);
       hit = out;
-    } else hit = this.sorted.filter((n) => n === glob || globMatch(glob, n));
+    } else {
+      hit = this.sorted.filter((n) => n === glob || globMatch(glob, n));
+      if (this.extra.length) hit = hit.concat(this.extra.filter((n) => n === glob || globMatch(glob, n)));
+    }
     this.cache.set(glob, hit);
     return hit;
   }
+}
+
+function byString(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The names of sorted list `s` that `prefix*` names, appended to `out`. */
+function withPrefix(s: readonly string[], prefix: string, out: string[]): void {
+  let lo = 0;
+  let hi = s.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (s[mid]! < prefix) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = lo; i < s.length && s[i]!.startsWith(prefix); i++) if (prefixMatches(prefix, s[i]!)) out.push(s[i]!);
+}
+
+function mergeSorted(a: readonly string[], b: readonly string[]): string[] {
+  const out = new Array<string>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let o = 0;
+  while (i < a.length && j < b.length) out[o++] = b[j]! < a[i]! ? b[j++]! : a[i++]!;
+  while (i < a.length) out[o++] = a[i++]!;
+  while (j < b.length) out[o++] = b[j++]!;
+  return out;
 }

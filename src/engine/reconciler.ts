@@ -45,6 +45,11 @@ type Steps<T> = Generator<void, T, void>;
 
 /** The reconcile pass, all at once (the tests' and the fast engine's entry point). */
 export function reconcile(input: ReconcileInput): Action[] {
+  return reconcileAtOnce(input).actions;
+}
+
+/** reconcile(), and the pass's picture of the cluster at its end (see reconcileKeeping). */
+export function reconcileAtOnce(input: ReconcileInput): { actions: Action[]; state: ClusterState } {
   const g = reconcileSteps(input);
   for (;;) {
     const r = g.next();
@@ -66,6 +71,16 @@ export interface SliceOptions {
  * until the promise settles (or passes copies).
  */
 export async function reconcileSliced(input: ReconcileInput, o: SliceOptions = {}): Promise<Action[]> {
+  return (await reconcileKeeping(input, o)).actions;
+}
+
+/**
+ * reconcileSliced(), and the pass's picture of the cluster at its end: where every unit sits
+ * once the actions are written. The engine keeps it for the incremental rounds that follow
+ * (incremental.ts); `input.units` must then be the caller's own copy (the picture keeps it, and
+ * adds the units of later rounds to it).
+ */
+export async function reconcileKeeping(input: ReconcileInput, o: SliceOptions = {}): Promise<{ actions: Action[]; state: ClusterState }> {
   return (o.slicer ?? new Slicer(o.sliceMs ?? 20)).run(reconcileSteps(input));
 }
 
@@ -107,19 +122,19 @@ export function* sortSteps<T>(a: T[], cmp: (x: T, y: T) => number): Steps<T[]> {
   return a;
 }
 
-function byString(a: string, b: string): number {
+export function byString(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** A fresh scratch state; the names sorted (sliced) first when some glob will ask for them. */
-function* stateFor(units: ReadonlyMap<string, EngineUnit>, machines: ReadonlyMap<string, EngineMachine>): Steps<ClusterState> {
+export function* stateFor(units: ReadonlyMap<string, EngineUnit>, machines: ReadonlyMap<string, EngineMachine>): Steps<ClusterState> {
   const state = new ClusterState(units, machines.values(), true);
   yield* state.index();
   if (state.needsNames()) state.useSortedNames(yield* sortSteps([...units.keys()], byString));
   return state;
 }
 
-function* reconcileSteps(input: ReconcileInput): Steps<Action[]> {
+function* reconcileSteps(input: ReconcileInput): Steps<{ actions: Action[]; state: ClusterState }> {
   const { units, machines, unplaced } = input;
   let state = yield* stateFor(units, machines);
   const unschedule: (Action & { machineId: string })[] = [];
@@ -206,11 +221,7 @@ function* reconcileSteps(input: ReconcileInput): Steps<Action[]> {
     if (u.fleet.global || u.desiredState === "inactive" || state.machineOf(u.name) !== undefined) continue;
     queue.push(u);
   }
-  yield* sortSteps(queue, (a, b) => {
-    const fa = a.fleet.machineOf.length > 0 ? 1 : 0;
-    const fb = b.fleet.machineOf.length > 0 ? 1 : 0;
-    return fa - fb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  });
+  yield* sortSteps(queue, placementOrder);
   const notPlaced = new Map<string, string>();
   const refusals = new Map<string, Refusal[]>();
   const evictedOnce = new Set<string>();
@@ -261,14 +272,21 @@ function* reconcileSteps(input: ReconcileInput): Steps<Action[]> {
     });
   }
 
-  return [...(yield* sortSteps(unschedule, byName)), ...updates, ...schedule, ...reasons];
+  return { actions: [...(yield* sortSteps(unschedule, byName)), ...updates, ...schedule, ...reasons], state };
+}
+
+/** The order units are placed in: MachineOf followers after the others, each by name. */
+export function placementOrder(a: EngineUnit, b: EngineUnit): number {
+  const fa = a.fleet.machineOf.length > 0 ? 1 : 0;
+  const fb = b.fleet.machineOf.length > 0 ? 1 : 0;
+  return fa - fb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 function dropFor(actions: Action[], unit: string): void {
   for (let i = actions.length - 1; i >= 0; i--) if (actions[i]!.unit === unit) actions.splice(i, 1);
 }
 
-function placementReason(u: EngineUnit, state: ClusterState, machineId: string): string {
+export function placementReason(u: EngineUnit, state: ClusterState, machineId: string): string {
   if (u.fleet.machineId !== undefined) return `MachineID=${u.fleet.machineId}`;
   if (u.fleet.machineOf.length) return `MachineOf=${u.fleet.machineOf.join(",")}`;
   return `least loaded (${state.load(machineId) - 1} units before)`;

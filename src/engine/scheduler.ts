@@ -177,6 +177,36 @@ export class ClusterState {
     for (const m of this.machines) if (m.availability === "drain") this.draining = true;
   }
 
+  /**
+   * A unit first seen after index() (the engine's incremental rounds, incremental.ts), indexed
+   * as index() would have indexed it. The caller keeps out what this picture cannot take in
+   * place: globals (they change what may stay where), invalid units, units already placed. The
+   * units map must be this picture's own (reconcileKeeping's contract).
+   */
+  addUnit(u: EngineUnit): void {
+    (this.units as Map<string, EngineUnit>).set(u.name, u);
+    if (u.fleet.machineOf.length) this.followers = true;
+    if (u.invalid || u.fleet === NO_FLEET_OPTIONS) return;
+    if (u.fleet.conflicts.length || u.fleet.replaces.length) {
+      // The first holder: placement order starts to matter (place() kept none until now).
+      if (this.holders.length === 0) for (const x of this.where.keys()) this.seq.set(x, this.nextSeq++);
+      this.holders.push(u);
+      for (const g of u.fleet.conflicts) this.conflictOwners.add(g, u.name);
+      for (const g of u.fleet.replaces) this.replaceOwners.add(g, u.name);
+    }
+    if (!this.constrained && !isUnconstrained(u)) this.constrained = true;
+  }
+
+  /** A known unit's new record with the same file (its desired state changed). */
+  setUnit(u: EngineUnit): void {
+    (this.units as Map<string, EngineUnit>).set(u.name, u);
+  }
+
+  /** Names added with addUnit, for the glob index (sorted names: useSortedNames first if needsNames). */
+  addNames(names: readonly string[]): void {
+    this.names?.add(names);
+  }
+
   /** Some unit has an [X-Fleet] constraint or relation (MachineID, metadata, Conflicts, ...). */
   private constrained = false;
   private draining = false;

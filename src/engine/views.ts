@@ -22,8 +22,9 @@ export class ClusterViews {
   unplaced = new Map<string, string>();
   machines = new Map<string, MachineRecord>();
 
-  // What changed since the last round, for the fast path (fast-path.ts): the units first seen
-  // that are plain (no [X-Fleet] section, not inactive), and whether anything else changed.
+  // What changed since the last round, for the fast path (fast-path.ts) and the incremental
+  // rounds (incremental.ts): the units first seen or made active (any kind; both check what they
+  // can take), and whether anything else changed.
   fresh: string[] = [];
   otherChange = true;
   /** Units known that are not plain (constrained, global, invalid): while any, no fast path. */
@@ -122,7 +123,10 @@ export class ClusterViews {
     const plain = u.plain;
     if (plain) this.notPlain.delete(name);
     else this.notPlain.add(name);
-    if (!prev && plain && u.desiredState !== "inactive") this.fresh.push(name);
+    // New units, and units made active with the same file, are placed nowhere: the fast path
+    // and the incremental rounds take them (fast-path.ts, incremental.ts); anything else that
+    // changed calls for a full pass.
+    if (!prev || (prev.desiredState === "inactive" && u.desiredState !== "inactive" && prev.hash === u.hash)) this.fresh.push(name);
     else this.otherChange = true;
     return true;
   }

@@ -137,4 +137,41 @@ describe("a large pass on the in-memory store", () => {
     }
     for (const [g, set] of byGroup) expect(set.size, g).toBe(10);
   }, 90_000);
+
+  it("places a stream of constrained units in incremental rounds, as the full pass would (it never undoes one)", async () => {
+    const store = new MemoryEngineStore();
+    for (let m = 0; m < 20; m++) store.machines.write(keys.machine(`m${m}`), encode(machine(`m${m}`, { region: `r${m % 2}` })));
+    // Groups of 10: 9 replicas that conflict with each other, in one region, and a sidecar that follows the first.
+    const wave = (w: number) => {
+      for (let g = w * 20; g < (w + 1) * 20; g++) {
+        for (let i = 0; i < 9; i++) {
+          const name = `grp${g}-${i}.service`;
+          store.units.write(keys.unit(name), encode(unit(name, `[Service]\nExecStart=/bin/true\n[X-Fleet]\nConflicts=grp${g}-*\nMachineMetadata=region=r${g % 2}\n`)));
+        }
+        const side = `side${g}.service`;
+        store.units.write(keys.unit(side), encode(unit(side, `[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineOf=grp${g}-0.service\n`)));
+      }
+    };
+    const e = await leader(store);
+    for (let w = 0; w < 10; w++) {
+      wave(w);
+      await check(() => placements(store).size === (w + 1) * 200, 30_000, `wave ${w} placed`, 5);
+    }
+    expect(e.stats.incrementalRounds).toBeGreaterThanOrEqual(5);
+    const all = placements(store);
+    for (let g = 0; g < 200; g++) {
+      const ms = new Set<string>();
+      for (let i = 0; i < 9; i++) {
+        const m = all.get(`grp${g}-${i}.service`)![0]!;
+        expect(Number(m.slice(1)) % 2, `grp${g} in region r${g % 2}`).toBe(g % 2);
+        ms.add(m);
+      }
+      expect(ms.size, `grp${g} spread`).toBe(9);
+      expect(all.get(`side${g}.service`), `side${g} beside grp${g}-0`).toEqual(all.get(`grp${g}-0.service`));
+    }
+    // The timer's full passes ran meanwhile and found nothing to undo.
+    const rounds = e.stats.rounds;
+    await check(() => e.stats.rounds > rounds, 5000, "a timer round after the last wave");
+    expect(e.stats.unscheduled).toBe(0);
+  }, 90_000);
 });

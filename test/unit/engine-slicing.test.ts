@@ -140,11 +140,32 @@ describe("the intake", () => {
       expect(v.onUnit({ key: name, operation: "PUT", value: encode(record(name, `[Service]\n[X-Fleet]\nMachineOf=b${i + 1}.service\n`)), revision: i + 1 })).toBe(true);
     }
     expect(v.notPlain.size).toBe(100);
-    expect(v.takeChanges()).toEqual({ fresh: [], other: true });
+    // New units of any kind are "fresh" (the incremental rounds take them); "other" is the first round's.
+    expect(v.takeChanges()).toEqual({ fresh: Array.from({ length: 100 }, (_, i) => `b${i}.service`), other: true });
     // Before, each was parsed in the watch callback.
     expect(unitCacheSize()).toBe(0);
     expect(v.units.get("b7.service")!.invalid).toMatch(/b7\.service has no command/);
     expect(v.units.get("b7.service")!.fleet).toBe(NO_FLEET_OPTIONS);
     expect(unitCacheSize()).toBe(1);
+  });
+
+  it("counts as fresh the units first seen and those made active with the same file; any other change calls for a full pass", () => {
+    const v = new ClusterViews(pino({ level: "silent" }), new Liveness(1000));
+    v.takeChanges();
+    let rev = 0;
+    const put = (name: string, contents: string, desiredState: UnitRecord["desiredState"]) =>
+      v.onUnit({ key: name, operation: "PUT", value: encode({ ...record(name, contents), desiredState }), revision: ++rev });
+    const file = "[Service]\nExecStart=/bin/true\n[X-Fleet]\nConflicts=web-*\n";
+    put("web-1.service", file, "launched");
+    put("web-2.service", file, "inactive");
+    expect(v.takeChanges()).toEqual({ fresh: ["web-1.service", "web-2.service"], other: false });
+    put("web-2.service", file, "launched"); // fleetctl start of a submitted unit
+    expect(v.takeChanges()).toEqual({ fresh: ["web-2.service"], other: false });
+    put("web-1.service", file, "loaded"); // a stop: the placement is rewritten
+    expect(v.takeChanges()).toEqual({ fresh: [], other: true });
+    put("web-3.service", file, "inactive");
+    v.takeChanges();
+    put("web-3.service", `${file}MachineOf=web-1.service\n`, "launched"); // made active with a new file
+    expect(v.takeChanges()).toEqual({ fresh: [], other: true });
   });
 });

@@ -1,0 +1,83 @@
+// Incremental rounds (issue 10): a burst of constrained units without a pass over the whole
+// cluster each round. The full pass (reconciler.ts) leaves its picture of the cluster behind
+// (ClusterState: where each unit sits, the glob indexes, the per-machine heaps and sums). When
+// that round's writes all landed, nothing is left unplaced, the live machines are the same and
+// the only news is units first seen (or units that went from inactive to loaded/launched, which
+// are placed nowhere), a full pass would keep every placement as it is (nothing placed
+// conflicts with a unit that is not placed yet) and place the new units in placement order on
+// that same picture. This does exactly that, on the kept picture, in O(new units) per round.
+//
+// Whatever such a round cannot decide the same way without the whole cluster, it leaves to the
+// full pass (returns undefined, and the picture is dropped): a global unit (it changes what may
+// stay where), an invalid one, one with Replaces (it evicts), a unit that fits nowhere (the
+// explanation names units in the full pass's order), one already placed. The full pass also
+// stays the periodic safety net. test/unit/incremental.test.ts compares the two on random
+// clusters.
+import type { Action, EngineUnit } from "./model.js";
+import { byString, placementOrder, placementReason, sortSteps } from "./reconciler.js";
+import type { ClusterState } from "./scheduler.js";
+import { Slicer } from "./slicer.js";
+
+export interface IncrementalInput {
+  /** The picture the last full pass (and the incremental rounds since) left; changed in place. */
+  state: ClusterState;
+  /** Units first seen (or made active) since the last round, in arrival order; may repeat. */
+  fresh: readonly string[];
+  /** The units as the views hold them now. */
+  units: ReadonlyMap<string, EngineUnit>;
+}
+
+/** What reconcile() would decide for `fresh`, or undefined: take the full pass (the state is then spoiled). */
+export function placeIncrementally(i: IncrementalInput): Action[] | undefined {
+  const g = incrementalSteps(i);
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** placeIncrementally(), in slices that give the event loop a turn (slicer.ts). */
+export function placeIncrementallySliced(i: IncrementalInput, slicer = new Slicer()): Promise<Action[] | undefined> {
+  return slicer.run(incrementalSteps(i));
+}
+
+function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | undefined, void> {
+  const { state } = i;
+  const seen = new Set<string>();
+  const queue: EngineUnit[] = [];
+  const added: string[] = [];
+  let n = 0;
+  for (const name of i.fresh) {
+    if (++n % 64 === 0) yield;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const u = i.units.get(name);
+    // Gone again: its delete called for a full pass already.
+    if (u === undefined) continue;
+    // Reading fleet parses the file (once, 30-50 µs): that is why this loop yields.
+    if (u.invalid || u.fleet.global || u.fleet.replaces.length || state.machineOf(name) !== undefined) return undefined;
+    const known = state.units.get(name);
+    if (known === undefined) {
+      state.addUnit(u);
+      added.push(name);
+    } else if (known !== u) {
+      // Made active: the same file is indexed already; a new file may have new relations.
+      if (known.hash !== u.hash) return undefined;
+      state.setUnit(u);
+    }
+    if (u.desiredState !== "inactive") queue.push(u);
+  }
+  if (state.needsNames()) state.useSortedNames(yield* sortSteps([...state.units.keys()], byString));
+  else state.addNames(added);
+  yield* sortSteps(queue, placementOrder);
+  const actions: Action[] = [];
+  for (let k = 0; k < queue.length; k++) {
+    if (k % 8 === 7) yield;
+    const u = queue[k]!;
+    const d = state.decide(u);
+    if (!d.ok || d.evicts.length) return undefined;
+    state.place(u, d.machineId);
+    actions.push({ type: "schedule", unit: u.name, machineId: d.machineId, reason: placementReason(u, state, d.machineId) });
+  }
+  return actions;
+}
