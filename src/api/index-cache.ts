@@ -26,6 +26,7 @@ import type { Logger } from "pino";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { watchBucket, WATCH_SLICE, type BucketEntry, type BucketWatch } from "../nats/kv-watch.js";
 import { describeError } from "../protocol/errors.js";
+import { mergeSorted } from "../util/sorted.js";
 
 /** Keys merged into the sorted array in one synchronous step; more are sorted in chunks. */
 const SYNC_MERGE_MAX = 4096;
@@ -125,7 +126,7 @@ export class SortedIndex<V> {
       while (runs.length > 1) {
         const next: string[][] = [];
         for (let i = 0; i < runs.length; i += 2) {
-          next.push(i + 1 < runs.length ? mergeTwo(runs[i]!, runs[i + 1]!) : runs[i]!);
+          next.push(i + 1 < runs.length ? mergeSorted(runs[i]!, runs[i + 1]!) : runs[i]!);
           await yieldLoop();
         }
         runs.splice(0, runs.length, ...next);
@@ -197,17 +198,6 @@ export class SortedIndex<V> {
     }
     return i < a.length;
   }
-}
-
-function mergeTwo(a: string[], b: string[]): string[] {
-  const out: string[] = new Array(a.length + b.length);
-  let i = 0;
-  let j = 0;
-  let n = 0;
-  while (i < a.length && j < b.length) out[n++] = a[i]! < b[j]! ? a[i++]! : b[j++]!;
-  while (i < a.length) out[n++] = a[i++]!;
-  while (j < b.length) out[n++] = b[j++]!;
-  return out;
 }
 
 /** First index whose key is > k. */

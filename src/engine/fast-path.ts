@@ -11,7 +11,7 @@ import type { Action, EngineMachine, EngineUnit } from "./model.js";
 import { NO_FLEET_OPTIONS } from "./model.js";
 import { sortSteps } from "./reconciler.js";
 import { cmp, siftDown } from "./scheduler.js";
-import { Slicer } from "./slicer.js";
+import { runToEnd, Slicer } from "./slicer.js";
 
 export interface FreshInput {
   /** Units first seen or made active since the last round, in arrival order (only the plain, active ones are placed here). */
@@ -25,11 +25,7 @@ export interface FreshInput {
 
 /** What reconcile() decides for `fresh` under the conditions above; undefined: take the full pass. */
 export function placeFresh(i: FreshInput): Action[] | undefined {
-  const g = placeFreshSteps(i);
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-  }
+  return runToEnd(placeFreshSteps(i));
 }
 
 /**

@@ -8,6 +8,7 @@
 //   rest    "web@[0-9].service" Go's path.Match on each name, once per glob (cached).
 // Same answers as globMatches (scheduler.ts): a malformed glob names only the unit spelled like it.
 import { globMatch } from "../unit/match.js";
+import { byString, mergeSorted } from "../util/sorted.js";
 
 type Kind = { kind: "exact" } | { kind: "prefix"; prefix: string } | { kind: "rest" };
 
@@ -100,11 +101,11 @@ export class NameIndex {
     this.sorted = sorted ?? [...names.keys()].sort(byString);
   }
 
-  /** Names new to the set (already in `names`, the map given to the constructor). */
+  /** Names new to the set (already in `names`, the map given to the constructor), in ascending order. */
   add(names: readonly string[]): void {
     if (names.length === 0) return;
     this.cache.clear();
-    this.extra = this.extra.concat(names).sort(byString);
+    this.extra = mergeSorted(this.extra, names);
     if (this.extra.length * 8 >= this.sorted.length) {
       this.sorted = mergeSorted(this.sorted, this.extra);
       this.extra = [];
@@ -130,10 +131,6 @@ export class NameIndex {
   }
 }
 
-function byString(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** The names of sorted list `s` that `prefix*` names, appended to `out`. */
 function withPrefix(s: readonly string[], prefix: string, out: string[]): void {
   let lo = 0;
@@ -144,15 +141,4 @@ function withPrefix(s: readonly string[], prefix: string, out: string[]): void {
     else hi = mid;
   }
   for (let i = lo; i < s.length && s[i]!.startsWith(prefix); i++) if (prefixMatches(prefix, s[i]!)) out.push(s[i]!);
-}
-
-function mergeSorted(a: readonly string[], b: readonly string[]): string[] {
-  const out = new Array<string>(a.length + b.length);
-  let i = 0;
-  let j = 0;
-  let o = 0;
-  while (i < a.length && j < b.length) out[o++] = b[j]! < a[i]! ? b[j++]! : a[i++]!;
-  while (i < a.length) out[o++] = a[i++]!;
-  while (j < b.length) out[o++] = b[j++]!;
-  return out;
 }

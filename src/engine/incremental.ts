@@ -14,9 +14,10 @@
 // stays the periodic safety net. test/unit/incremental.test.ts compares the two on random
 // clusters.
 import type { Action, EngineUnit } from "./model.js";
-import { byString, placementOrder, placementReason, sortSteps } from "./reconciler.js";
+import { placementOrder, placementReason, sortSteps } from "./reconciler.js";
+import { byString } from "../util/sorted.js";
 import type { ClusterState } from "./scheduler.js";
-import { Slicer } from "./slicer.js";
+import { runToEnd, Slicer } from "./slicer.js";
 
 export interface IncrementalInput {
   /** The picture the last full pass (and the incremental rounds since) left; changed in place. */
@@ -29,11 +30,7 @@ export interface IncrementalInput {
 
 /** What reconcile() would decide for `fresh`, or undefined: take the full pass (the state is then spoiled). */
 export function placeIncrementally(i: IncrementalInput): Action[] | undefined {
-  const g = incrementalSteps(i);
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-  }
+  return runToEnd(incrementalSteps(i));
 }
 
 /** placeIncrementally(), in slices that give the event loop a turn (slicer.ts). */
@@ -68,7 +65,7 @@ function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | unde
     if (u.desiredState !== "inactive") queue.push(u);
   }
   if (state.needsNames()) state.useSortedNames(yield* sortSteps([...state.units.keys()], byString));
-  else state.addNames(added);
+  else state.addNames(yield* sortSteps(added, byString));
   yield* sortSteps(queue, placementOrder);
   const actions: Action[] = [];
   for (let k = 0; k < queue.length; k++) {

@@ -23,7 +23,8 @@
 // The large sorts are sliced too (sortSteps: sorted chunks, then merges).
 import type { Action, EngineMachine, EngineUnit, Placement } from "./model.js";
 import { ClusterState, type Refusal } from "./scheduler.js";
-import { Slicer } from "./slicer.js";
+import { runToEnd, Slicer } from "./slicer.js";
+import { byString } from "../util/sorted.js";
 
 export interface ReconcileInput {
   units: ReadonlyMap<string, EngineUnit>;
@@ -50,11 +51,7 @@ export function reconcile(input: ReconcileInput): Action[] {
 
 /** reconcile(), and the pass's picture of the cluster at its end (see reconcileKeeping). */
 export function reconcileAtOnce(input: ReconcileInput): { actions: Action[]; state: ClusterState } {
-  const g = reconcileSteps(input);
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-  }
+  return runToEnd(reconcileSteps(input));
 }
 
 export interface SliceOptions {
@@ -120,10 +117,6 @@ export function* sortSteps<T>(a: T[], cmp: (x: T, y: T) => number): Steps<T[]> {
   const sorted = runs[0]!;
   for (let i = 0; i < sorted.length; i++) a[i] = sorted[i]!;
   return a;
-}
-
-export function byString(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** A fresh scratch state; the names sorted (sliced) first when some glob will ask for them. */

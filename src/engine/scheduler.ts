@@ -202,7 +202,7 @@ export class ClusterState {
     (this.units as Map<string, EngineUnit>).set(u.name, u);
   }
 
-  /** Names added with addUnit, for the glob index (sorted names: useSortedNames first if needsNames). */
+  /** Names added with addUnit, in ascending order, for the glob index (useSortedNames instead while needsNames). */
   addNames(names: readonly string[]): void {
     this.names?.add(names);
   }

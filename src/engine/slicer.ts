@@ -9,6 +9,14 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 /** Default budget of one slice, in ms. */
 export const SLICE_MS = 10;
 
+/** Runs a generator that yields between steps to its end at once (the unsliced entry points). */
+export function runToEnd<T>(g: Generator<void, T, void>): T {
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
+}
+
 export class Slicer {
   private start = performance.now();
   private n = 0;
