@@ -13,18 +13,17 @@
 //   BucketIndex      a watch on one bucket feeding a callback, with `rev` (the last stream
 //                    sequence seen) so a request can wait until the index has seen what was
 //                    written before it (read your writes), and TTL expiry done here: nats-server
-//                    2.9 tells watchers nothing when a key expires (see DESIGN.md). The watch is
-//                    sliced (watchBucket's `slice`, shared with the engine's watches): entries
-//                    are queued as they arrive and handed to the callback ENTRY_SLICE at a time
-//                    at most, one slice per turn of the event loop: the NATS client parses all
-//                    that one read brought (megabytes during a replay) in one go, and decoding
-//                    each entry there too held the loop for 100 ms and more at 100,000 keys.
+//                    2.9 tells watchers nothing when a key expires (see DESIGN.md). Entries are
+//                    queued as they arrive and handed to the callback ENTRY_SLICE at a time, one
+//                    slice per turn of the event loop: the NATS client parses all that one read
+//                    brought (megabytes during a replay) in one go, and decoding each entry there
+//                    too held the loop for 100 ms and more at 100,000 keys.
 import { streamLastSeq } from "../nats/kv-keys.js";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { watchBucket, WATCH_SLICE, type BucketEntry, type BucketWatch } from "../nats/kv-watch.js";
+import { watchBucket, type BucketEntry, type BucketWatch } from "../nats/kv-watch.js";
 import { describeError } from "../protocol/errors.js";
 import { mergeSorted } from "../util/sorted.js";
 
@@ -240,8 +239,8 @@ export interface BucketIndexOptions {
 
 /** How long a request waits for the index to see what was written before it. */
 export const SYNC_WAIT_MS = 3000;
-/** Entries handed to the callback in one turn of the event loop at most (a few ms of decoding). */
-export const ENTRY_SLICE = WATCH_SLICE.max;
+/** Entries handed to the callback in one turn of the event loop (a few ms of decoding). */
+export const ENTRY_SLICE = 512;
 
 export class BucketIndex {
   /** Stream sequence of the last entry seen. */
@@ -252,9 +251,15 @@ export class BucketIndex {
   private sweeper: NodeJS.Timeout | undefined;
   private waiters: { rev: number; resolve: () => void }[] = [];
   private caught = false;
-  /** The lowest revision a waiter of sync() waits for (Infinity: none waits). */
-  private nextWake = Infinity;
+  /** Entries received, not yet handed over: queue[head..]. */
+  private queue: BucketEntry[] = [];
+  private head = 0;
+  private draining = false;
   private stopped = false;
+  /** Entries received and handed over since the start; who waits for `handed` to reach a count. */
+  private received = 0;
+  private handed = 0;
+  private handedWaiters: { count: number; resolve: () => void }[] = [];
   dead = false;
 
   constructor(private readonly o: BucketIndexOptions) {}
@@ -271,12 +276,17 @@ export class BucketIndex {
       {
         entry: (e) => {
           lastEntryAt = Date.now();
-          this.take(e);
+          this.received++;
+          this.queue.push(e);
+          if (!this.draining) {
+            this.draining = true;
+            setImmediate(this.drain);
+          }
         },
         caughtUp: () => caughtUp(),
       },
       undefined,
-      { log: this.o.log, slice: WATCH_SLICE },
+      { log: this.o.log },
     );
     void this.watch.closed.then(() => {
       this.dead = true;
@@ -296,7 +306,8 @@ export class BucketIndex {
       void replayed.then(done);
     });
     // The replay is in the index only once every entry received so far is handed over.
-    await this.watch.idle?.();
+    const count = this.received;
+    if (this.handed < count) await new Promise<void>((resolve) => this.handedWaiters.push({ count, resolve }));
     this.caught = true;
     if (this.o.ttlMs > 0) {
       this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(this.o.ttlMs / 4, 5000)));
@@ -304,21 +315,38 @@ export class BucketIndex {
     }
   }
 
-  /** One entry of the watch (in a slice of at most ENTRY_SLICE, one per turn of the event loop). */
-  private take(e: BucketEntry): void {
-    if (this.stopped) return;
-    this.rev = Math.max(this.rev, e.revision);
-    if (this.o.ttlMs > 0) {
-      if (e.operation === "PUT" && e.value.length > 0) this.seen.set(e.key, Date.now());
-      else this.seen.delete(e.key);
+  /** Hands over ENTRY_SLICE entries, then the rest in the next turns. */
+  private drain = (): void => {
+    const end = Math.min(this.queue.length, this.head + ENTRY_SLICE);
+    for (; this.head < end && !this.stopped; this.head++, this.handed++) {
+      const e = this.queue[this.head]!;
+      this.rev = Math.max(this.rev, e.revision);
+      if (this.o.ttlMs > 0) {
+        if (e.operation === "PUT" && e.value.length > 0) this.seen.set(e.key, Date.now());
+        else this.seen.delete(e.key);
+      }
+      try {
+        this.o.entry(e);
+      } catch (err) {
+        this.o.log.warn({ bucket: this.o.bucket, key: e.key, err: describeError(err) }, "listing index: an entry failed; skipped");
+      }
     }
-    try {
-      this.o.entry(e);
-    } catch (err) {
-      this.o.log.warn({ bucket: this.o.bucket, key: e.key, err: describeError(err) }, "listing index: an entry failed; skipped");
+    // What was handed over is let go (its values hold the client's read buffers).
+    if (this.head >= 8 * ENTRY_SLICE) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
     }
-    if (this.rev >= this.nextWake) this.wake();
-  }
+    if (this.waiters.length) this.wake();
+    if (this.handedWaiters.length) {
+      const keep: typeof this.handedWaiters = [];
+      for (const w of this.handedWaiters) (this.stopped || this.handed >= w.count ? w.resolve() : keep.push(w));
+      this.handedWaiters = keep;
+    }
+    if (this.head < this.queue.length && !this.stopped) return void setImmediate(this.drain);
+    this.queue = [];
+    this.head = 0;
+    this.draining = false;
+  };
 
   get caughtUp(): boolean {
     return this.caught;
@@ -338,7 +366,6 @@ export class BucketIndex {
     const keep: typeof this.waiters = [];
     for (const w of this.waiters) (this.rev >= w.rev ? w.resolve() : keep.push(w));
     this.waiters = keep;
-    this.nextWake = keep.reduce((m, w) => Math.min(m, w.rev), Infinity);
   }
 
   /** Waits (at most SYNC_WAIT_MS) until the index has seen the bucket's last write. */
@@ -358,10 +385,8 @@ export class BucketIndex {
     await new Promise<void>((resolve) => {
       const w = { rev: last, resolve };
       this.waiters.push(w);
-      this.nextWake = Math.min(this.nextWake, last);
       setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== w);
-        this.nextWake = this.waiters.reduce((m, x) => Math.min(m, x.rev), Infinity);
         resolve();
       }, SYNC_WAIT_MS).unref?.();
     });
