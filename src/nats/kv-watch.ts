@@ -70,7 +70,7 @@ export interface WatchOptions {
   slice?: { max: number; ms: number };
 }
 
-/** The slices the engine's and the listings' watches hand over: 512 entries or 4 ms of work per turn. */
+/** The slices the engine's watches hand over (engine-store.ts): 512 entries or 4 ms of work per turn. The listing index keeps its own queue (index-cache.ts). */
 export const WATCH_SLICE = { max: 512, ms: 4 } as const;
 /** Messages of a slice between two looks at the clock. */
 const CLOCK_EVERY = 32;
