@@ -25,7 +25,7 @@ import type { Logger } from "pino";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { watchBucket, type BucketEntry, type BucketWatch } from "../nats/kv-watch.js";
 import { describeError } from "../protocol/errors.js";
-import { mergeSorted } from "../util/sorted.js";
+import { lowerBound, mergeSorted, upperBound } from "../util/sorted.js";
 
 /** Keys merged into the sorted array in one synchronous step; more are sorted in chunks. */
 const SYNC_MERGE_MAX = 4096;
@@ -197,30 +197,6 @@ export class SortedIndex<V> {
     }
     return i < a.length;
   }
-}
-
-/** First index whose key is > k. */
-export function upperBound(a: string[], k: string): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid]! <= k) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** First index whose key is >= k. */
-export function lowerBound(a: string[], k: string): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid]! < k) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 export interface BucketIndexOptions {

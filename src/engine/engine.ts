@@ -128,7 +128,7 @@ export class Engine implements Component {
   /** Calls of stop() so far: a stand-again does not undo a stop that came meanwhile. */
   private stops = 0;
   private lastReconcileMs = 0;
-  /** The last round wrote all it decided and left nothing unplaced (fast-path.ts). */
+  /** The last round wrote all it decided and left nothing unplaced (fast-path.ts, incremental.ts). */
   private settled = false;
   /**
    * The last full pass's picture of the cluster, as the incremental rounds since have grown it
@@ -483,8 +483,6 @@ export class Engine implements Component {
       const live = v.liveMachines(now);
       const sig = machinesSignature(live);
       const changes = v.takeChanges();
-      // The fast path (fast-path.ts) when its conditions hold; a timer round always takes the
-      // full pass, which also repairs anything the fast path's bookkeeping could have missed.
       // Only news that a full pass would answer by placing new units, on the same machines,
       // after a round whose writes all landed: the fast path (all plain, fast-path.ts) or an
       // incremental round on the last pass's picture (incremental.ts). A timer round always
@@ -547,7 +545,7 @@ export class Engine implements Component {
         if (res.aborted) this.log.warn({ why: res.aborted }, "schedule batch stopped");
       }
       // Everything this round decided is written, and nothing is left unplaced: the next round
-      // may take the fast path.
+      // may take the fast path or an incremental round (and keeps the picture only then).
       this.settled = settled && gen === this.gen && this.views.unplaced.size === 0;
       if (!this.settled) this.kept = undefined;
       this.stats.lastRoundMs = performance.now() - t0;

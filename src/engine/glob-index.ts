@@ -8,7 +8,7 @@
 //   rest    "web@[0-9].service" Go's path.Match on each name, once per glob (cached).
 // Same answers as globMatches (scheduler.ts): a malformed glob names only the unit spelled like it.
 import { globMatch } from "../unit/match.js";
-import { byString, mergeSorted } from "../util/sorted.js";
+import { byString, lowerBound, mergeSorted } from "../util/sorted.js";
 
 type Kind = { kind: "exact" } | { kind: "prefix"; prefix: string } | { kind: "rest" };
 
@@ -133,12 +133,5 @@ export class NameIndex {
 
 /** The names of sorted list `s` that `prefix*` names, appended to `out`. */
 function withPrefix(s: readonly string[], prefix: string, out: string[]): void {
-  let lo = 0;
-  let hi = s.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (s[mid]! < prefix) lo = mid + 1;
-    else hi = mid;
-  }
-  for (let i = lo; i < s.length && s[i]!.startsWith(prefix); i++) if (prefixMatches(prefix, s[i]!)) out.push(s[i]!);
+  for (let i = lowerBound(s, prefix); i < s.length && s[i]!.startsWith(prefix); i++) if (prefixMatches(prefix, s[i]!)) out.push(s[i]!);
 }

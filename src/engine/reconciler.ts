@@ -120,7 +120,7 @@ export function* sortSteps<T>(a: T[], cmp: (x: T, y: T) => number): Steps<T[]> {
 }
 
 /** A fresh scratch state; the names sorted (sliced) first when some glob will ask for them. */
-export function* stateFor(units: ReadonlyMap<string, EngineUnit>, machines: ReadonlyMap<string, EngineMachine>): Steps<ClusterState> {
+function* stateFor(units: ReadonlyMap<string, EngineUnit>, machines: ReadonlyMap<string, EngineMachine>): Steps<ClusterState> {
   const state = new ClusterState(units, machines.values(), true);
   yield* state.index();
   if (state.needsNames()) state.useSortedNames(yield* sortSteps([...units.keys()], byString));

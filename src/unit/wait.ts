@@ -78,8 +78,8 @@ export async function waitForUnit(
   return (await waitForUnits(states, [unit], (_, s) => reached(s), o)).get(unit)!;
 }
 
-/** Above this many units, one watch of the whole bucket serves them all (not one watch each). */
-export const FEW_UNITS = 8;
+/** Above this many units (and with machineIds), the snapshot gets each unit × machine key directly instead of listing each unit's keys. */
+const FEW_UNITS = 8;
 
 export interface WaitManyOptions extends WaitOptions {
   /**
@@ -88,13 +88,11 @@ export interface WaitManyOptions extends WaitOptions {
    * are listed.
    */
   machineIds?: () => Promise<string[]>;
-  /** Called once per unit as it reaches its goal (or at the end, for those that did not). */
-  onUnit?: (unit: string, r: { ok: boolean; states: UnitStates }) => void;
 }
 
 /**
  * waitForUnit for many units at once: one KV watch (the unit's own keys for one unit, the whole
- * states bucket for more than FEW_UNITS) and one snapshot, entries merged by revision. A
+ * states bucket for more) and one snapshot, entries merged by revision. A
  * `flotilla load` of 1,000 units used to open 1,000 watches and list 1,000 key sets: thousands
  * of JetStream requests and consumers for one command. Each unit is done when `reached` holds
  * for it; all are done at the timeout.
@@ -179,7 +177,6 @@ export async function waitForUnits(
     const r = { ok, states: current(unit) };
     results.set(unit, r);
     pending.delete(unit);
-    o.onUnit?.(unit, r);
   };
   /** Checks the units with news (all of them: every); true when none is left waiting. */
   const check = (every = false): boolean => {

@@ -2,7 +2,8 @@
 // plain Map as the model: random sets and deletes, flushes small and big (the chunked sort that
 // yields to the event loop, with writes landing while it yields), and paging by cursor.
 import { describe, expect, it } from "vitest";
-import { SortedIndex, cmp, lowerBound, upperBound } from "../../src/api/index-cache.js";
+import { SortedIndex, cmp } from "../../src/api/index-cache.js";
+import { lowerBound, upperBound } from "../../src/util/sorted.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
