@@ -11,6 +11,7 @@ import { NO_FLEET_OPTIONS, type Action, type EngineUnit } from "../../src/engine
 import type { ClusterState } from "../../src/engine/scheduler.js";
 import { cluster, next } from "./random-clusters.js";
 import { prng } from "../helpers/prng.js";
+import { Slicer } from "../../src/engine/slicer.js";
 
 /** Full passes, fed back, until one leaves nothing unplaced (the engine's "settled"); its picture. */
 function settle(input: ReconcileInput): { input: ReconcileInput; state: ClusterState } | undefined {
@@ -145,5 +146,68 @@ describe("incremental rounds against the full pass", () => {
       input = next({ ...input, units }, full);
     }
     expect(incremental).toBe(9);
+  });
+
+  describe("what an incremental round leaves to the full pass, or skips", () => {
+    const machines = new Map(
+      ["m1", "m2", "m3"].map((id) => [id, { id, metadata: {}, capacity: { cpu: 4, memory: 2 ** 32 }, availability: "active" as const }]),
+    );
+    const web = (i: number, hash = "h", desiredState: EngineUnit["desiredState"] = "launched"): EngineUnit => ({
+      name: `web-${i}.service`,
+      hash,
+      desiredState,
+      contents: "",
+      fleet: { machineOf: [], machineMetadata: {}, conflicts: ["web-*"], global: false, replaces: [] },
+    });
+    /** A settled cluster of web-0 (placed) and web-1 (inactive), and its picture. */
+    const settled = () => {
+      const units = new Map([web(0), web(1, "h", "inactive")].map((u) => [u.name, u]));
+      const { actions, state } = reconcileAtOnce({ units: new Map(units), placements: [], machines, unplaced: new Map() });
+      const input = next({ units, placements: [], machines, unplaced: new Map() }, actions);
+      return { input, state };
+    };
+
+    it("skips a new name whose unit is gone again (its delete calls for a full pass by itself)", () => {
+      const { input, state } = settled();
+      const units = new Map(input.units).set("web-2.service", web(2));
+      expect(placeIncrementally({ state, fresh: ["gone.service", "web-2.service"], units })).toEqual(reconcile({ ...input, units }));
+    });
+
+    it("leaves to the full pass a new unit that is placed already, and one made active with another file", () => {
+      const a = settled();
+      expect(placeIncrementally({ state: a.state, fresh: ["web-0.service"], units: a.input.units })).toBeUndefined();
+      const b = settled();
+      const units = new Map(b.input.units).set("web-1.service", { ...web(1, "h2"), fleet: { ...web(1).fleet, conflicts: [] } });
+      expect(placeIncrementally({ state: b.state, fresh: ["web-1.service"], units })).toBeUndefined();
+      // The same file made active is placed, as the full pass places it.
+      const c = settled();
+      const same = new Map(c.input.units).set("web-1.service", web(1));
+      expect(placeIncrementally({ state: c.state, fresh: ["web-1.service"], units: same })).toEqual(reconcile({ ...c.input, units: same }));
+    });
+
+    it("gives the event loop turns while it takes in and places 20,000 new units", async () => {
+      const many = new Map(
+        Array.from({ length: 40 }, (_, i) => [`m${i}`, { id: `m${i}`, metadata: {}, capacity: { cpu: 4, memory: 2 ** 32 }, availability: "active" as const }]),
+      );
+      const { state } = reconcileAtOnce({ units: new Map([[web(0).name, web(0)]]), placements: [], machines: many, unplaced: new Map() });
+      const units = new Map<string, EngineUnit>();
+      for (let i = 0; i < 20_000; i++) {
+        const name = `g${Math.floor(i / 10)}-${i % 10}.service`;
+        units.set(name, { name, hash: "h", desiredState: "launched", contents: "", fleet: { machineOf: [], machineMetadata: {}, conflicts: [`g${Math.floor(i / 10)}-*`], global: false, replaces: [] } });
+      }
+      let turns = 0;
+      let on = true;
+      const tick = () => {
+        if (!on) return;
+        turns++;
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      const got = await placeIncrementallySliced({ state, fresh: [...units.keys()], units }, new Slicer(0));
+      on = false;
+      expect(got).toHaveLength(20_000);
+      // Slices of no budget: a turn at every yield of the intake (every 64 units) and of the placing (every 8).
+      expect(turns).toBeGreaterThan(20_000 / 8);
+    });
   });
 });
