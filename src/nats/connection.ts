@@ -1,7 +1,7 @@
 // Connecting to NATS, for the daemon (retry forever, say so visibly) and the CLI (fail fast
 // with a message a person can act on). No stack traces reach the user from here.
 import { readFile } from "node:fs/promises";
-import { connect } from "@nats-io/transport-node";
+import { connectPaced } from "./paced-transport.js";
 import { credsAuthenticator, type NatsConnection, type ConnectionOptions } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { FlotillaError, describeError } from "../protocol/errors.js";
@@ -73,7 +73,7 @@ export async function connectionOptions(opts: NatsOptions): Promise<ConnectionOp
 export async function connectOnce(opts: NatsOptions, timeoutMs = 3000): Promise<NatsConnection> {
   const co = await connectionOptions(opts);
   try {
-    return await connect({ ...co, timeout: timeoutMs });
+    return await connectPaced({ ...co, timeout: timeoutMs });
   } catch (e) {
     if (/authorization violation|authentication/i.test(describeError(e))) {
       throw new FlotillaError(
