@@ -40,6 +40,11 @@ function fleetWords(e: IniEntry, key: string): string[] {
   }
 }
 
+/** The options of a unit without [X-Fleet] lines, before the lines are read (parse.ts, index.ts). */
+export function emptyFleetOptions(): FleetOptions {
+  return { machineOf: [], machineMetadata: dict<string[]>(), conflicts: [], global: false, replaces: [] };
+}
+
 export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry, warn: (line: number, m: string) => void): void {
   let key = e.key;
   const modern = Object.hasOwn(DEPRECATED_FLEET, key) ? DEPRECATED_FLEET[key] : undefined;

@@ -4,6 +4,9 @@ import { createHash } from "node:crypto";
 import { parseUnit, type ParseOptions } from "./parse.js";
 import type { FleetOptions, ParsedUnit } from "./types.js";
 import { normalizeUnitName } from "./names.js";
+import { emptyFleetOptions, fleetOption, type FleetLines } from "./fleet-options.js";
+import { dict, MAX_UNIT_FILE_BYTES, readIni, type IniEntry } from "./ini.js";
+import { validateFleetOptions } from "./validate.js";
 
 export type { ParsedUnit, ServiceOptions, FleetOptions, ExecCommand, UnitWarning, RestartPolicy } from "./types.js";
 export { DEFAULTS, type ParseOptions } from "./parse.js";
@@ -114,6 +117,9 @@ export function parseUnitFileCached(name: string, contents: string, hash?: strin
 const FLEET_MAX = 100_000;
 const fleetCache = new Map<string, { contents: string; fleet: Readonly<FleetOptions> }>();
 
+/** How fleetOptionsCached read the files it had not seen (tests and benchmarks). */
+export const fleetReads = { whole: 0, fleetOnly: 0 };
+
 /**
  * parseUnitFileCached(name, contents, hash).fleet (frozen, shared), parsed once per contents
  * where the name cannot matter. sharedContents gives the copy of the contents kept with them.
@@ -123,17 +129,163 @@ export function fleetOptionsCached(name: string, contents: string, hash?: string
   const h = hash ?? unitHash(contents);
   const hit = fleetCache.get(h);
   if (hit !== undefined && hit.contents === contents && nameChecksPass(name, hit.fleet)) return hit.fleet;
-  let fleet: Readonly<FleetOptions>;
-  try {
-    // Only the options are kept (and frozen): not the whole parse in the per-name cache.
-    fleet = deepFreeze(parseUnit(name, contents).fleet);
-  } catch {
-    // The error of this name, as parseUnitFileCached gives (and keeps) it.
-    return parseUnitFileCached(name, contents, h).fleet;
+  let fleet = fleetOfKnownRest(name, contents);
+  if (fleet !== undefined) fleetReads.fleetOnly++;
+  else {
+    fleetReads.whole++;
+    try {
+      fleet = parseUnit(name, contents).fleet;
+    } catch {
+      // The error of this name, as parseUnitFileCached gives (and keeps) it.
+      return parseUnitFileCached(name, contents, h).fleet;
+    }
+    rememberRest(contents);
   }
+  // Only the options are kept (frozen, compact): not the whole parse in the per-name cache.
+  const kept = compactFleet(fleet);
   if (fleetCache.size >= FLEET_MAX) fleetCache.delete(fleetCache.keys().next().value!);
-  fleetCache.set(h, { contents, fleet });
-  return fleet;
+  fleetCache.set(h, { contents, fleet: kept });
+  return kept;
+}
+
+// ---- the rest of a file, checked once ----
+// Distinct files often differ only in [X-Fleet] (Conflicts=<group>-*, MachineOf=<peer>, a region
+// each: 100,000 files, one [Unit] and [Service] between them), and the whole parse is most of a
+// constrained round's work. Without a specifier, a file's [Unit], [Service] and other lines are
+// read the same whatever its [X-Fleet] lines and name are, and they raise no error once they
+// passed in one whole file. So when a file's other lines are ones a whole file passed with, only
+// its [X-Fleet] lines are read and checked (as parse.ts does, with the normalized name); whatever
+// fails there goes to the whole parse, for its exact error. "Other lines" are known two ways:
+// - as text: the file is <rest>"[X-Fleet]\n"<lines> with no other section after the header, and
+//   <rest> is the text before the header of a file that passed, read on its own with no line
+//   left continued (so the INI layer reads the whole file as <rest>'s entries, then the tail's);
+//   only the tail is read;
+// - as entries: the INI layer reads the whole file, and its entries outside [X-Fleet], in order,
+//   are those of a file that passed.
+
+const REST_MAX = 10_000;
+const FLEET_HEADER = "\n[X-Fleet]\n";
+/** Entries outside [X-Fleet] of files that passed (restKey). */
+const restPassed = new Set<string>();
+/** Text before the [X-Fleet] header of files that passed -> its size in bytes. */
+const restTexts = new Map<string, number>();
+
+/** The lines of a file outside [X-Fleet], as the INI layer read them (values, in order). */
+function restKey(entries: readonly IniEntry[]): string {
+  let k = "";
+  for (const e of entries) if (e.section !== "X-Fleet") k += `${e.section}\u0000${e.key}\u0000${e.value}\n`;
+  return k;
+}
+
+function bounded<K>(m: { size: number; keys(): IterableIterator<K>; delete(k: K): boolean }): void {
+  if (m.size >= REST_MAX) m.delete(m.keys().next().value!);
+}
+
+/** A whole file passed: what its other lines are, both ways. */
+function rememberRest(contents: string): void {
+  const key = restKey(readIni(contents).entries);
+  bounded(restPassed);
+  restPassed.add(key);
+  const at = contents.lastIndexOf(FLEET_HEADER);
+  if (at < 0) return;
+  const rest = contents.slice(0, at + 1);
+  if (restTexts.has(rest)) return;
+  // The text before the header, read alone, gives the file's other lines exactly (none came
+  // after the header, and no line of it was left continued into the header: such a line would
+  // read otherwise), and no [X-Fleet] line.
+  const r = readIni(rest);
+  if (r.entries.some((e) => e.section === "X-Fleet") || restKey(r.entries) !== key) return;
+  bounded(restTexts);
+  restTexts.set(rest, Buffer.byteLength(rest, "utf8"));
+}
+
+/** The [X-Fleet] entries of a file whose other lines are known to pass; undefined: parse it whole. Throws what the INI layer throws. */
+function fleetEntriesOfKnownRest(contents: string): IniEntry[] | undefined {
+  const at = contents.lastIndexOf(FLEET_HEADER);
+  const restBytes = at < 0 ? undefined : restTexts.get(contents.slice(0, at + 1));
+  if (restBytes !== undefined) {
+    const tail = contents.slice(at + 1);
+    // The whole file's size limit, which reading the tail alone does not see.
+    if (restBytes + Buffer.byteLength(tail, "utf8") > MAX_UNIT_FILE_BYTES) return undefined;
+    const ini = readIni(tail);
+    return ini.sections.size === 1 ? ini.entries : undefined;
+  }
+  const { entries } = readIni(contents);
+  return restPassed.has(restKey(entries)) ? entries.filter((e) => e.section === "X-Fleet") : undefined;
+}
+
+/** The file's [X-Fleet] options when the rest of it is known to pass; undefined: parse it whole. */
+function fleetOfKnownRest(name: string, contents: string): FleetOptions | undefined {
+  if (restPassed.size === 0) return undefined;
+  try {
+    const full = normalizeUnitName(name);
+    if (!full.endsWith(".service")) return undefined;
+    const entries = fleetEntriesOfKnownRest(contents);
+    if (entries === undefined) return undefined;
+    const fleet = emptyFleetOptions();
+    const lines: FleetLines = {};
+    for (const e of entries) fleetOption(fleet, lines, e, ignoreWarning);
+    validateFleetOptions(full, fleet, lines);
+    return fleet;
+  } catch {
+    return undefined;
+  }
+}
+
+const ignoreWarning = (): void => undefined;
+
+// ---- the options as kept ----
+// The engine keeps one FleetOptions per distinct file, 100,000 of them for 100,000 fleet-style
+// units: as the parse leaves them (arrays grown by push, a dictionary-mode metadata record, a
+// hidden class of its own once frozen) they cost ~875 bytes each, and the garbage collector
+// copied them all. Kept instead: exact-size arrays, one frozen empty list and one empty record
+// for every unit without them, and lists and records equal to one kept before shared with it.
+
+const EMPTY_LIST: readonly string[] = Object.freeze([]);
+const EMPTY_METADATA: Readonly<Record<string, string[]>> = Object.freeze(dict<string[]>());
+const SHARED_MAX = 20_000;
+const shared = new Map<string, readonly string[] | Readonly<Record<string, string[]>>>();
+
+function share<T extends readonly string[] | Readonly<Record<string, string[]>>>(key: string, make: () => T): T {
+  const hit = shared.get(key);
+  if (hit !== undefined) return hit as T;
+  const v = make();
+  if (shared.size >= SHARED_MAX) shared.delete(shared.keys().next().value!);
+  shared.set(key, v);
+  return v;
+}
+
+// Control characters never reach a parsed value (ini.ts refuses them): they separate the parts of a key.
+function list(a: readonly string[]): string[] {
+  if (a.length === 0) return EMPTY_LIST as string[];
+  return Object.freeze(a.slice()) as string[];
+}
+
+function metadata(m: Readonly<Record<string, string[]>>): Record<string, string[]> {
+  const ks = Object.keys(m);
+  if (ks.length === 0) return EMPTY_METADATA as Record<string, string[]>;
+  let key = "m";
+  for (const k of ks) key += `\u0001${k}\u0002${m[k]!.join("\u0000")}`;
+  return share(key, () => {
+    const out = dict<string[]>();
+    for (const k of ks) out[k] = list(m[k]!);
+    return Object.freeze(out);
+  }) as Record<string, string[]>;
+}
+
+/** The options of one file as kept (frozen, shared parts): equal to what the parse gave. */
+function compactFleet(f: FleetOptions): Readonly<FleetOptions> {
+  const out: FleetOptions = {
+    machineOf: list(f.machineOf),
+    machineMetadata: metadata(f.machineMetadata),
+    conflicts: list(f.conflicts),
+    global: f.global,
+    replaces: list(f.replaces),
+  };
+  if (f.machineId !== undefined) out.machineId = f.machineId;
+  if (f.cpu !== undefined) out.cpu = f.cpu;
+  if (f.memoryBytes !== undefined) out.memoryBytes = f.memoryBytes;
+  return Object.freeze(out);
 }
 
 /** The contents kept with the options of `hash`, when they are these contents (one string for all the units of a file). */
@@ -157,6 +309,9 @@ function nameChecksPass(name: string, fleet: Readonly<FleetOptions>): boolean {
 export function clearUnitCache(): void {
   cache.clear();
   fleetCache.clear();
+  restPassed.clear();
+  restTexts.clear();
+  shared.clear();
 }
 
 export function unitCacheSize(): number {

@@ -4,7 +4,7 @@
 // wins (systemd). List keys accumulate, and an empty assignment ("Key=") clears the list so
 // far (systemd). Unknown keys and sections are kept in `sections` and reported as warnings.
 import { FlotillaError, isFlotillaError, showValue } from "../protocol/errors.js";
-import { fleetOption, type FleetLines } from "./fleet-options.js";
+import { emptyFleetOptions, fleetOption, type FleetLines } from "./fleet-options.js";
 import { dict, lineError, readIni, type IniEntry } from "./ini.js";
 import { count, duration, environment, environmentFile, execLines, restart, setWorkingDirectory } from "./service-options.js";
 import { expandSpecifiers, isTemplate, normalizeUnitName, SpecifierError, unitNameInfo, type HostInfo } from "./names.js";
@@ -91,7 +91,7 @@ export function parseNormalized(name: string, contents: string, opts: ParseOptio
     startLimitBurst: DEFAULTS.startLimitBurst,
     startLimitIntervalMs: DEFAULTS.startLimitIntervalMs,
   };
-  const fleet: FleetOptions = { machineOf: [], machineMetadata: dict<string[]>(), conflicts: [], global: false, replaces: [] };
+  const fleet: FleetOptions = emptyFleetOptions();
   const lines: FleetLines = {};
   let description: string | undefined;
   let sawTimeoutStop = false;
