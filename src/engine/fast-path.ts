@@ -10,6 +10,7 @@
 import type { Action, EngineMachine, EngineUnit } from "./model.js";
 import { NO_FLEET_OPTIONS } from "./model.js";
 import { sortSteps } from "./reconciler.js";
+import { byString } from "../util/sorted.js";
 import { cmp, siftDown } from "./scheduler.js";
 import { runToEnd, Slicer } from "./slicer.js";
 
@@ -49,7 +50,7 @@ function* placeFreshSteps(i: FreshInput): Generator<void, Action[] | undefined, 
     const u = i.units.get(name);
     if (u !== undefined && u.fleet === NO_FLEET_OPTIONS && !u.invalid && u.desiredState !== "inactive") names.push(name);
   }
-  yield* sortSteps(names, (a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  yield* sortSteps(names, byString);
   const heap: [number, string][] = [];
   for (const m of i.machines.values()) if (m.availability === "active") heap.push([i.loads.get(m.id) ?? 0, m.id]);
   // No machine takes new units: the full pass says why, unit by unit.

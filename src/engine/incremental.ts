@@ -14,7 +14,7 @@
 // stays the periodic safety net. test/unit/incremental.test.ts compares the two on random
 // clusters.
 import type { Action, EngineUnit } from "./model.js";
-import { placementOrder, placementReason, sortSteps } from "./reconciler.js";
+import { placementReason, sortSteps } from "./reconciler.js";
 import { byString } from "../util/sorted.js";
 import type { ClusterState } from "./scheduler.js";
 import { runToEnd, Slicer } from "./slicer.js";
@@ -43,9 +43,11 @@ function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | unde
   const seen = new Set<string>();
   const queue: EngineUnit[] = [];
   const added: string[] = [];
+  /** Of the added, those in the queue. */
+  let queued = 0;
   let n = 0;
   for (const name of i.fresh) {
-    if (++n % 64 === 0) yield;
+    if (++n % 16 === 0) yield;
     if (seen.has(name)) continue;
     seen.add(name);
     const u = i.units.get(name);
@@ -57,6 +59,7 @@ function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | unde
     if (known === undefined) {
       state.addUnit(u);
       added.push(name);
+      if (u.desiredState !== "inactive") queued++;
     } else if (known !== u) {
       // Made active: the same file is indexed already; a new file may have new relations.
       if (known.hash !== u.hash) return undefined;
@@ -64,9 +67,19 @@ function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | unde
     }
     if (u.desiredState !== "inactive") queue.push(u);
   }
+  // One sort of names serves both orders: the name index takes the new names sorted, and
+  // placement order (placementOrder) is the followers after the others, each by name.
+  const unitOf = new Map(queue.map((u) => [u.name, u]));
+  const names = yield* sortSteps([...unitOf.keys()], byString);
   if (state.needsNames()) state.useSortedNames(yield* sortSteps([...state.units.keys()], byString));
-  else state.addNames(yield* sortSteps(added, byString));
-  yield* sortSteps(queue, placementOrder);
+  else if (queued === added.length) {
+    // Every new unit is queued: its names are among the sorted ones.
+    const isAdded = added.length === names.length ? undefined : new Set(added);
+    state.addNames(isAdded ? names.filter((x) => isAdded.has(x)) : names);
+  } else state.addNames(yield* sortSteps(added, byString));
+  let o = 0;
+  for (const x of names) if (unitOf.get(x)!.fleet.machineOf.length === 0) queue[o++] = unitOf.get(x)!;
+  for (const x of names) if (unitOf.get(x)!.fleet.machineOf.length > 0) queue[o++] = unitOf.get(x)!;
   const actions: Action[] = [];
   for (let k = 0; k < queue.length; k++) {
     if (k % 8 === 7) yield;

@@ -84,10 +84,12 @@ export async function reconcileKeeping(input: ReconcileInput, o: SliceOptions = 
 /** A stable merge sort that yields between chunks and during merges (Array.sort below 2,048). */
 export function* sortSteps<T>(a: T[], cmp: (x: T, y: T) => number): Steps<T[]> {
   const CHUNK = 2048;
-  if (a.length <= CHUNK) return a.sort(cmp);
+  // Strings by code unit: Array.sort's own order, half again as fast as calling byString.
+  const sort = (x: T[]) => ((cmp as unknown) === byString ? x.sort() : x.sort(cmp));
+  if (a.length <= CHUNK) return sort(a);
   let runs: T[][] = [];
   for (let i = 0; i < a.length; i += CHUNK) {
-    runs.push(a.slice(i, i + CHUNK).sort(cmp));
+    runs.push(sort(a.slice(i, i + CHUNK)));
     yield;
   }
   while (runs.length > 1) {
