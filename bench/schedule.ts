@@ -370,14 +370,15 @@ const LATE = 1000;
  * process waiting for a core (the submitter and nats-server share the machine's two).
  */
 function gapWatch(): { stop: () => string } {
-  const worst: { ms: number; cpu: number; at: number }[] = [];
+  const worst: { ms: number; cpu: number; at: number; mono: bigint }[] = [];
   let last = performance.now();
   let cpu = process.cpuUsage();
   const t = setInterval(() => {
     const now = performance.now();
     const c = process.cpuUsage(cpu);
     const ms = now - last;
-    if (ms > 40) worst.push({ ms, cpu: (c.user + c.system) / 1000, at: now });
+    // mono: the monotonic clock in µs, the clock of a --cpu-prof profile's timestamps.
+    if (ms > 40) worst.push({ ms, cpu: (c.user + c.system) / 1000, at: now, mono: process.hrtime.bigint() / 1000n });
     last = now;
     cpu = process.cpuUsage();
   }, 5);
@@ -387,7 +388,7 @@ function gapWatch(): { stop: () => string } {
       return worst
         .sort((a, b) => b.ms - a.ms)
         .slice(0, 5)
-        .map((w) => `${Math.round(w.ms)} ms (cpu ${Math.round(w.cpu)} ms, ending at ${Math.round(w.at)} ms)`)
+        .map((w) => `${Math.round(w.ms)} ms (cpu ${Math.round(w.cpu)} ms, ending at ${Math.round(w.at)} ms, monotonic ${w.mono} µs)`)
         .join(", ");
     },
   };
@@ -414,6 +415,7 @@ async function constrainedBurst(
   let out: { rate: number; loopMaxMs: number; stepDowns: number; placed: number; timedOut: boolean; rounds: string; late?: string };
   try {
     const b = await burst(url, sim, engine, units, "", "put", workload);
+    if (process.env.BENCH_GAPS) console.error(`cpu ${workload} ${units}: engine ${b.engineCpuMs} ms, nats-server ${b.serverCpuMs} ms, in ${b.tLast - b.t0} ms`);
     out = { rate: Math.round(units / ((b.tLast - b.t0) / 1000)), loopMaxMs: 0, stepDowns: 0, placed: units, timedOut: false, rounds: "" };
   } catch (e) {
     console.error(`constrained ${workload} ${units}: ${e instanceof Error ? e.message : String(e)}`);
