@@ -16,6 +16,7 @@
 // this is exactly the check it makes anyway (engine.ts, accountWrites), at one acknowledgement
 // per CHECKPOINT writes instead of one each.
 import { createInbox, headers, Empty, type NatsConnection, type Subscription, type MsgHdrs } from "@nats-io/nats-core";
+import { Slicer } from "./slicer.js";
 
 interface Pending {
   resolve: (seq: number) => void;
@@ -40,6 +41,13 @@ export interface SequenceOptions {
   every?: number;
   /** Chunks published ahead of their checkpoint's answer (default CHUNKS_IN_FLIGHT). */
   inFlight?: number;
+  /**
+   * The event loop's turns between chunks once a slice is used up (default: a slicer of its own).
+   * Answers that came together resolve their checkpoints in one run of microtasks, and the loop
+   * below publishes chunk after chunk inside it: 1,024 publishes, 90-150 ms while the garbage
+   * collector marks a 400 MB heap (its steps run inside our allocations).
+   */
+  slicer?: Slicer;
 }
 
 export interface SequenceResult {
@@ -137,6 +145,7 @@ export class AckPublisher {
   async publishSequence(msgs: readonly SeqMessage[], o: SequenceOptions): Promise<SequenceResult> {
     const every = Math.max(1, o.every ?? CHECKPOINT);
     const inFlight = Math.max(1, o.inFlight ?? CHUNKS_IN_FLIGHT);
+    const slicer = o.slicer ?? new Slicer();
     let proven = 0;
     let published = 0;
     let stopped: string | undefined;
@@ -160,6 +169,7 @@ export class AckPublisher {
         await settle();
         continue;
       }
+      if (slicer.spent()) await slicer.pause();
       const why = o.guard?.();
       if (why) {
         stopped = why;

@@ -529,8 +529,8 @@ export class Engine implements Component {
           },
           base: this.scheduleSeq,
         });
+        if (gen === this.gen) progress = await this.views.apply(res, new Slicer(SLICE_MS));
         if (gen === this.gen) {
-          progress = this.views.apply(res);
           this.stats.scheduled += res.put.length;
           this.stats.unscheduled += res.deleted.length;
           if (res.put.length || res.deleted.length) {

@@ -102,7 +102,7 @@ export class ScheduleWriter {
       for (let from = 0; next; from += CHUNK) {
         const msgs: SeqMessage[] = await next;
         next = from + CHUNK < items.length ? build(from + CHUNK) : undefined;
-        const r = await this.pub.publishSequence(msgs, { base, guard });
+        const r = await this.pub.publishSequence(msgs, { base, guard, slicer });
         for (let i = 0; i < r.proven; i++) {
           landed(items[from + i]!, this.store.scheduleKey(msgs[i]!.subject), base + 1 + i);
           if (slicer.due()) await slicer.pause();

@@ -11,6 +11,7 @@ import { describeError } from "../protocol/errors.js";
 import { fleetOptionsCached, sharedContents } from "../unit/index.js";
 import { arrivalOf } from "../unit/match.js";
 import type { Liveness } from "./liveness.js";
+import { Slicer } from "./slicer.js";
 import type { WriteResult } from "./schedule-writer.js";
 import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit, type Placement } from "./model.js";
 import type { FleetOptions } from "../unit/types.js";
@@ -59,16 +60,16 @@ export class ClusterViews {
     return c;
   }
 
-  private setPlacement(key: string, p: Placement): void {
-    if (!this.placements.has(key)) this.loads.set(p.machineId, (this.loads.get(p.machineId) ?? 0) + 1);
-    this.placements.set(key, p);
+  private setPlacement(key: string, p: Placement, placements = this.placements, loads = this.loads): void {
+    if (!placements.has(key)) loads.set(p.machineId, (loads.get(p.machineId) ?? 0) + 1);
+    placements.set(key, p);
   }
 
-  private deletePlacement(key: string): boolean {
-    const p = this.placements.get(key);
+  private deletePlacement(key: string, placements = this.placements, loads = this.loads): boolean {
+    const p = placements.get(key);
     if (!p) return false;
-    this.placements.delete(key);
-    this.loads.set(p.machineId, (this.loads.get(p.machineId) ?? 1) - 1);
+    placements.delete(key);
+    loads.set(p.machineId, (loads.get(p.machineId) ?? 1) - 1);
     return true;
   }
 
@@ -181,12 +182,18 @@ export class ClusterViews {
     return changed;
   }
 
-  /** Learns a batch's acknowledged writes; true when something was placed or removed. */
-  apply(res: WriteResult): boolean {
-    for (const d of res.deleted) this.deletePlacement(d.key);
-    for (const p of res.put) this.setPlacement(p.key, p.placement);
-    for (const u of res.unplacedSet) this.unplaced.set(u.unit, u.reason);
-    for (const u of res.unplacedCleared) this.unplaced.delete(u.unit);
+  /**
+   * Learns a batch's acknowledged writes, in slices (30,000 placements took 55 ms in one go);
+   * true when something was placed or removed. Only our writes change these maps (the schedule
+   * watch is closed after its replay), so the slices see no other change between them; maps
+   * cleared meanwhile (a step-down, a reload of the schedule) are not written into.
+   */
+  async apply(res: WriteResult, slicer = new Slicer()): Promise<boolean> {
+    const { placements, loads, unplaced } = this;
+    await slicer.each(res.deleted, (d) => this.deletePlacement(d.key, placements, loads));
+    await slicer.each(res.put, (p) => this.setPlacement(p.key, p.placement, placements, loads));
+    await slicer.each(res.unplacedSet, (u) => unplaced.set(u.unit, u.reason));
+    await slicer.each(res.unplacedCleared, (u) => unplaced.delete(u.unit));
     return res.failures === 0 && !res.aborted && (res.put.length > 0 || res.deleted.length > 0);
   }
 }
