@@ -7,6 +7,7 @@ import { uniquePrefix } from "../helpers/nats-server.js";
 import { useNatsServer } from "../helpers/fixture.js";
 import { openKv } from "../../src/nats/buckets.js";
 import { AckPublisher, type SeqMessage } from "../../src/engine/ack-publisher.js";
+import { Slicer } from "../../src/engine/slicer.js";
 
 const nats = useNatsServer();
 
@@ -94,6 +95,43 @@ describe("sequences proven by checkpoints", () => {
     );
     expect(r).toEqual({ proven: 200, stopped: "not leader", unproven: 0 });
     expect(await lastSeq()).toBe(base + 200);
+    pub.close();
+  });
+
+  it("gives the event loop a turn between chunks once its slice is used up, also when their answers came together", async () => {
+    const { lastSeq, msg } = await bucket();
+    const base = await lastSeq();
+    const pub = new AckPublisher(nats.nc);
+    // Chunks published per turn of the event loop (one run of this setImmediate chain).
+    let chunks = 0;
+    let last = 0;
+    let worst = 0;
+    let sampling = true;
+    const sample = () => {
+      worst = Math.max(worst, chunks - last);
+      last = chunks;
+      if (sampling) setImmediate(sample);
+    };
+    setImmediate(sample);
+    const guard = () => {
+      // After the first window, hold the loop: every answer to it arrives meanwhile, and they
+      // resolve together once it is released.
+      if (++chunks === 9) {
+        const until = Date.now() + 300;
+        while (Date.now() < until) {
+          /* busy */
+        }
+      }
+      return undefined;
+    };
+    const r = await pub.publishSequence(
+      Array.from({ length: 32 * 128 }, (_, i) => msg(`k${i}`)),
+      { base, every: 128, inFlight: 8, guard, slicer: new Slicer(0, 1) },
+    );
+    sampling = false;
+    expect(r.proven).toBe(32 * 128);
+    // Without the turns, the 8 chunks after the held one went out in one run of microtasks.
+    expect(worst).toBeLessThanOrEqual(2);
     pub.close();
   });
 });

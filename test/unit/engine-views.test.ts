@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import pino from "pino";
 import { ClusterViews } from "../../src/engine/views.js";
 import { Liveness } from "../../src/engine/liveness.js";
+import { Slicer } from "../../src/engine/slicer.js";
+import type { WriteResult } from "../../src/engine/schedule-writer.js";
 import { encode } from "../../src/protocol/codec.js";
 import type { MachineRecord } from "../../src/protocol/messages.js";
 
@@ -25,5 +27,46 @@ describe("ClusterViews machines", () => {
     // A machine that beats again is new: it calls for a round and is live.
     expect(v.onMachine({ key: "m1", operation: "PUT", value: encode(record("m1")), revision: 2000 })).toBe(true);
     expect([...v.liveMachines(Date.now()).keys()]).toEqual(["m1"]);
+  });
+});
+
+describe("ClusterViews.apply", () => {
+  const result = (n: number, from = 0): WriteResult => ({
+    deleted: [],
+    put: Array.from({ length: n }, (_, i) => ({
+      key: `u${from + i}.service.m${i % 10}`,
+      revision: from + i + 1,
+      placement: { unit: `u${from + i}.service`, machineId: `m${i % 10}`, hash: "h", desiredState: "launched" as const },
+    })),
+    unplacedSet: [],
+    unplacedCleared: [],
+    failures: 0,
+  });
+
+  it("learns a batch of proven writes in slices that give the event loop turns", async () => {
+    const v = new ClusterViews(pino({ level: "silent" }), new Liveness(1000));
+    let turns = 0;
+    let sampling = true;
+    const sample = () => {
+      turns++;
+      if (sampling) setImmediate(sample);
+    };
+    setImmediate(sample);
+    expect(await v.apply(result(5000), new Slicer(0, 16))).toBe(true);
+    sampling = false;
+    expect(v.placements.size).toBe(5000);
+    expect(v.loads.get("m3")).toBe(500);
+    // One turn per 16 placements with a used-up slice; none when applied in one go.
+    expect(turns).toBeGreaterThanOrEqual(5000 / 16 - 1);
+  });
+
+  it("does not write into the maps of a schedule cleared while it was applying", async () => {
+    const v = new ClusterViews(pino({ level: "silent" }), new Liveness(1000));
+    const applying = v.apply(result(5000), new Slicer(0, 16));
+    await new Promise((r) => setImmediate(r));
+    v.clearSchedule();
+    await applying;
+    expect(v.placements.size).toBe(0);
+    expect(v.loads.size).toBe(0);
   });
 });
