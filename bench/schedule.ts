@@ -252,7 +252,8 @@ const WARM_BURSTS = 3;
 async function placementRun(url: string, units: number, machines: number, warm = false): Promise<void> {
   const ttl = { agentTtlMs: 30_000, leaseTtlMs: 5000 };
   const sim = await simulate(url, machines, ttl);
-  const { engine } = await engineFor(url, sim, "bench-engine", ttl);
+  const run = await engineFor(url, sim, "bench-engine", ttl);
+  const { engine } = run;
   await until(() => engine.isLeader, 15_000, "leader");
   // Let the new leader load its (empty) views before the clock starts.
   await until(() => engine.stats.rounds > 0, 15_000, "first round");
@@ -298,7 +299,7 @@ async function placementRun(url: string, units: number, machines: number, warm =
         `${median.toLocaleString("en-US")} placements/s ${median >= 10_000 ? "PASS" : "MISS"} (target >= 10,000/s)`,
     );
   }
-  await engine.stop();
+  await dispose(sim, run);
 }
 
 async function failoverRun(url: string): Promise<void> {
@@ -321,13 +322,14 @@ async function failoverRun(url: string): Promise<void> {
   await until(() => other.engine.stats.firstWriteAt > 0 && other.engine.stats.firstWriteAt, 20_000, "the new leader's first write", 5);
   const s = (other.engine.stats.firstWriteAt - killedAt) / 1000;
   console.log(`failover: leader killed → new leader's first write: ${s.toFixed(2)} s (lease TTL 5 s) ${s <= 6 ? "PASS" : "MISS"} (target <= 6 s)`);
-  await other.engine.stop();
+  await dispose(sim, a, b);
 }
 
 async function machineLossRun(url: string): Promise<void> {
   const ttl = { agentTtlMs: 5000, leaseTtlMs: 5000 };
   const sim = await simulate(url, 100, ttl);
-  const { engine } = await engineFor(url, sim, "engine-loss", ttl);
+  const run = await engineFor(url, sim, "engine-loss", ttl);
+  const { engine } = run;
   await until(() => engine.isLeader, 15_000, "leader");
   const names = Array.from({ length: 1000 }, (_, i) => `l${i}.service`);
   await pipelined(names, (n) => sim.buckets.units.put(keys.unit(n), encode(unitRecord(n))));
@@ -354,9 +356,31 @@ async function machineLossRun(url: string): Promise<void> {
   console.log(
     `machine loss: last heartbeat → all ${mine.size} of its units rescheduled: ${s.toFixed(2)} s (agent TTL 5 s) ${s <= 6 ? "PASS" : "MISS"} (target <= 6 s)`,
   );
-  await engine.stop();
+  await dispose(sim, run);
 }
 
+
+type BenchEngine = Awaited<ReturnType<typeof engineFor>>;
+
+/**
+ * Nothing of a run's cluster stays (its heartbeats, its engines' memory, its connections, its
+ * streams): the runs after it measured the leftovers' heartbeat floods and garbage too (the
+ * garbage collector marked them with every heap of later bursts).
+ */
+async function dispose(sim: Sim, ...engines: BenchEngine[]): Promise<void> {
+  const drop = <T>(list: T[], x: T) => list.includes(x) && list.splice(list.indexOf(x), 1);
+  for (const e of engines) {
+    await e.engine.stop().catch(() => undefined);
+    drop(started.engines, e.engine);
+    for (const c of [e.nc, ...e.opened]) {
+      await c.close().catch(() => undefined);
+      drop(started.ncs, c);
+    }
+  }
+  await sim.close();
+  await sim.nc.close().catch(() => undefined);
+  drop(started.ncs, sim.nc);
+}
 
 // ---- issue 10 ----
 
@@ -443,12 +467,7 @@ async function constrainedBurst(
     const fast = st.fastRounds - s0.fastRounds;
     out.late = `then ${LATE} more: placed in ${late.tLast - late.t0} ms, deciding ${(st.reconcileMs - s0.reconcileMs).toFixed(1)} ms in ${rounds} rounds (${incr} incremental, ${rounds - incr - fast} full)`;
   }
-  await engine.stop();
-  // Nothing of this burst's cluster stays (its heartbeats, its engine's memory, its streams):
-  // the bursts after it measured the leftovers' heartbeat floods and garbage too.
-  started.engines.splice(started.engines.indexOf(engine), 1);
-  for (const c of [nc, ...opened]) await c.close().catch(() => undefined);
-  await sim.close();
+  await dispose(sim, { engine, nc, opened });
   return out;
 }
 
