@@ -60,3 +60,31 @@ export async function holds(
 export function pace(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * How much `count()` grew in each turn of the event loop (one run of a setImmediate chain), from
+ * now until stop(): `worst` is the most one turn took in, `turns` how many turns went by. For
+ * "no turn does more than N" claims, counted in work rather than in ms, so that a loaded machine
+ * cannot make them pass or fail.
+ */
+export function perTurn(count: () => number): { stop(): { worst: number; turns: number } } {
+  let last = count();
+  let worst = 0;
+  let turns = 0;
+  let sampling = true;
+  const sample = () => {
+    const now = count();
+    worst = Math.max(worst, now - last);
+    last = now;
+    turns++;
+    if (sampling) setImmediate(sample);
+  };
+  setImmediate(sample);
+  return {
+    stop: () => {
+      sampling = false;
+      const now = count();
+      return { worst: Math.max(worst, now - last), turns };
+    },
+  };
+}

@@ -8,6 +8,7 @@ import { useNatsServer } from "../helpers/fixture.js";
 import { openKv } from "../../src/nats/buckets.js";
 import { AckPublisher, type SeqMessage } from "../../src/engine/ack-publisher.js";
 import { Slicer } from "../../src/engine/slicer.js";
+import { perTurn } from "../helpers/check.js";
 
 const nats = useNatsServer();
 
@@ -104,15 +105,7 @@ describe("sequences proven by checkpoints", () => {
     const pub = new AckPublisher(nats.nc);
     // Chunks published per turn of the event loop (one run of this setImmediate chain).
     let chunks = 0;
-    let last = 0;
-    let worst = 0;
-    let sampling = true;
-    const sample = () => {
-      worst = Math.max(worst, chunks - last);
-      last = chunks;
-      if (sampling) setImmediate(sample);
-    };
-    setImmediate(sample);
+    const turns = perTurn(() => chunks);
     const guard = () => {
       // After the first window, hold the loop: every answer to it arrives meanwhile, and they
       // resolve together once it is released.
@@ -128,7 +121,7 @@ describe("sequences proven by checkpoints", () => {
       Array.from({ length: 32 * 128 }, (_, i) => msg(`k${i}`)),
       { base, every: 128, inFlight: 8, guard, slicer: new Slicer(0, 1) },
     );
-    sampling = false;
+    const { worst } = turns.stop();
     expect(r.proven).toBe(32 * 128);
     // Without the turns, the 8 chunks after the held one went out in one run of microtasks.
     expect(worst).toBeLessThanOrEqual(2);

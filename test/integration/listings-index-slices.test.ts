@@ -10,7 +10,7 @@ import { useNatsServer } from "../helpers/fixture.js";
 import { openKv } from "../../src/nats/buckets.js";
 import { silentLogger } from "../../src/log.js";
 import { BucketIndex, ENTRY_SLICE } from "../../src/api/index-cache.js";
-import { check } from "../helpers/check.js";
+import { check, perTurn } from "../helpers/check.js";
 
 const nats = useNatsServer();
 const KEYS = 20_000;
@@ -25,17 +25,7 @@ describe("BucketIndex", () => {
 
     const got: number[] = [];
     let handed = 0;
-    // A turn of the event loop is one run of this setImmediate chain: what was handed over since
-    // the last run came in one turn.
-    const perTurn: number[] = [];
-    let last = 0;
-    let sampling = true;
-    const sample = () => {
-      perTurn.push(handed - last);
-      last = handed;
-      if (sampling) setImmediate(sample);
-    };
-    setImmediate(sample);
+    const turns = perTurn(() => handed);
     const idx = new BucketIndex({
       nc: nats.nc,
       kv,
@@ -52,15 +42,14 @@ describe("BucketIndex", () => {
       expect(got).toHaveLength(KEYS);
       expect(idx.rev).toBe(KEYS);
       expect(got).toEqual([...got].sort((a, b) => a - b));
-      sampling = false;
-      expect(Math.max(...perTurn)).toBeLessThanOrEqual(ENTRY_SLICE);
+      expect(turns.stop().worst).toBeLessThanOrEqual(ENTRY_SLICE);
       // A write after the replay is seen by sync(), handed over like the rest.
       await kv.put("late", value);
       await idx.sync();
       expect(idx.rev).toBe(KEYS + 1);
       await check(() => got.at(-1) === KEYS + 1, 5000, "the late entry");
     } finally {
-      sampling = false;
+      turns.stop();
       idx.stop();
     }
   });

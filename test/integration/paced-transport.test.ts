@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { useNatsServer } from "../helpers/fixture.js";
-import { check } from "../helpers/check.js";
+import { check, perTurn } from "../helpers/check.js";
 import { pacing, READ_BUDGET } from "../../src/nats/paced-transport.js";
 
 const nats = useNatsServer();
@@ -46,15 +46,7 @@ describe("paced NATS reads", () => {
     });
     await nats.nc.flush();
 
-    const perTurn: number[] = [];
-    let last = 0;
-    let sampling = true;
-    const sample = () => {
-      perTurn.push(bytes - last);
-      last = bytes;
-      if (sampling) setImmediate(sample);
-    };
-    setImmediate(sample);
+    const turns = perTurn(() => bytes);
 
     const deferrals = pacing.deferrals;
     const child = spawn(process.execPath, ["--input-type=module", "-e", PUBLISHER, nats.server.url, subject, String(COUNT), String(SIZE)], {
@@ -70,7 +62,7 @@ describe("paced NATS reads", () => {
       /* busy */
     }
     await check(() => next === COUNT, 30_000, `all ${COUNT} messages (got ${next})`);
-    sampling = false;
+    const { worst } = turns.stop();
     expect(await exited).toBe(0);
     sub.unsubscribe();
 
@@ -80,7 +72,6 @@ describe("paced NATS reads", () => {
     expect(pacing.deferrals - deferrals).toBeGreaterThan(0);
     // A turn of this sampler spans the poll phase and the check phase: the budget once in each,
     // and the socket read that went over it (64 KiB at most) in each.
-    const worst = perTurn.reduce((a, b) => Math.max(a, b), 0);
     expect(worst, `bytes parsed between two turns: ${worst}`).toBeLessThanOrEqual(2 * READ_BUDGET + 2 * 64 * 1024);
   });
 });

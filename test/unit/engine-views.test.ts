@@ -5,6 +5,7 @@ import { ClusterViews } from "../../src/engine/views.js";
 import { Liveness } from "../../src/engine/liveness.js";
 import { Slicer } from "../../src/engine/slicer.js";
 import type { WriteResult } from "../../src/engine/schedule-writer.js";
+import { perTurn } from "../helpers/check.js";
 import { encode } from "../../src/protocol/codec.js";
 import type { MachineRecord } from "../../src/protocol/messages.js";
 
@@ -45,15 +46,9 @@ describe("ClusterViews.apply", () => {
 
   it("learns a batch of proven writes in slices that give the event loop turns", async () => {
     const v = new ClusterViews(pino({ level: "silent" }), new Liveness(1000));
-    let turns = 0;
-    let sampling = true;
-    const sample = () => {
-      turns++;
-      if (sampling) setImmediate(sample);
-    };
-    setImmediate(sample);
+    const sampler = perTurn(() => 0);
     expect(await v.apply(result(5000), new Slicer(0, 16))).toBe(true);
-    sampling = false;
+    const { turns } = sampler.stop();
     expect(v.placements.size).toBe(5000);
     expect(v.loads.get("m3")).toBe(500);
     // One turn per 16 placements with a used-up slice; none when applied in one go.
