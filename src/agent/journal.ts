@@ -16,7 +16,7 @@
 // line ends. The stream drops a repeat within its duplicate window. The epoch names one life
 // of the file: it changes when the file is rotated or found cut, so the offsets of a new life
 // never collide with the last one's.
-import { promises as fsp, statSync } from "node:fs";
+import { closeSync, fstatSync, ftruncateSync, openSync, promises as fsp, statSync } from "node:fs";
 import type { NatsConnection, Status } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, JetStreamApiError, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
@@ -357,12 +357,15 @@ export class JournalTailer {
       const st = await fsp.stat(t.file);
       if (st.size !== t.acked) return; // not all acknowledged yet, or more came: next time
       await fsp.copyFile(t.file, `${t.file}.1`);
-      const fh = await fsp.open(t.file, "r+");
+      // The task appends to this file itself (it is its stdout). The size check and the cut are
+      // two syscalls back to back, with no turn of the event loop between them: with an await
+      // between them, a line the task wrote meanwhile was cut unsent (seen under CI's load).
+      const fd = openSync(t.file, "r+");
       try {
-        if ((await fh.stat()).size !== t.acked) return; // more came meanwhile: next time
-        await fh.truncate(0);
+        if (fstatSync(fd).size !== t.acked) return; // more came meanwhile: next time
+        ftruncateSync(fd, 0);
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
       this.o.log.info({ unit: t.unit, file: t.file, bytes: t.acked }, "task log rotated (the previous part is kept as .1)");
       t.acked = 0;
