@@ -77,9 +77,10 @@ function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | unde
     const isAdded = added.length === names.length ? undefined : new Set(added);
     state.addNames(isAdded ? names.filter((x) => isAdded.has(x)) : names);
   } else state.addNames(yield* sortSteps(added, byString));
+  const byName = names.map((x) => unitOf.get(x)!);
   let o = 0;
-  for (const x of names) if (unitOf.get(x)!.fleet.machineOf.length === 0) queue[o++] = unitOf.get(x)!;
-  for (const x of names) if (unitOf.get(x)!.fleet.machineOf.length > 0) queue[o++] = unitOf.get(x)!;
+  for (const u of byName) if (u.fleet.machineOf.length === 0) queue[o++] = u;
+  for (const u of byName) if (u.fleet.machineOf.length > 0) queue[o++] = u;
   const actions: Action[] = [];
   for (let k = 0; k < queue.length; k++) {
     if (k % 8 === 7) yield;

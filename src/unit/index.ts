@@ -238,24 +238,15 @@ const ignoreWarning = (): void => undefined;
 // The engine keeps one FleetOptions per distinct file, 100,000 of them for 100,000 fleet-style
 // units: as the parse leaves them (arrays grown by push, a dictionary-mode metadata record, a
 // hidden class of its own once frozen) they cost ~875 bytes each, and the garbage collector
-// copied them all. Kept instead: exact-size arrays, one frozen empty list and one empty record
-// for every unit without them, and lists and records equal to one kept before shared with it.
+// copied them all. Kept instead: exact-size frozen lists, one frozen empty list and one empty
+// record for every unit without them, and one record for every file with equal metadata (a few
+// requirements among many files: region=r1, disk=ssd).
 
 const EMPTY_LIST: readonly string[] = Object.freeze([]);
 const EMPTY_METADATA: Readonly<Record<string, string[]>> = Object.freeze(dict<string[]>());
-const SHARED_MAX = 20_000;
-const shared = new Map<string, readonly string[] | Readonly<Record<string, string[]>>>();
+const METADATA_MAX = 20_000;
+const sharedMetadata = new Map<string, Record<string, string[]>>();
 
-function share<T extends readonly string[] | Readonly<Record<string, string[]>>>(key: string, make: () => T): T {
-  const hit = shared.get(key);
-  if (hit !== undefined) return hit as T;
-  const v = make();
-  if (shared.size >= SHARED_MAX) shared.delete(shared.keys().next().value!);
-  shared.set(key, v);
-  return v;
-}
-
-// Control characters never reach a parsed value (ini.ts refuses them): they separate the parts of a key.
 function list(a: readonly string[]): string[] {
   if (a.length === 0) return EMPTY_LIST as string[];
   return Object.freeze(a.slice()) as string[];
@@ -264,13 +255,18 @@ function list(a: readonly string[]): string[] {
 function metadata(m: Readonly<Record<string, string[]>>): Record<string, string[]> {
   const ks = Object.keys(m);
   if (ks.length === 0) return EMPTY_METADATA as Record<string, string[]>;
-  let key = "m";
+  // Control characters never reach a parsed key or value (ini.ts refuses them): they separate
+  // the parts of the record's key here.
+  let key = "";
   for (const k of ks) key += `\u0001${k}\u0002${m[k]!.join("\u0000")}`;
-  return share(key, () => {
-    const out = dict<string[]>();
-    for (const k of ks) out[k] = list(m[k]!);
-    return Object.freeze(out);
-  }) as Record<string, string[]>;
+  const hit = sharedMetadata.get(key);
+  if (hit !== undefined) return hit;
+  const out = dict<string[]>();
+  for (const k of ks) out[k] = list(m[k]!);
+  Object.freeze(out);
+  if (sharedMetadata.size >= METADATA_MAX) sharedMetadata.delete(sharedMetadata.keys().next().value!);
+  sharedMetadata.set(key, out);
+  return out;
 }
 
 /** The options of one file as kept (frozen, shared parts): equal to what the parse gave. */
@@ -311,7 +307,7 @@ export function clearUnitCache(): void {
   fleetCache.clear();
   restPassed.clear();
   restTexts.clear();
-  shared.clear();
+  sharedMetadata.clear();
 }
 
 export function unitCacheSize(): number {
