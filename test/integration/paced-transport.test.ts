@@ -4,6 +4,9 @@
 // (lease renewals, heartbeats, API requests) stalled 50-150 ms behind their parsing. Counted in
 // bytes per turn of the event loop, not in ms, so that a loaded machine cannot make it pass or fail.
 import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { useNatsServer } from "../helpers/fixture.js";
 import { check, perTurn } from "../helpers/check.js";
@@ -14,13 +17,13 @@ const COUNT = 20_000;
 const SIZE = 1024;
 
 // A client of its own (nats.js as it comes), publishing COUNT messages of SIZE bytes, each
-// starting with its index, 200 ms after it says it is connected.
+// starting with its index, then creating the file MARK once the server has taken them all.
 const PUBLISHER = `
 import { connect } from "@nats-io/transport-node";
-const [url, subject, count, size] = process.argv.slice(1);
+import { writeFileSync } from "node:fs";
+const [url, subject, count, size, mark] = process.argv.slice(1);
 const nc = await connect({ servers: url });
 process.stdout.write("ready\\n");
-await new Promise((r) => setTimeout(r, 200));
 for (let i = 0; i < Number(count); i++) {
   // nats.js keeps the payload until it writes it out: one buffer each.
   const body = new Uint8Array(Number(size));
@@ -28,6 +31,7 @@ for (let i = 0; i < Number(count); i++) {
   nc.publish(subject, body);
 }
 await nc.flush();
+writeFileSync(mark, "sent");
 await nc.close();
 `;
 
@@ -49,17 +53,18 @@ describe("paced NATS reads", () => {
     const turns = perTurn(() => bytes);
 
     const deferrals = pacing.deferrals;
-    const child = spawn(process.execPath, ["--input-type=module", "-e", PUBLISHER, nats.server.url, subject, String(COUNT), String(SIZE)], {
+    const mark = join(mkdtempSync(join(tmpdir(), "flood-")), "sent");
+    const child = spawn(process.execPath, ["--input-type=module", "-e", PUBLISHER, nats.server.url, subject, String(COUNT), String(SIZE), mark], {
       cwd: process.cwd(),
       stdio: ["ignore", "pipe", "inherit"],
     });
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
     await new Promise<void>((resolve) => child.stdout!.on("data", (d) => String(d).includes("ready") && resolve()));
-    // Hold the event loop while the publisher sends: the flood waits in the socket, as it does
-    // behind a long round.
-    const until = Date.now() + 1500;
-    while (Date.now() < until) {
-      /* busy */
+    // Hold the event loop until the publisher has sent it all: the flood waits in the socket (and
+    // in the server), as it does behind a long round. Polled synchronously, with a deadline.
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(mark)) {
+      if (Date.now() > deadline) throw new Error("the publisher did not finish within 20 s");
     }
     await check(() => next === COUNT, 30_000, `all ${COUNT} messages (got ${next})`);
     const { worst } = turns.stop();
