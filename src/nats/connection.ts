@@ -125,3 +125,27 @@ export async function connectWithRetry(
     }
   }
 }
+
+/**
+ * A connection that looks open but carries nothing (a pulled cable, a container taken off its
+ * network, a host gone without a FIN or RST) is only noticed by TCP's retransmissions, whose
+ * gaps double while the link is down, or by the client's pings after 20-30 s. This asks the
+ * server for a PONG; when none comes within `timeoutMs` it drops the connection and lets the
+ * client dial again (every 250-350 ms), so a healed link is used within a dial, not within a
+ * retransmission gap. Resolves true when it redialed. A connection already reconnecting or
+ * closed is left alone; a PONG, however late its PING, means the link works.
+ */
+export async function redialIfSilent(nc: NatsConnection, timeoutMs: number): Promise<boolean> {
+  if (nc.isClosed() || nc.isDraining()) return false;
+  let t: NodeJS.Timeout | undefined;
+  const silent = await Promise.race([
+    nc.flush().then(
+      () => false,
+      () => false, // closed or reconnecting meanwhile: the client is already on it
+    ),
+    new Promise<boolean>((resolve) => (t = setTimeout(() => resolve(true), timeoutMs))),
+  ]).finally(() => clearTimeout(t));
+  if (!silent || nc.isClosed()) return false;
+  await nc.reconnect();
+  return true;
+}

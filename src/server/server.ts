@@ -9,7 +9,7 @@ import { fromPromise, type ActorRefFrom } from "xstate";
 import { ActorSystem } from "./actor-system.js";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { connectOnce, connectWithRetry } from "../nats/connection.js";
+import { connectOnce, connectWithRetry, redialIfSilent } from "../nats/connection.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { ensureBuckets, type Buckets } from "../nats/buckets.js";
 import { isTemporaryJsError, retryingBuckets, withJsRetry } from "../nats/js-retry.js";
@@ -41,6 +41,12 @@ import {
 
 /** Consecutive failed beats after which the monitor stops the components. */
 export const MONITOR_THRESHOLD = 3;
+/**
+ * A heartbeat pending this long makes the daemon ping NATS, and a PING unanswered this long
+ * makes it redial: a silent link is left within about TTL/2 + 2 x this, not at TCP's next
+ * retransmission or after the client's pings give up (20-30 s).
+ */
+export const LINK_PROBE_MS = 1000;
 /** The whole shutdown, components included, finishes within this. */
 export const SHUTDOWN_BUDGET_MS = 8000;
 /** How often the machine actor re-detects IP, cpu and memory. */
@@ -104,6 +110,10 @@ export class Daemon {
   private buckets?: Buckets;
   private machine?: ActorRefFrom<typeof machineMachine>;
   private heart?: ActorRefFrom<typeof heartMachine>;
+  /** A link probe (probeLink) is in flight. */
+  private probing = false;
+  /** Between the client's "disconnect" and "reconnect": it is dialing. */
+  private linkDown = false;
   private monitor?: ActorRefFrom<typeof monitorMachine>;
   /** The daemon's one actor system: machine, heart, monitor, engine (+ lease), agent, task managers. */
   private actors?: ActorSystem;
@@ -203,7 +213,14 @@ export class Daemon {
 
     const put = kvBeat(buckets, c.agentTtlMs, () => this.machine!.getSnapshot().context.record);
     this.beatOnce = async () => {
-      await put();
+      // A beat still pending after LINK_PROBE_MS may be a dead link: ask for a PONG, and redial
+      // when none comes (connection.ts, redialIfSilent).
+      const probe = setTimeout(() => void this.probeLink(nc, log), LINK_PROBE_MS);
+      try {
+        await put();
+      } finally {
+        clearTimeout(probe);
+      }
       this.lastBeatAt = Date.now();
     };
     // The first beat is a compare-and-set against what the duplicate check read, so two daemons
@@ -454,11 +471,33 @@ export class Daemon {
     await withTimeout(this.api?.stop() ?? Promise.resolve(), each, "stopping the API").catch(() => undefined);
   }
 
+  private async probeLink(nc: NatsConnection, log: Logger): Promise<void> {
+    if (this.probing || this.linkDown) return; // the client is dialing already
+    this.probing = true;
+    try {
+      if (await redialIfSilent(nc, LINK_PROBE_MS)) {
+        log.warn(
+          `NATS did not answer a ping within ${LINK_PROBE_MS} ms while a heartbeat was waiting: the connection looks dead ` +
+            `(a cable pulled, a network detached, the server's host gone); dropping it and dialing again`,
+        );
+      }
+    } catch (e) {
+      log.warn(`probing the NATS connection failed: ${describeError(e)}`);
+    } finally {
+      this.probing = false;
+    }
+  }
+
   private async watchStatus(nc: NatsConnection, log: Logger): Promise<void> {
     try {
       for await (const s of nc.status()) {
+        if (s.type === "disconnect" || s.type === "reconnect") this.linkDown = s.type === "disconnect";
         if (s.type === "disconnect") log.warn(`disconnected from NATS (${"server" in s ? s.server : ""}); reconnecting`);
-        else if (s.type === "reconnect") log.info(`reconnected to NATS (${"server" in s ? s.server : ""})`);
+        else if (s.type === "reconnect") {
+          log.info(`reconnected to NATS (${"server" in s ? s.server : ""})`);
+          // Back now, not at the heart's next retry (up to TTL/3 away).
+          this.heart?.send({ type: "BEAT_NOW" });
+        }
       }
     } catch {
       /* connection closed */

@@ -80,7 +80,7 @@ describe("the engine leader's host cut off", () => {
     );
     // The lease runs out, a candidate takes it, then every machine gets one agent TTL of grace.
     expect(movedMs).toBeLessThan(LEASE_TTL_MS + AGENT_TTL_MS + 6000);
-    // The cut-off daemon notices the healed link at its next TCP retransmission (netns-partition).
+    // The cut-off daemon is back at its next SYN or dial after the heal (netns-silent-link).
     expect(staleMs).toBeLessThan(10_000);
   });
 });
