@@ -85,7 +85,8 @@ export async function reconcileKeeping(input: ReconcileInput, o: SliceOptions = 
 export function* sortSteps<T>(a: T[], cmp: (x: T, y: T) => number): Steps<T[]> {
   const CHUNK = 2048;
   // Strings by code unit: Array.sort's own order, half again as fast as calling byString.
-  const sort = (x: T[]) => ((cmp as unknown) === byString ? x.sort() : x.sort(cmp));
+  const strings = (cmp as unknown) === byString;
+  const sort = (x: T[]) => (strings ? x.sort() : x.sort(cmp));
   if (a.length <= CHUNK) return sort(a);
   let runs: T[][] = [];
   for (let i = 0; i < a.length; i += CHUNK) {
@@ -105,9 +106,17 @@ export function* sortSteps<T>(a: T[], cmp: (x: T, y: T) => number): Steps<T[]> {
       let i = 0;
       let j = 0;
       let o = 0;
-      while (i < x.length && j < y.length) {
-        out[o++] = cmp(y[j]!, x[i]!) < 0 ? y[j++]! : x[i++]!;
-        if ((o & 4095) === 0) yield;
+      if (strings) {
+        // The same test as byString's, without a call through the shared (megamorphic) cmp.
+        while (i < x.length && j < y.length) {
+          out[o++] = (y[j] as string) < (x[i] as string) ? y[j++]! : x[i++]!;
+          if ((o & 4095) === 0) yield;
+        }
+      } else {
+        while (i < x.length && j < y.length) {
+          out[o++] = cmp(y[j]!, x[i]!) < 0 ? y[j++]! : x[i++]!;
+          if ((o & 4095) === 0) yield;
+        }
       }
       while (i < x.length) out[o++] = x[i++]!;
       while (j < y.length) out[o++] = y[j++]!;
