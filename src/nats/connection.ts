@@ -131,8 +131,8 @@ export async function connectWithRetry(
  * network, a host gone without a FIN or RST) is only noticed by TCP's retransmissions, whose
  * gaps double while the link is down, or by the client's pings after 20-30 s. This asks the
  * server for a PONG; when none comes within `timeoutMs` it drops the connection and lets the
- * client dial again (every 250-350 ms), so a healed link is used within a dial, not within a
- * retransmission gap. Resolves true when it redialed. A connection already reconnecting or
+ * client dial again (250-350 ms between dials, each given up after connectOnce's 3 s), so a
+ * healed link is used within a dial, not within a retransmission gap. Resolves true when it redialed. A connection already reconnecting or
  * closed is left alone; a PONG, however late its PING, means the link works.
  */
 export async function redialIfSilent(nc: NatsConnection, timeoutMs: number): Promise<boolean> {
