@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { connectOnce, connectWithRetry, redialIfSilent } from "../nats/connection.js";
 import { jetstreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { ensureBuckets, type Buckets } from "../nats/buckets.js";
 import { isTemporaryJsError, retryingBuckets, withJsRetry } from "../nats/js-retry.js";
 import { Names, keys } from "../protocol/names.js";
@@ -99,6 +100,36 @@ export function kvBeat(buckets: Buckets, ttlMs: number, record: () => Omit<Machi
     p.catch(() => undefined);
     await withTimeout(p, bound, "heartbeat put");
   };
+}
+
+/**
+ * The first beat: a compare-and-set of our record against the revision the duplicate check read.
+ * False when another daemon's session holds the key now. Two other ways the compare-and-set
+ * fails are not duplicates:
+ * - the record the check read expired (the bucket's max age) or was removed just after: the key
+ *   is empty now. This throws a temporary error, and the caller checks again (it had made a
+ *   daemon restarted one TTL after a SIGKILL exit with "already in use ... at the same moment");
+ * - the key holds our own session: an earlier attempt of ours, retried after a timeout, landed.
+ */
+export async function claimMachineRecord(kv: KV, key: string, record: MachineRecord, seenRevision: number): Promise<boolean> {
+  try {
+    if (seenRevision === 0) await kv.create(key, encode(record));
+    else await kv.update(key, encode(record), seenRevision);
+    return true;
+  } catch (e) {
+    if (!isWrongLastSequence(e)) throw e;
+  }
+  const now = await kv.get(key);
+  if (!now || now.operation !== "PUT" || now.value.length === 0) {
+    throw new FlotillaError("conflict", `the machine record ${key} expired or was removed while this daemon registered; checking it again`, {
+      temporary: true,
+    });
+  }
+  try {
+    return decodeAs(MachineRecord, now.value, key).session === record.session;
+  } catch {
+    return false;
+  }
 }
 
 export class Daemon {
@@ -316,15 +347,9 @@ export class Daemon {
   }
 
   private async claim(buckets: Buckets, seen: { revision: number }): Promise<void> {
-    const key = keys.machine(this.machineId);
-    const value = encode({ ...this.machine!.getSnapshot().context.record, heartbeatAt: Date.now() });
-    try {
-      if (seen.revision === 0) await buckets.machines.create(key, value);
-      else await buckets.machines.update(key, value, seen.revision);
-    } catch (e) {
-      if (isWrongLastSequence(e)) throw this.duplicateError(" (another daemon registered it at the same moment)");
-      throw e;
-    }
+    const record = { ...this.machine!.getSnapshot().context.record, heartbeatAt: Date.now() };
+    const won = await claimMachineRecord(buckets.machines, keys.machine(this.machineId), record, seen.revision);
+    if (!won) throw this.duplicateError(" (another daemon registered it at the same moment)");
   }
 
   /** fleet's duplicate machine-ID check; see decideOwnership for the rule. */
