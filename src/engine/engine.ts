@@ -167,6 +167,11 @@ export class Engine implements Component {
   get state(): unknown {
     return this.actor?.getSnapshot().value;
   }
+  /** The lease statechart's state value: candidate, follower, leader (for tests and the logs). */
+  get leaseState(): unknown {
+    const lease = this.actor?.getSnapshot().children.lease as { getSnapshot(): { value: unknown } } | undefined;
+    return lease?.getSnapshot().value;
+  }
 
   start(): Promise<void> {
     return this.serially(async () => {
@@ -189,7 +194,7 @@ export class Engine implements Component {
       this.stats.renewals++;
       if (ms > this.stats.renewMaxMs) this.stats.renewMaxMs = ms;
     };
-    const actor = this.actors.spawn(this.provided(leaseMachineFor(kv, this.log, onRenewed)), {
+    const actor = this.actors.spawn(this.provided(leaseMachineFor(kv, this.log, onRenewed, (h) => this.store.watchLease(h))), {
       systemId: "engine",
       input: { holder: this.holder, leaseTtlMs: this.o.leaseTtlMs, debounceMs: this.o.debounceMs ?? 5 },
     }) as ActorRefFrom<typeof engineMachine>;

@@ -6,12 +6,14 @@
 //     ▲                                                     error / no answer in renewTimeout
 //     └──────────────────────── step down at once ──────────────┘
 //  RESIGN (from anywhere): a leader releases its lease (so others need not wait a TTL), then stopped.
+//  VACANT (the `vacancy` child saw the lease key deleted: a leader let go): a follower stands
+//  at once instead of at its next retry; one that hears it while standing stands again once more.
 //
 // The effects are actors injected with .provide(): `acquire` (KV create of the lease key, then a
 // first update that records the term's epoch), `renew` (KV update by revision), `release` (KV
-// delete guarded by revision). This file decides nothing about NATS; the pure timing lives in
+// delete guarded by revision), `vacancy` (a watch of the lease key; sends VACANT on a delete). This file decides nothing about NATS; the pure timing lives in
 // leaseTimings().
-import { assign, fromPromise, setup } from "xstate";
+import { assign, fromCallback, fromPromise, setup } from "xstate";
 
 export interface LeaseInput {
   holder: string;
@@ -39,9 +41,11 @@ export interface LeaseContext {
   seenHolder: string;
   lastError: string;
   terms: number;
+  /** A VACANT came while an acquire was in flight: if it loses, stand again at once. */
+  vacant: boolean;
 }
 
-export type LeaseEvent = { type: "RESIGN" };
+export type LeaseEvent = { type: "RESIGN" } | { type: "VACANT" };
 
 /**
  * Renew every TTL/3; a renewal unanswered after TTL/2 is a failure, so a leader gives up at the
@@ -70,9 +74,12 @@ export const leaseMachine = setup({
       throw new Error("renew not provided");
     }),
     release: fromPromise<void, { revision: number }>(async () => undefined),
+    /** Watches the lease key for a holder letting go; without it, followers retry on their timer only. */
+    vacancy: fromCallback<LeaseEvent>(() => () => undefined),
   },
   guards: {
     acquired: ({ event }) => (event as unknown as { output: AcquireResult }).output.acquired,
+    vacant: ({ context }) => context.vacant,
   },
   actions: {
     takeTerm: assign(({ context, event }) => {
@@ -84,6 +91,7 @@ export const leaseMachine = setup({
         terms: context.terms + 1,
         lastError: "",
         seenHolder: context.holder,
+        vacant: false,
       };
     }),
     noteHolder: assign(({ event }) => ({ seenHolder: (event as unknown as { output: { holder?: string } }).output.holder ?? "" })),
@@ -94,6 +102,8 @@ export const leaseMachine = setup({
     forgetLease: assign({ validUntil: 0 }),
     noteError: assign(({ event }) => ({ lastError: errorText((event as unknown as { error: unknown }).error) })),
     noteTimeout: assign({ lastError: "lease renewal got no answer in time" }),
+    noteVacant: assign({ vacant: true }),
+    clearVacant: assign({ vacant: false }),
   },
   delays: {
     retry: ({ context }) => leaseTimings(context.ttlMs).retry,
@@ -111,14 +121,20 @@ export const leaseMachine = setup({
     seenHolder: "",
     lastError: "",
     terms: 0,
+    vacant: false,
   }),
+  invoke: { id: "vacancy", src: "vacancy" },
   initial: "candidate",
   on: { RESIGN: ".stopped" },
   states: {
     follower: {
+      always: { guard: "vacant", target: "candidate" },
+      on: { VACANT: "candidate" },
       after: { retry: "candidate" },
     },
     candidate: {
+      entry: "clearVacant",
+      on: { VACANT: { actions: "noteVacant" } },
       invoke: {
         id: "acquire",
         src: "acquire",

@@ -8,12 +8,13 @@
 // (an update right after the create) and into every schedule entry of its term.
 import type { LeaseKv as KV } from "../store/engine-store.js";
 import type { Logger } from "pino";
-import { fromPromise } from "xstate";
+import { fromCallback, fromPromise } from "xstate";
 import { encode, decodeAs } from "../protocol/codec.js";
 import { LeaseRecord } from "../protocol/messages.js";
 import { LEASE_KEY_ENGINE, keys } from "../protocol/names.js";
 import { describeError, isWrongLastSequence } from "../protocol/errors.js";
-import { leaseMachine, type AcquireResult } from "./lease.machine.js";
+import { leaseMachine, type AcquireResult, type LeaseEvent } from "./lease.machine.js";
+import type { BucketWatch, WatchHandlers } from "../nats/kv-watch.js";
 
 export const LEASE_KEY = keys.lease(LEASE_KEY_ENGINE);
 
@@ -89,10 +90,38 @@ export async function releaseLease(kv: KV, revision: number): Promise<void> {
   await kv.delete(LEASE_KEY, { previousSeq: revision });
 }
 
-/** The lease statechart with its NATS-backed effects. */
-export function leaseMachineFor(kv: KV, log: Logger, onRenewed?: (ms: number) => void) {
+/**
+ * The lease statechart with its NATS-backed effects. `watch` follows the lease key (the store's
+ * watchLease): a delete or purge there is a holder letting go, and a follower stands at once.
+ * Expiry leaves no marker on nats-server 2.9, so a crashed leader's lease is still found by the
+ * retry timer.
+ */
+export function leaseMachineFor(kv: KV, log: Logger, onRenewed?: (ms: number) => void, watch?: (h: WatchHandlers) => Promise<BucketWatch>) {
   return leaseMachine.provide({
     actors: {
+      vacancy: fromCallback<LeaseEvent>(({ sendBack }) => {
+        if (!watch) return () => undefined;
+        let w: BucketWatch | undefined;
+        let stopped = false;
+        watch({
+          entry: (e) => {
+            if (e.operation !== "PUT") sendBack({ type: "VACANT" });
+          },
+          caughtUp: () => undefined,
+        }).then(
+          (opened) => {
+            if (stopped) opened.stop();
+            else w = opened;
+          },
+          (e: unknown) => {
+            if (!stopped) log.warn({ err: describeError(e) }, "cannot watch the engine lease; a leader's release is noticed at the next retry only");
+          },
+        );
+        return () => {
+          stopped = true;
+          w?.stop();
+        };
+      }),
       acquire: fromPromise(({ input }: { input: { holder: string; ttlMs: number } }) => acquireLease(kv, input.holder, input.ttlMs, log)),
       renew: fromPromise(async ({ input }: { input: { holder: string; ttlMs: number; epoch: number; revision: number } }) => {
         const t0 = Date.now();

@@ -9,11 +9,11 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { describeError } from "../protocol/errors.js";
-import { kvNames } from "../protocol/names.js";
+import { LEASE_KEY_ENGINE, keys, kvNames } from "../protocol/names.js";
 import { AckPublisher } from "../engine/ack-publisher.js";
 import type { EngineStore, LeaseKv, SequencePublisher, WatchedBucket } from "../store/engine-store.js";
 import { openKv, type Buckets } from "./buckets.js";
-import { WATCH_SLICE, watchedKv } from "./kv-watch.js";
+import { WATCH_SLICE, watchBucket, watchedKv, type BucketWatch, type WatchHandlers } from "./kv-watch.js";
 
 export interface NatsEngineStoreOptions {
   buckets: Pick<Buckets, "units" | "schedule" | "machines" | "leases">;
@@ -30,6 +30,7 @@ export class NatsEngineStore implements EngineStore {
   readonly machines: WatchedBucket;
   private readonly prefix: string;
   private leaseNc?: NatsConnection;
+  private leaseKv?: KV;
 
   constructor(private readonly o: NatsEngineStoreOptions) {
     const watched = (kv: KV): WatchedBucket => watchedKv(o.nc, kv, { log: o.log, slice: WATCH_SLICE });
@@ -52,6 +53,7 @@ export class NatsEngineStore implements EngineStore {
 
   async openLease(): Promise<LeaseKv> {
     const lc = this.o.leaseConnection;
+    this.leaseKv = this.o.buckets.leases;
     if (!lc) return this.o.buckets.leases;
     // If the lease's own connection cannot be had now (NATS blipped while the daemon starts),
     // renew on the shared connection, which reconnects by itself: an outage must never stop the
@@ -61,6 +63,7 @@ export class NatsEngineStore implements EngineStore {
       nc = await lc.connect("lease");
       const kv = await openKv(nc, lc.bucket);
       this.leaseNc = nc;
+      this.leaseKv = kv;
       return kv;
     } catch (e) {
       await nc?.close().catch(() => undefined);
@@ -69,9 +72,15 @@ export class NatsEngineStore implements EngineStore {
     }
   }
 
+  watchLease(h: WatchHandlers): Promise<BucketWatch> {
+    const kv = this.leaseKv ?? this.o.buckets.leases;
+    return watchBucket(this.leaseNc ?? this.o.nc, kv, h, undefined, { filter: keys.lease(LEASE_KEY_ENGINE), log: this.o.log });
+  }
+
   async closeLease(): Promise<void> {
     const nc = this.leaseNc;
     this.leaseNc = undefined;
+    this.leaseKv = undefined;
     await closeBounded(nc);
   }
 }

@@ -40,4 +40,9 @@ export interface EngineStore {
   openLease(): Promise<LeaseKv>;
   /** Lets go of what openLease opened (bounded). */
   closeLease(): Promise<void>;
+  /**
+   * Follows the lease key (after openLease, on the same connection): a delete is a leader
+   * letting go, and followers stand at once instead of at their next retry.
+   */
+  watchLease(h: WatchHandlers): Promise<BucketWatch>;
 }

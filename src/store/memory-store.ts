@@ -173,6 +173,10 @@ export class MemoryEngineStore implements EngineStore {
   }
 
   async closeLease(): Promise<void> {}
+
+  watchLease(h: WatchHandlers): Promise<BucketWatch> {
+    return this.leases.watch(h);
+  }
 }
 
 /** A journal that keeps nothing: which units it follows, for assertions. */

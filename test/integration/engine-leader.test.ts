@@ -63,6 +63,32 @@ describe("engine leadership", () => {
     expect(first.isLeader).toBe(false);
   });
 
+  it("a follower takes a released lease at once (it watches the lease key), not at its next retry", async () => {
+    // Lease TTL 10 s: followers retry every 500 ms (leaseTimings). The leader stops just after
+    // the follower's failed try: without the watch, the handover waits ~500 ms for its timer.
+    c = await EngineCluster.create(nats.server.url, { leaseTtlMs: 10_000 });
+    const cl = c;
+    cl.addMachine("m1");
+    await cl.startEngine();
+    await cl.startEngine();
+    const took: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const leader = await check(() => cl.leader(), 10_000, "one leader");
+      const follower = cl.engines.map((e) => e.engine).find((e) => e !== leader)!;
+      // The follower lost its last try and waits for its next: ~500 ms away.
+      await check(() => follower.leaseState === "follower", 5000, "the other engine following", 1);
+      // From the stop on (stop() itself returns later: it closes the lease's connection too).
+      const t0 = performance.now();
+      const stopped = leader.stop();
+      await check(() => follower.isLeader, 5000, "the follower leads", 2);
+      took.push(Math.round(performance.now() - t0));
+      await stopped;
+      await leader.start();
+    }
+    process.stderr.write(`lease handovers from the leader's stop: ${took.join(", ")} ms\n`);
+    expect(Math.max(...took), `handovers from the leader's stop: ${took.join(", ")} ms`).toBeLessThan(200);
+  });
+
   it("two engines never both write: no unit is ever on two machines under churn", async () => {
     c = await EngineCluster.create(nats.server.url);
     const cl = c;

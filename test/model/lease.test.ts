@@ -22,12 +22,14 @@ const EVENTS: AnyEventObject[] = [
   { type: "xstate.after.renewEvery.lease.leader.holding" },
   { type: "xstate.after.renewTimeout.lease.leader.renewing" },
   { type: "RESIGN" },
+  { type: "VACANT" },
 ];
 
 /** Only the events a state can receive (an invoked actor's results only while it runs). */
 function applicable(value: unknown, type: string): boolean {
   const v = JSON.stringify(value);
   if (type === "RESIGN") return v !== '"stopped"';
+  if (type === "VACANT") return v === '"follower"' || v === '"candidate"';
   if (type.endsWith(".acquire")) return v === '"candidate"';
   if (type.endsWith(".renew") || type.includes("renewTimeout")) return v === '{"leader":"renewing"}';
   if (type.endsWith(".release")) return v === '{"leader":"releasing"}';
@@ -68,8 +70,8 @@ describe("lease statechart paths", () => {
     events: ((s: { value: unknown }) => EVENTS.filter((e) => applicable(s.value, e.type))) as never,
     // terms and errors are unbounded: states are told apart by value, whether a term was won and
     // the lease revision (bounded by the fixed outputs above: 42 after acquire, 43 after a renewal).
-    serializeState: ((s: { value: unknown; context: { terms: number; revision: number }; status: string }) =>
-      JSON.stringify([s.value, s.context.terms > 0, s.context.revision, s.status])) as never,
+    serializeState: ((s: { value: unknown; context: { terms: number; revision: number; vacant: boolean }; status: string }) =>
+      JSON.stringify([s.value, s.context.terms > 0, s.context.revision, s.context.vacant, s.status])) as never,
     input: { holder: "me", ttlMs: TTL },
   } as never);
   const paths = model.getSimplePaths() as unknown as { description: string; state: { value: unknown }; steps: { event: AnyEventObject; state: { value: unknown } }[] }[];
@@ -79,6 +81,11 @@ describe("lease statechart paths", () => {
     "candidate --xstate.done.actor.acquire--> follower",
     "candidate --xstate.error.actor.acquire--> follower",
     "candidate --RESIGN--> stopped",
+    // A VACANT while standing is noted; the try that then loses stands again at once. That
+    // second step leads back to a state already on the path, which simple paths never take:
+    // the test "a follower told the lease is vacant ..." below drives it.
+    "candidate --VACANT--> candidate",
+    "follower --VACANT--> candidate",
     "follower --xstate.after.retry.lease.follower--> candidate",
     "follower --RESIGN--> stopped",
     "leader.holding --xstate.after.renewEvery.lease.leader.holding--> leader.renewing",
@@ -124,7 +131,7 @@ describe("lease statechart paths", () => {
         } else if (e.type.startsWith("xstate.after.")) {
           h.clock.increment(DELAYS[e.type]!);
         } else if (e.type !== "xstate.init") {
-          h.actor.send(e as { type: "RESIGN" });
+          h.actor.send(e as { type: "RESIGN" } | { type: "VACANT" });
         }
         await flush();
         expect(h.actor.getSnapshot().value, path.description).toEqual(step.state.value);
@@ -188,8 +195,40 @@ describe("lease statechart paths", () => {
     h.actor.stop();
   });
 
+  it("a follower told the lease is vacant stands at once; told so while standing, it stands again once if it loses", async () => {
+    const h = harness();
+    h.actor.start();
+    h.pending.acquire!.resolve({ acquired: false, holder: "other" });
+    await flush();
+    expect(h.actor.getSnapshot().value).toBe("follower");
+    h.actor.send({ type: "VACANT" });
+    expect(h.actor.getSnapshot().value).toBe("candidate");
+    expect(h.calls.acquire).toHaveLength(2);
+    // The holder lets go while this try is in flight: the try loses, and another goes at once.
+    h.actor.send({ type: "VACANT" });
+    h.pending.acquire!.resolve({ acquired: false, holder: "other" });
+    await flush();
+    expect(h.actor.getSnapshot().value).toBe("candidate");
+    expect(h.calls.acquire).toHaveLength(3);
+    // The same when the try fails (NATS did not answer).
+    h.actor.send({ type: "VACANT" });
+    h.pending.acquire!.reject(new Error("timeout"));
+    await flush();
+    expect(h.actor.getSnapshot().value).toBe("candidate");
+    expect(h.calls.acquire).toHaveLength(4);
+    // Only once: losing again, it waits for its timer.
+    h.pending.acquire!.resolve({ acquired: false, holder: "third" });
+    await flush();
+    expect(h.actor.getSnapshot().value).toBe("follower");
+    h.clock.increment(T.retry - 1);
+    expect(h.calls.acquire).toHaveLength(4);
+    h.clock.increment(1);
+    expect(h.calls.acquire).toHaveLength(5);
+    h.actor.stop();
+  });
+
   it("keeps its named actors, guards and delays in the exported chart", () => {
     const json = JSON.stringify(leaseMachine.toJSON());
-    for (const name of ["acquire", "renew", "release", "acquired", "takeTerm"]) expect(json).toContain(name);
+    for (const name of ["acquire", "renew", "release", "vacancy", "acquired", "takeTerm"]) expect(json).toContain(name);
   });
 });

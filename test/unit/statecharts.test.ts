@@ -46,11 +46,19 @@ describe("statechart export", () => {
     expect(renewing.exit).toEqual([]);
     const candidate = node(d.root, ["candidate"]);
     expect(candidate.transitions.map((t) => [t.event, t.guard, t.targets])).toEqual([
+      ["VACANT", undefined, []],
       ["xstate.done.actor.acquire", "acquired", ["lease.leader"]],
       ["xstate.done.actor.acquire", undefined, ["lease.follower"]],
       ["xstate.error.actor.acquire", undefined, ["lease.follower"]],
     ]);
     expect(d.root.transitions).toEqual([{ kind: "on", event: "RESIGN", targets: ["lease.stopped"], actions: [] }]);
+    expect(d.root.invoke).toEqual([{ id: "vacancy", src: "vacancy" }]);
+    const follower = node(d.root, ["follower"]);
+    expect(follower.transitions.map((t) => [t.kind, t.kind === "after" ? t.delay : t.event, t.guard, t.targets])).toEqual([
+      ["on", "VACANT", undefined, ["lease.candidate"]],
+      ["after", "retry", undefined, ["lease.candidate"]],
+      ["always", "", "vacant", ["lease.candidate"]],
+    ]);
     expect(stateIds(d.root)).toContain("lease.leader.releasing");
   });
 
