@@ -11,8 +11,8 @@
 //
 // The effects are actors injected with .provide(): `acquire` (KV create of the lease key, then a
 // first update that records the term's epoch), `renew` (KV update by revision), `release` (KV
-// delete guarded by revision), `vacancy` (a watch of the lease key; sends VACANT on a delete). This file decides nothing about NATS; the pure timing lives in
-// leaseTimings().
+// delete guarded by revision), `vacancy` (a watch of the lease key: VACANT on a delete). This
+// file decides nothing about NATS; the pure timing lives in leaseTimings().
 import { assign, fromCallback, fromPromise, setup } from "xstate";
 
 export interface LeaseInput {
