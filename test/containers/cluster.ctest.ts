@@ -16,7 +16,7 @@ import { ROOT } from "../helpers/cli.js";
 import { openKv } from "../../src/nats/buckets.js";
 import { keys, LEASE_KEY_ENGINE } from "../../src/protocol/names.js";
 import { decodeAs } from "../../src/protocol/codec.js";
-import { LeaseRecord } from "../../src/protocol/messages.js";
+import { LeaseRecord, MachineRecord } from "../../src/protocol/messages.js";
 import { readEnvFile } from "../../src/auth/users.js";
 import { inboxPrefixFor } from "../../src/auth/roles.js";
 import { permissionViolation } from "../../src/auth/probe.js";
@@ -214,11 +214,10 @@ describe("docker-compose.yml under podman", () => {
     await check(async () => (await api<unknown[]>("list-machines")).length === 3, 30_000, `${victim} back in list-machines`);
   });
 
-  // Fails today, for two reasons found here (neither in this test's files): the restarted daemon
-  // has pid 6 again, so the duplicate machine-ID check does not see "our own previous
-  // incarnation" (it compares pids) and waits out the old record's TTL, by which time the units
-  // have moved; and a task whose processes died with the container is resumed as failed ("its
-  // supervisor was killed") instead of being started again.
+  // Two things this test found (neither in its files): the restarted daemon has pid 6 again, so
+  // the duplicate machine-ID check takes a stamp with our own pid for our previous incarnation
+  // (machine-id.ts); and a task whose processes died with the container is started again, not
+  // resumed as failed.
   it("an agent container restarted on its volume adopts its tasks with 0 restarts", async () => {
     const lead = await leader();
     const before = (await check(onceEach, 30_000, "each unit once"))!;
@@ -226,6 +225,16 @@ describe("docker-compose.yml under podman", () => {
     const victim = agents.find((a) => a !== lead && units.some((u) => before.get(u)![0] === a))!;
     expect(victim, `a non-leader agent with units (leader ${lead}): ${JSON.stringify([...before])}`).toBeDefined();
     const theirs = units.filter((u) => before.get(u)![0] === victim);
+    // Right after one of its beats: its record then lives a whole TTL from the kill, the time a
+    // restart has before its units move. A beat up to TTL/2 old would leave 1.5 s, about what a
+    // restart takes here (1.2-1.9 s), and the test would pass or fail by the beat's phase.
+    const machines = await openKv(agent1, "flotilla-machines");
+    const beatAt = async () => {
+      const e = await machines.get(keys.machine(victim));
+      return e && e.operation === "PUT" && e.value.length ? decodeAs(MachineRecord, e.value, victim).heartbeatAt : 0;
+    };
+    const lastBeat = await check(beatAt, 10_000, `${victim}'s machine record`);
+    await check(async () => (await beatAt()) > lastBeat, 10_000, `a new beat of ${victim}`, 10);
     const t0 = Date.now();
     must("podman", ["restart", "-t", "0", ctr(victim)]);
     // Its units run on it again (the processes: the old ones died with the container) and on no
@@ -234,7 +243,8 @@ describe("docker-compose.yml under podman", () => {
       const c = onceEach();
       return c && theirs.every((u) => c.get(u)![0] === victim);
     }, 30_000, `${theirs.join(",")} running on ${victim} again`, 100).catch(async (e: Error) => {
-      throw new Error(`${e.message}\n${JSON.stringify([...copies()])}\n${JSON.stringify(await api("list-units"))}`);
+      const logs = sh("podman", ["logs", "--tail", "30", ctr(victim)]).out;
+      throw new Error(`${e.message}\n${JSON.stringify([...copies()])}\n${JSON.stringify(await api("list-units"))}\n${victim}'s last log lines:\n${logs}`);
     });
     timings.push(`restart: ${victim} running its ${theirs.length} units again ${Date.now() - t0} ms after podman restart`);
     const rows = await check(async () => {
