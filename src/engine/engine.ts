@@ -169,8 +169,7 @@ export class Engine implements Component {
   }
   /** The lease statechart's state value: candidate, follower, leader (for tests and the logs). */
   get leaseState(): unknown {
-    const lease = this.actor?.getSnapshot().children.lease as { getSnapshot(): { value: unknown } } | undefined;
-    return lease?.getSnapshot().value;
+    return this.leaseSnapshot()?.value;
   }
 
   start(): Promise<void> {
@@ -454,10 +453,15 @@ export class Engine implements Component {
     if (this.pending === BATCH) this.sendBack?.({ type: "FLOOD" });
   }
 
+  /** The chart's lease child, as it stands now. */
+  private leaseSnapshot(): { value: unknown; context: { epoch: number; validUntil: number } } | undefined {
+    const child = this.actor?.getSnapshot().children.lease as { getSnapshot(): { value: unknown; context: { epoch: number; validUntil: number } } } | undefined;
+    return child?.getSnapshot();
+  }
+
   /** The lease's context, as the chart's child holds it. */
   private leaseContext(): { epoch: number; validUntil: number } | undefined {
-    const child = this.actor?.getSnapshot().children.lease as { getSnapshot(): { context: { epoch: number; validUntil: number } } } | undefined;
-    return child?.getSnapshot().context;
+    return this.leaseSnapshot()?.context;
   }
 
   /**

@@ -132,8 +132,9 @@ export async function connectWithRetry(
  * gaps double while the link is down, or by the client's pings after 20-30 s. This asks the
  * server for a PONG; when none comes within `timeoutMs` it drops the connection and lets the
  * client dial again (250-350 ms between dials, each given up after connectOnce's 3 s), so a
- * healed link is used within a dial, not within a retransmission gap. Resolves true when it redialed. A connection already reconnecting or
- * closed is left alone; a PONG, however late its PING, means the link works.
+ * healed link is used within a dial, not within a retransmission gap. Resolves true when it
+ * redialed. A connection already reconnecting or closed is left alone; a PONG, however late its
+ * PING, means the link works.
  */
 export async function redialIfSilent(nc: NatsConnection, timeoutMs: number): Promise<boolean> {
   if (nc.isClosed() || nc.isDraining()) return false;
