@@ -8,7 +8,7 @@
 //  │                          │   │ CHANGE            │   moment a machine's silence reaches TTL)
 //  │                          ├── debouncing ──after debounce──▶ deciding
 //  │                          ├── deciding     one round: decide and write (invoked)
-//  │                          ├── pausing      the duty bound while a flood still pours in
+//  │                          ├── pausing      the duty bound while a flood still pours in (QUIET ends it)
 //  │                          └── resyncing    someone else wrote into the schedule: replay it
 //  ├── standingDown → stoodDown   the cluster state cannot be read: give the lease up (the
 //  │                              Engine stands again after a pause)
@@ -58,6 +58,7 @@ export type EngineEvent =
   | { type: "CHANGE" }
   | { type: "FLOOD" }
   | { type: "READY" }
+  | { type: "QUIET" }
   | { type: "WATCH_FAILED"; why: string }
   | { type: "LEADING"; epoch: number }
   | { type: "NOT_LEADING"; why: string }
@@ -77,6 +78,8 @@ export const engineMachine = setup({
     /** Opens the watches for the term; sends READY once every bucket replayed, CHANGE/FLOOD as they come, WATCH_FAILED. */
     watches: fromCallback<EngineEvent, { epoch: number }>(() => () => undefined),
     round: fromPromise<RoundOutput, { periodic: boolean }>(async () => ({ progress: false, dutyMs: 0, nextWakeMs: 2000 })),
+    /** While the duty bound holds: sends QUIET once the changes have stopped coming in. */
+    quiet: fromCallback<EngineEvent>(() => () => undefined),
     /** Replays the schedule into the view after a foreign write. */
     resync: fromPromise<void, { why: string }>(async () => undefined),
     /** Waits for the round in flight (its writes) to end before the lease is released. */
@@ -197,8 +200,11 @@ export const engineMachine = setup({
           },
           on: { CHANGE: { actions: "noteAgain" }, FLOOD: { actions: "noteAgain" } },
         },
-        // The duty bound holds: changes (even a FLOOD) wait for its end.
+        // The duty bound holds while changes pour in: they (even a FLOOD) wait for its end. Once
+        // they stop (QUIET), the pause has nothing left to make room for: the round starts.
         pausing: {
+          invoke: { id: "quiet", src: "quiet" },
+          on: { QUIET: "deciding" },
           after: { duty: "deciding" },
         },
         resyncing: {

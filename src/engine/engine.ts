@@ -85,7 +85,8 @@ export interface EngineStats {
  * the next round waits DUTY × the time the last one took to decide (capped at 250 ms): during a
  * flood, passes over the whole cluster then take at most about half of the engine's time, and
  * the rest goes to taking the flood in (bench:schedule, 100,000 units: about half the rounds and
- * reconcile time of back-to-back rounds). Once the flood stops, the next round starts at once.
+ * reconcile time of back-to-back rounds). Once the flood stops, the next round starts at once,
+ * and a pause under way ends (the chart's `quiet` child): it has no intake left to make room for.
  */
 const DUTY = 1;
 /** Changes waiting that start a round at once, without waiting for the debounce timer. */
@@ -226,6 +227,7 @@ export class Engine implements Component {
           this.roundDone = p.catch(() => undefined);
           return p;
         }),
+        quiet: quietAfter(() => this.lastChangeAt, QUIET_MS),
         resync: fromPromise<void, { why: string }>(({ input }) => this.resyncSchedule(input.why)),
         drain: fromPromise<void>(async () => {
           await this.roundDone;
@@ -567,6 +569,21 @@ export class Engine implements Component {
     const dutyMs = flooding ? Math.min(250, Math.round(this.lastReconcileMs * DUTY)) : 0;
     return { progress, dutyMs, nextWakeMs: nextWake(), ...(resync ? { resync } : {}) };
   }
+}
+
+/**
+ * The chart's `quiet` child (while it pauses): sends QUIET once no change came for quietMs,
+ * looking every quietMs (a timer per change would cost more than the change at 100,000).
+ */
+export function quietAfter(lastChangeAt: () => number, quietMs: number) {
+  return fromCallback<EngineEvent>(({ sendBack }) => {
+    const t = setInterval(() => {
+      if (Date.now() - lastChangeAt() < quietMs) return;
+      clearInterval(t);
+      sendBack({ type: "QUIET" });
+    }, quietMs);
+    return () => clearInterval(t);
+  });
 }
 
 export function createEngine(ctx: ClusterContext): Engine {

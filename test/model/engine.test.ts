@@ -37,6 +37,7 @@ function harness() {
   const pending: Record<string, { resolve: (v: unknown) => void; reject: (e: unknown) => void } | undefined> = {};
   const calls = { round: [] as { periodic: boolean }[], resync: 0, drain: 0, beginTerm: 0, endTerm: [] as string[], loaded: 0 };
   let sendBack: ((e: EngineEvent) => void) | undefined;
+  let quietBack: ((e: EngineEvent) => void) | undefined;
   const deferred = <I,>(name: string, onCall: (input: I) => void) =>
     fromPromise<never, I>(({ input }) => {
       onCall(input);
@@ -51,6 +52,10 @@ function harness() {
         sendBack = sb as (e: EngineEvent) => void;
         return () => (sendBack = undefined);
       }) as never,
+      quiet: fromCallback(({ sendBack: sb }) => {
+        quietBack = sb as (e: EngineEvent) => void;
+        return () => (quietBack = undefined);
+      }) as never,
       round: deferred<{ periodic: boolean }>("round", (i) => calls.round.push(i)) as never,
       resync: deferred<{ why: string }>("resync", () => calls.resync++) as never,
       drain: deferred<void>("drain", () => calls.drain++) as never,
@@ -63,7 +68,7 @@ function harness() {
   });
   const actor = createActor(machine, { input: { holder: "me", leaseTtlMs: 3000, debounceMs: DEBOUNCE }, clock });
   const lease = () => actor.getSnapshot().children.lease as unknown as { send(e: AnyEventObject): void; getSnapshot(): { value: unknown } };
-  return { clock, pending, calls, actor, lease, send: (e: EngineEvent) => sendBack?.(e) };
+  return { clock, pending, calls, actor, lease, send: (e: EngineEvent) => sendBack?.(e), quiet: () => quietBack?.({ type: "QUIET" }), quietRuns: () => quietBack !== undefined };
 }
 
 const flush = () => new Promise((r) => setImmediate(r));
@@ -133,6 +138,23 @@ describe("engine statechart timing (SimulatedClock)", () => {
     expect(h.calls.round).toHaveLength(4);
   });
 
+  it("changes that stop during the pause end it: the round starts before the duty bound", async () => {
+    const h = harness();
+    await leadingAndLoaded(h);
+    expect(h.quietRuns()).toBe(false);
+    h.pending.round!.resolve(MORE_LATER);
+    await flush();
+    expect(value(h)).toEqual({ leading: "pausing" });
+    // The child that watches for the end of the flood runs only while the chart pauses.
+    expect(h.quietRuns()).toBe(true);
+    h.clock.increment(30);
+    expect(value(h)).toEqual({ leading: "pausing" });
+    h.quiet();
+    expect(value(h)).toEqual({ leading: "deciding" });
+    expect(h.quietRuns()).toBe(false);
+    expect(h.calls.round).toHaveLength(2);
+  });
+
   it("a foreign write: resync first, then a round", async () => {
     const h = harness();
     await leadingAndLoaded(h);
@@ -200,6 +222,7 @@ const EVENTS: AnyEventObject[] = [
   { type: "READY" },
   { type: "CHANGE" },
   { type: "FLOOD" },
+  { type: "QUIET" },
   { type: "WATCH_FAILED", why: "x" },
   { type: "STOP" },
   ...ROUND_OUTPUTS.map((output) => ({ type: "xstate.done.actor.round", output })),
@@ -227,7 +250,7 @@ function applicable(v: string, type: string): boolean {
     return v === JSON.stringify(path.length === 1 ? path[0] : { [path[0]!]: path[1] });
   }
   if (v === '"stopped"' || v === '"stoodDown"') return false;
-  if (["READY", "CHANGE", "FLOOD", "WATCH_FAILED", "NOT_LEADING"].includes(type)) return v.startsWith('{"leading"');
+  if (["READY", "CHANGE", "FLOOD", "QUIET", "WATCH_FAILED", "NOT_LEADING"].includes(type)) return v.startsWith('{"leading"');
   if (type === "LEADING") return v === '"follower"';
   return true; // STOP
 }
@@ -269,6 +292,7 @@ describe("engine statechart paths", () => {
       "leading.debouncing --FLOOD--> leading.deciding",
       "leading.debouncing --xstate.after.debounce.engine.leading.debouncing--> leading.deciding",
       "leading.pausing --xstate.after.duty.engine.leading.pausing--> leading.deciding",
+      "leading.pausing --QUIET--> leading.deciding",
       "leading.resyncing --xstate.done.actor.resync--> leading.deciding",
       "leading.resyncing --xstate.error.actor.resync--> standingDown",
       "leading.loading --NOT_LEADING--> follower",
@@ -312,6 +336,6 @@ describe("engine statechart paths", () => {
 
   it("keeps its named actors, guards and delays in the exported chart", () => {
     const json = JSON.stringify(engineMachine.toJSON());
-    for (const name of ["lease", "watches", "round", "resync", "drain", "roundAgainNow", "needsResync", "debounce", "duty", "nextWake"]) expect(json).toContain(name);
+    for (const name of ["lease", "watches", "quiet", "round", "resync", "drain", "roundAgainNow", "needsResync", "debounce", "duty", "nextWake"]) expect(json).toContain(name);
   });
 });
