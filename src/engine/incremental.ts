@@ -75,8 +75,8 @@ function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | unde
   else if (queued === added.length) {
     // Every new unit is queued: its names are among the sorted ones.
     const isAdded = added.length === names.length ? undefined : new Set(added);
-    state.addNames(isAdded ? names.filter((x) => isAdded.has(x)) : names);
-  } else state.addNames(yield* sortSteps(added, byString));
+    yield* state.addNamesSteps(isAdded ? names.filter((x) => isAdded.has(x)) : names);
+  } else yield* state.addNamesSteps(yield* sortSteps(added, byString));
   const byName = names.map((x) => unitOf.get(x)!);
   let o = 0;
   for (const u of byName) if (u.fleet.machineOf.length === 0) queue[o++] = u;

@@ -24,7 +24,7 @@
 import type { Action, EngineMachine, EngineUnit, Placement } from "./model.js";
 import { ClusterState, type Refusal } from "./scheduler.js";
 import { runToEnd, Slicer } from "./slicer.js";
-import { byString } from "../util/sorted.js";
+import { byString, mergeSortedSteps } from "../util/sorted.js";
 
 export interface ReconcileInput {
   units: ReadonlyMap<string, EngineUnit>;
@@ -102,21 +102,19 @@ export function* sortSteps<T>(a: T[], cmp: (x: T, y: T) => number): Steps<T[]> {
         merged.push(x);
         continue;
       }
+      if (strings) {
+        // The same test as byString's, without a call through the shared (megamorphic) cmp.
+        merged.push((yield* mergeSortedSteps(x as string[], y as string[])) as T[]);
+        yield;
+        continue;
+      }
       const out = new Array<T>(x.length + y.length);
       let i = 0;
       let j = 0;
       let o = 0;
-      if (strings) {
-        // The same test as byString's, without a call through the shared (megamorphic) cmp.
-        while (i < x.length && j < y.length) {
-          out[o++] = (y[j] as string) < (x[i] as string) ? y[j++]! : x[i++]!;
-          if ((o & 4095) === 0) yield;
-        }
-      } else {
-        while (i < x.length && j < y.length) {
-          out[o++] = cmp(y[j]!, x[i]!) < 0 ? y[j++]! : x[i++]!;
-          if ((o & 4095) === 0) yield;
-        }
+      while (i < x.length && j < y.length) {
+        out[o++] = cmp(y[j]!, x[i]!) < 0 ? y[j++]! : x[i++]!;
+        if ((o & 4095) === 0) yield;
       }
       while (i < x.length) out[o++] = x[i++]!;
       while (j < y.length) out[o++] = y[j++]!;

@@ -202,9 +202,12 @@ export class ClusterState {
     (this.units as Map<string, EngineUnit>).set(u.name, u);
   }
 
-  /** Names added with addUnit, in ascending order, for the glob index (useSortedNames instead while needsNames). */
-  addNames(names: readonly string[]): void {
-    this.names?.add(names);
+  /**
+   * Names added with addUnit, in ascending order, for the glob index (useSortedNames instead
+   * while needsNames); yields during the index's merges (the incremental rounds run it in slices).
+   */
+  *addNamesSteps(names: readonly string[]): Generator<void, void, void> {
+    if (this.names) yield* this.names.addSteps(names);
   }
 
   /** Some unit has an [X-Fleet] constraint or relation (MachineID, metadata, Conflicts, ...). */

@@ -11,6 +11,8 @@ import { Slicer } from "../../src/engine/slicer.js";
 import { perTurn } from "../helpers/check.js";
 
 const nats = useNatsServer();
+/** A slicer whose slice never runs out: chunks of exactly `every` (the tests of what they prove). */
+const unsliced = () => new Slicer(1e9);
 
 async function bucket(opts: { maxValueSize?: number } = {}) {
   const name = uniquePrefix("seq");
@@ -28,7 +30,7 @@ describe("sequences proven by checkpoints", () => {
     const base = await lastSeq();
     const pub = new AckPublisher(nats.nc);
     const msgs = Array.from({ length: 1000 }, (_, i) => msg(`k${i}`));
-    const r = await pub.publishSequence(msgs, { base, every: 64, inFlight: 4 });
+    const r = await pub.publishSequence(msgs, { base, every: 64, inFlight: 4, slicer: unsliced() });
     expect(r).toEqual({ proven: 1000, stopped: undefined, unproven: 0 });
     expect(await lastSeq()).toBe(base + 1000);
     const e = await kv.get("k517");
@@ -55,7 +57,7 @@ describe("sequences proven by checkpoints", () => {
     const pub = new AckPublisher(nats.nc);
     const r = await pub.publishSequence(
       Array.from({ length: 300 }, (_, i) => msg(`k${i}`)),
-      { base, every: 100 },
+      { base, every: 100, slicer: unsliced() },
     );
     expect(r.proven).toBe(0);
     expect(r.unproven).toBeGreaterThan(0);
@@ -69,7 +71,7 @@ describe("sequences proven by checkpoints", () => {
     const pub = new AckPublisher(nats.nc);
     const msgs = Array.from({ length: 300 }, (_, i) => msg(`k${i}`));
     msgs[150] = msg("big", "x".repeat(1000)); // in the second chunk of 100, not its checkpoint
-    const r = await pub.publishSequence(msgs, { base, every: 100 });
+    const r = await pub.publishSequence(msgs, { base, every: 100, slicer: unsliced() });
     expect(r.proven).toBe(100);
     expect(r.unproven).toBe(200);
     expect(r.stopped).toMatch(/was expected/);
@@ -92,7 +94,7 @@ describe("sequences proven by checkpoints", () => {
     let chunks = 0;
     const r = await pub.publishSequence(
       Array.from({ length: 500 }, (_, i) => msg(`k${i}`)),
-      { base, every: 100, inFlight: 1, guard: () => (++chunks > 2 ? "not leader" : undefined) },
+      { base, every: 100, inFlight: 1, slicer: unsliced(), guard: () => (++chunks > 2 ? "not leader" : undefined) },
     );
     expect(r).toEqual({ proven: 200, stopped: "not leader", unproven: 0 });
     expect(await lastSeq()).toBe(base + 200);
@@ -125,6 +127,35 @@ describe("sequences proven by checkpoints", () => {
     expect(r.proven).toBe(32 * 128);
     // Without the turns, the 8 chunks after the held one went out in one run of microtasks.
     expect(worst).toBeLessThanOrEqual(2);
+    pub.close();
+  });
+
+  it("ends a chunk early when its slice runs out within it, and still proves every write", async () => {
+    const { kv, lastSeq, msg } = await bucket();
+    const base = await lastSeq();
+    const pub = new AckPublisher(nats.nc);
+    let published = 0;
+    const publish = nats.nc.publish.bind(nats.nc);
+    nats.nc.publish = ((...a: Parameters<typeof publish>) => {
+      published++;
+      return publish(...a);
+    }) as typeof publish;
+    const turns = perTurn(() => published);
+    try {
+      // A slice of 0 ms is used up at once: every chunk ends at its 16th publish, plus its checkpoint.
+      const r = await pub.publishSequence(
+        Array.from({ length: 1000 }, (_, i) => msg(`k${i}`)),
+        { base, every: 128, inFlight: 8, slicer: new Slicer(0, 1) },
+      );
+      expect(r).toEqual({ proven: 1000, stopped: undefined, unproven: 0 });
+    } finally {
+      nats.nc.publish = publish;
+    }
+    const { worst } = turns.stop();
+    // Without the check within the chunk: 128 publishes in one turn.
+    expect(worst).toBeLessThanOrEqual(17);
+    expect(await lastSeq()).toBe(base + 1000);
+    expect((await kv.get("k999"))?.revision).toBe(base + 1000);
     pub.close();
   });
 });
