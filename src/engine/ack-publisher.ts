@@ -37,7 +37,7 @@ export interface SequenceOptions {
   base: number;
   /** Checked before each chunk is published; false stops the sequence there (a reason). */
   guard?: () => string | undefined;
-  /** Messages per checkpoint at most (default CHECKPOINT; fewer when a slice runs out within a chunk). */
+  /** Messages per checkpoint (default CHECKPOINT). */
   every?: number;
   /** Chunks published ahead of their checkpoint's answer (default CHUNKS_IN_FLIGHT). */
   inFlight?: number;
@@ -175,23 +175,29 @@ export class AckPublisher {
         stopped = why;
         break;
       }
-      const first = published;
-      let end = Math.min(published + every, msgs.length);
+      const end = Math.min(published + every, msgs.length);
       try {
-        for (; published < end - 1; published++) {
-          const m = msgs[published]!;
+        while (published < end - 1) {
+          const m = msgs[published++]!;
           if (m.del) this.nc.publish(m.subject, Empty, { headers: (del ??= delHeaders()) });
           else this.nc.publish(m.subject, m.data);
           // A slice used up within the chunk (each publish allocates, and while the garbage
           // collector marks a large heap its steps run inside those allocations: 128 publishes
-          // took up to 70 ms): the next message ends the chunk, as its checkpoint.
-          if (((published - first) & 15) === 15 && slicer.spent()) end = published + 2;
+          // took up to 70 ms): a turn of the loop, and the guard again before the rest. (Ending
+          // the chunk there instead cut the messages in flight, and the write rate with them.)
+          if (((end - published) & 15) === 0 && slicer.spent()) {
+            await slicer.pause();
+            stopped = o.guard?.();
+            if (stopped) break;
+          }
         }
       } catch (e) {
         // Nothing of this chunk is proven; what came before may still be.
         stopped = e instanceof Error ? e.message : String(e);
         break;
       }
+      // The guard stopped the chunk after a turn: what it published is left unproven.
+      if (stopped) break;
       const last = msgs[end - 1]!;
       const ack = last.del ? this.publishDelete(last.subject) : this.publish(last.subject, last.data);
       ack.catch(() => undefined);

@@ -8,7 +8,7 @@ import { useNatsServer } from "../helpers/fixture.js";
 import { openKv } from "../../src/nats/buckets.js";
 import { AckPublisher, type SeqMessage } from "../../src/engine/ack-publisher.js";
 import { Slicer } from "../../src/engine/slicer.js";
-import { perTurn } from "../helpers/check.js";
+import { check, perTurn } from "../helpers/check.js";
 
 const nats = useNatsServer();
 /** A slicer whose slice never runs out: chunks of exactly `every` (the tests of what they prove). */
@@ -130,7 +130,7 @@ describe("sequences proven by checkpoints", () => {
     pub.close();
   });
 
-  it("ends a chunk early when its slice runs out within it, and still proves every write", async () => {
+  it("gives the event loop a turn within a chunk when its slice runs out there, and still proves every write", async () => {
     const { kv, lastSeq, msg } = await bucket();
     const base = await lastSeq();
     const pub = new AckPublisher(nats.nc);
@@ -142,7 +142,7 @@ describe("sequences proven by checkpoints", () => {
     }) as typeof publish;
     const turns = perTurn(() => published);
     try {
-      // A slice of 0 ms is used up at once: every chunk ends at its 16th publish, plus its checkpoint.
+      // A slice of 0 ms is used up at once: a turn after every 16 publishes of a chunk of 128.
       const r = await pub.publishSequence(
         Array.from({ length: 1000 }, (_, i) => msg(`k${i}`)),
         { base, every: 128, inFlight: 8, slicer: new Slicer(0, 1) },
@@ -156,6 +156,24 @@ describe("sequences proven by checkpoints", () => {
     expect(worst).toBeLessThanOrEqual(17);
     expect(await lastSeq()).toBe(base + 1000);
     expect((await kv.get("k999"))?.revision).toBe(base + 1000);
+    pub.close();
+  });
+
+  it("asks the guard again after a turn within a chunk, and publishes nothing more once it says stop", async () => {
+    const { lastSeq, msg } = await bucket();
+    const base = await lastSeq();
+    const pub = new AckPublisher(nats.nc);
+    let asked = 0;
+    // Yes before the chunk, no after its first turn (16 publishes in).
+    const r = await pub.publishSequence(
+      Array.from({ length: 128 }, (_, i) => msg(`k${i}`)),
+      { base, every: 128, slicer: new Slicer(0, 1), guard: () => (++asked > 1 ? "the lease may no longer be ours" : undefined) },
+    );
+    expect(r).toEqual({ proven: 0, stopped: "the lease may no longer be ours", unproven: 16 });
+    // The 16 went out (unproven: nobody waited for their answer); nothing after them.
+    await check(async () => (await lastSeq()) === base + 16, 5000, "the 16 stored");
+    await nats.nc.flush();
+    expect(await lastSeq()).toBe(base + 16);
     pub.close();
   });
 });
