@@ -15,6 +15,7 @@ import { Slicer } from "./slicer.js";
 import type { WriteResult } from "./schedule-writer.js";
 import { NO_FLEET_OPTIONS, type EngineMachine, type EngineUnit, type Placement } from "./model.js";
 import type { FleetOptions } from "../unit/types.js";
+import { Oldest } from "../util/oldest.js";
 
 export class ClusterViews {
   units = new Map<string, EngineUnit>();
@@ -256,11 +257,12 @@ class ViewUnit implements EngineUnit {
 // of their contents, each one more for the garbage collector to move and mark.
 const PLAIN_MAX = 10_000;
 const plain = new Map<string, string>();
+const plainOldest = new Oldest(plain);
 function plainContents(hash: string, contents: string): string {
   const hit = plain.get(hash);
   if (hit === contents) return hit;
   if (hit === undefined) {
-    if (plain.size >= PLAIN_MAX) plain.delete(plain.keys().next().value!);
+    plainOldest.trim(PLAIN_MAX - 1);
     plain.set(hash, contents);
   }
   return contents;

@@ -7,6 +7,7 @@ import { normalizeUnitName } from "./names.js";
 import { emptyFleetOptions, fleetOption, type FleetLines } from "./fleet-options.js";
 import { dict, MAX_UNIT_FILE_BYTES, readIni, type IniEntry } from "./ini.js";
 import { validateFleetOptions } from "./validate.js";
+import { Oldest } from "../util/oldest.js";
 
 export type { ParsedUnit, ServiceOptions, FleetOptions, ExecCommand, UnitWarning, RestartPolicy } from "./types.js";
 export { DEFAULTS, type ParseOptions } from "./parse.js";
@@ -68,6 +69,7 @@ export function shortHash(hash: string): string {
 
 const CACHE_MAX = 200_000;
 const cache = new Map<string, ParsedUnit | Error>();
+const cacheOldest = new Oldest(cache);
 
 function deepFreeze<T>(o: T): T {
   if (o && typeof o === "object" && !Object.isFrozen(o)) {
@@ -100,7 +102,7 @@ export function parseUnitFileCached(name: string, contents: string, hash?: strin
     result = e;
   }
   cache.set(key, result);
-  if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
+  cacheOldest.trim(CACHE_MAX);
   if (result instanceof Error) throw result;
   return result;
 }
@@ -116,6 +118,7 @@ export function parseUnitFileCached(name: string, contents: string, hash?: strin
 
 const FLEET_MAX = 100_000;
 const fleetCache = new Map<string, { contents: string; fleet: Readonly<FleetOptions> }>();
+const fleetOldest = new Oldest(fleetCache);
 
 /** How fleetOptionsCached read the files it had not seen (tests and benchmarks). */
 export const fleetReads = { whole: 0, fleetOnly: 0 };
@@ -143,7 +146,7 @@ export function fleetOptionsCached(name: string, contents: string, hash?: string
   }
   // Only the options are kept (frozen, compact): not the whole parse in the per-name cache.
   const kept = compactFleet(fleet);
-  if (fleetCache.size >= FLEET_MAX) fleetCache.delete(fleetCache.keys().next().value!);
+  fleetOldest.trim(FLEET_MAX - 1);
   fleetCache.set(h, { contents, fleet: kept });
   return kept;
 }
@@ -167,8 +170,10 @@ const REST_MAX = 10_000;
 const FLEET_HEADER = "\n[X-Fleet]\n";
 /** Entries outside [X-Fleet] of files that passed (restKey). */
 const restPassed = new Set<string>();
+const restPassedOldest = new Oldest(restPassed);
 /** Text before the [X-Fleet] header of files that passed -> its size in bytes. */
 const restTexts = new Map<string, number>();
+const restTextsOldest = new Oldest(restTexts);
 
 /** The lines of a file outside [X-Fleet], as the INI layer read them (values, in order). */
 function restKey(entries: readonly IniEntry[]): string {
@@ -177,14 +182,10 @@ function restKey(entries: readonly IniEntry[]): string {
   return k;
 }
 
-function bounded<K>(m: { size: number; keys(): IterableIterator<K>; delete(k: K): boolean }): void {
-  if (m.size >= REST_MAX) m.delete(m.keys().next().value!);
-}
-
 /** A whole file passed: what its other lines are, both ways. */
 function rememberRest(contents: string): void {
   const key = restKey(readIni(contents).entries);
-  bounded(restPassed);
+  restPassedOldest.trim(REST_MAX - 1);
   restPassed.add(key);
   const at = contents.lastIndexOf(FLEET_HEADER);
   if (at < 0) return;
@@ -195,7 +196,7 @@ function rememberRest(contents: string): void {
   // read otherwise), and no [X-Fleet] line.
   const r = readIni(rest);
   if (r.entries.some((e) => e.section === "X-Fleet") || restKey(r.entries) !== key) return;
-  bounded(restTexts);
+  restTextsOldest.trim(REST_MAX - 1);
   restTexts.set(rest, Buffer.byteLength(rest, "utf8"));
 }
 
@@ -246,6 +247,7 @@ const EMPTY_LIST: readonly string[] = Object.freeze([]);
 const EMPTY_METADATA: Readonly<Record<string, string[]>> = Object.freeze(dict<string[]>());
 const METADATA_MAX = 20_000;
 const sharedMetadata = new Map<string, Record<string, string[]>>();
+const metadataOldest = new Oldest(sharedMetadata);
 
 function list(a: readonly string[]): string[] {
   if (a.length === 0) return EMPTY_LIST as string[];
@@ -264,7 +266,7 @@ function metadata(m: Readonly<Record<string, string[]>>): Record<string, string[
   const out = dict<string[]>();
   for (const k of ks) out[k] = list(m[k]!);
   Object.freeze(out);
-  if (sharedMetadata.size >= METADATA_MAX) sharedMetadata.delete(sharedMetadata.keys().next().value!);
+  metadataOldest.trim(METADATA_MAX - 1);
   sharedMetadata.set(key, out);
   return out;
 }
