@@ -35,6 +35,13 @@ function prefixMatches(prefix: string, name: string): boolean {
   return name.startsWith(prefix) && name.indexOf("/", prefix.length) === -1;
 }
 
+/** owner appended to m's list at key. (A function, not a closure per call: add() runs once per unit of a burst.) */
+function ownedBy<T>(m: Map<string, T[]>, key: string, owner: T): void {
+  const l = m.get(key);
+  if (l) l.push(owner);
+  else m.set(key, [owner]);
+}
+
 /** Whose globs name a unit: owners registered per glob, looked up by the unit's name. */
 export class GlobOwners<T> {
   private readonly exact = new Map<string, T[]>();
@@ -46,16 +53,11 @@ export class GlobOwners<T> {
 
   add(glob: string, owner: T): void {
     const k = globKind(glob);
-    const into = (m: Map<string, T[]>, key: string) => {
-      const l = m.get(key);
-      if (l) l.push(owner);
-      else m.set(key, [owner]);
-    };
-    if (k.kind === "exact") into(this.exact, glob);
+    if (k.kind === "exact") ownedBy(this.exact, glob, owner);
     else if (k.kind === "prefix") {
       this.lengths.add(k.prefix.length);
-      into(this.prefixes, k.prefix);
-    } else into(this.rest, glob);
+      ownedBy(this.prefixes, k.prefix, owner);
+    } else ownedBy(this.rest, glob, owner);
     this.cache.clear();
   }
 

@@ -86,6 +86,9 @@ export function refusalsOf(list: { id: string; r: Rejection }[]): Refusal[] {
 /** A lazy min-heap of [load, machine ID]: stored loads may lag (only ever below) the real ones. */
 type Heap = [number, string][];
 
+/** The machine chosen so far for a unit: its load after its evictions (ClusterState.consider). */
+type Best = { id: string; load: number; evicts: string[] };
+
 /** Where a unit's relations sit, machine by machine (see ClusterState.nearOn). */
 interface Near {
   /** The first placed (lowest placement sequence) unit that keeps u off the machine. */
@@ -418,15 +421,16 @@ export class ClusterState {
    * count), not judging where it already runs.
    */
   reject(u: EngineUnit, m: EngineMachine, evicts?: string[], forNew = true): Rejection | undefined {
-    return this.rejectNear(u, m, evicts, forNew, (id) => this.nearOn(u, id));
+    return this.rejectNear(u, m, evicts, forNew, undefined);
   }
 
+  /** near: what u's relations say per machine (nearAll), or undefined: ask nearOn for m alone. */
   private rejectNear(
     u: EngineUnit,
     m: EngineMachine,
     evicts: string[] | undefined,
     forNew: boolean,
-    near: (id: string) => Near | undefined,
+    near: ReadonlyMap<string, Near> | undefined,
   ): Rejection | undefined {
     if (forNew && m.availability === "pause") return { one: "is paused", many: "are paused" };
     if (m.availability === "drain") return { one: "is draining", many: "are draining" };
@@ -445,7 +449,7 @@ export class ClusterState {
         return { one: `conflicts with ${g.name}`, many: `conflict with ${g.name}` };
       }
     }
-    const n = near(m.id);
+    const n = near ? near.get(m.id) : this.nearOn(u, m.id);
     if (n) {
       if (n.blocker !== undefined) {
         const other = n.blocker;
@@ -492,22 +496,15 @@ export class ClusterState {
       if (!this.where.has(peer)) return { ok: false, reason: `MachineOf peer ${peer} is not placed`, refusals: [] };
     }
     const near = this.nearAll(u);
-    const nearOf = (id: string) => near.get(id);
-    let best: { id: string; load: number; evicts: string[] } | undefined;
-    const consider = (m: EngineMachine) => {
-      const evicts: string[] = [];
-      if (this.rejectNear(u, m, evicts, true, nearOf)) return;
-      const load = this.load(m.id) - evicts.length;
-      if (!best || load < best.load || (load === best.load && m.id < best.id)) best = { id: m.id, load, evicts };
-    };
+    let best: Best | undefined;
     const f = u.fleet;
     if (f.machineOf.length) {
-      consider(this.machineById.get(this.where.get(f.machineOf[0]!)!)!);
+      best = this.consider(u, this.machineById.get(this.where.get(f.machineOf[0]!)!)!, near, best);
     } else if (f.machineId !== undefined) {
-      for (const m of this.machines) if (machineIdMatches(f.machineId, m.id)) consider(m);
+      for (const m of this.machines) if (machineIdMatches(f.machineId, m.id)) best = this.consider(u, m, near, best);
     } else {
       // Machines where u would evict someone: their load counts minus the evicted.
-      for (const [id, n] of near) if (n.evicts.length && n.blocker === undefined) consider(this.machineById.get(id)!);
+      for (const [id, n] of near) if (n.evicts.length && n.blocker === undefined) best = this.consider(u, this.machineById.get(id)!, near, best);
       const h = this.groupHeap(f.machineMetadata);
       const aside: Heap = [];
       while (h.length) {
@@ -521,26 +518,39 @@ export class ClusterState {
         if (best && (cur > best.load || (cur === best.load && top[1] > best.id))) break;
         const n = near.get(top[1]);
         if (!n?.evicts.length) {
-          const before = best;
-          consider(this.machineById.get(top[1])!);
-          if (best !== before) break;
+          const next = this.consider(u, this.machineById.get(top[1])!, near, best);
+          if (next !== best) {
+            best = next;
+            break;
+          }
         }
         aside.push(popHeap(h));
       }
       for (const e of aside) pushHeap(h, e);
     }
     if (best) return { ok: true, machineId: best.id, evicts: best.evicts };
-    return this.explain(u, nearOf);
+    return this.explain(u, near);
+  }
+
+  /**
+   * best, or machine m for u when m takes it (after its evictions) and is less loaded (ties by
+   * machine ID). A method, not a closure per decision: decide() runs once per unit of a burst.
+   */
+  private consider(u: EngineUnit, m: EngineMachine, near: ReadonlyMap<string, Near>, best: Best | undefined): Best | undefined {
+    const evicts: string[] = [];
+    if (this.rejectNear(u, m, evicts, true, near)) return best;
+    const load = this.load(m.id) - evicts.length;
+    if (!best || load < best.load || (load === best.load && m.id < best.id)) return { id: m.id, load, evicts };
+    return best;
   }
 
   /** Every machine's refusal of u, combined (u fits nowhere). */
-  private explain(u: EngineUnit, near?: (id: string) => Near | undefined): Decision {
-    const nearOf = near ?? ((id: string) => this.nearOn(u, id));
+  private explain(u: EngineUnit, near?: ReadonlyMap<string, Near>): Decision {
     const rejections: { id: string; r: Rejection }[] = [];
     let best: { id: string; load: number; evicts: string[] } | undefined;
     for (const m of this.machines) {
       const evicts: string[] = [];
-      const r = this.rejectNear(u, m, evicts, true, nearOf);
+      const r = this.rejectNear(u, m, evicts, true, near);
       if (r) {
         rejections.push({ id: m.id, r });
         continue;

@@ -82,42 +82,9 @@ export function readIni(contents: string): IniFile {
   checkText(contents);
   const text = contents.startsWith("\ufeff") ? contents.slice(1) : contents;
   const lines = text.split("\n");
-  const entries: IniEntry[] = [];
-  const sections = new Map<string, number>();
-  let section: string | undefined;
+  const st: Reading = { entries: [], sections: new Map<string, number>(), section: undefined };
   let continued: string | undefined; // text gathered so far of a continued line
   let startLine = 0;
-
-  const finish = (raw: string, line: number): void => {
-    const l = raw.trim();
-    if (l === "") return;
-    if (l.startsWith("[")) {
-      if (!l.endsWith("]") || l.length < 3) {
-        throw fileError(`invalid section header ${showValue(l)}: expected [Name]`, line, l);
-      }
-      const name = l.slice(1, -1);
-      if (/[\[\]]/.test(name) || name.trim() !== name) {
-        throw fileError(`invalid section name ${showValue(name)}`, line, name);
-      }
-      section = name;
-      if (!sections.has(name)) sections.set(name, line);
-      return;
-    }
-    const eq = l.indexOf("=");
-    if (eq < 0) {
-      throw fileError(`${showValue(l)} is not an assignment (expected Key=Value)`, line, l);
-    }
-    const key = l.slice(0, eq).trim();
-    const value = l.slice(eq + 1).trim();
-    if (key === "") throw fileError(`assignment without a key: ${showValue(l)}`, line, l);
-    if (!/^[A-Za-z0-9_-]+$/.test(key)) {
-      throw fileError(`invalid key ${showValue(key)}: keys are letters, digits, '-' and '_'`, line, key);
-    }
-    if (section === undefined) {
-      throw fileError(`${key}= appears before any [Section] header`, line, key);
-    }
-    entries.push({ section, key, value, line });
-  };
 
   for (let i = 0; i < lines.length; i++) {
     let l = lines[i]!;
@@ -130,7 +97,7 @@ export function readIni(contents: string): IniFile {
       startLine = lineNo;
       // A continuation never starts from a section header.
       if (lead === "" || lead.startsWith("[")) {
-        finish(l, lineNo);
+        finishLine(st, l, lineNo);
         continue;
       }
     }
@@ -140,10 +107,50 @@ export function readIni(contents: string): IniFile {
       continue;
     }
     continued = undefined;
-    finish(whole, startLine);
+    finishLine(st, whole, startLine);
   }
-  if (continued !== undefined) finish(continued, startLine);
-  return { entries, sections };
+  if (continued !== undefined) finishLine(st, continued, startLine);
+  return { entries: st.entries, sections: st.sections };
+}
+
+/** What readIni has read so far: the entries, the sections, the section a line is in. */
+interface Reading extends IniFile {
+  section: string | undefined;
+}
+
+/**
+ * One whole (joined) line into st: a section header, an assignment, or nothing. A function of
+ * its own, not a closure per file: the engine reads the [X-Fleet] lines of 100,000 files.
+ */
+function finishLine(st: Reading, raw: string, line: number): void {
+  const l = raw.trim();
+  if (l === "") return;
+  if (l.startsWith("[")) {
+    if (!l.endsWith("]") || l.length < 3) {
+      throw fileError(`invalid section header ${showValue(l)}: expected [Name]`, line, l);
+    }
+    const name = l.slice(1, -1);
+    if (/[\[\]]/.test(name) || name.trim() !== name) {
+      throw fileError(`invalid section name ${showValue(name)}`, line, name);
+    }
+    st.section = name;
+    if (!st.sections.has(name)) st.sections.set(name, line);
+    return;
+  }
+  const eq = l.indexOf("=");
+  if (eq < 0) {
+    throw fileError(`${showValue(l)} is not an assignment (expected Key=Value)`, line, l);
+  }
+  const key = l.slice(0, eq).trim();
+  const value = l.slice(eq + 1).trim();
+  if (key === "") throw fileError(`assignment without a key: ${showValue(l)}`, line, l);
+  if (!/^[A-Za-z0-9_-]+$/.test(key)) {
+    throw fileError(`invalid key ${showValue(key)}: keys are letters, digits, '-' and '_'`, line, key);
+  }
+  if (st.section === undefined) {
+    throw fileError(`${key}= appears before any [Section] header`, line, key);
+  }
+  st.entries.push({ section: st.section, key, value, line });
 }
 
 /** A trailing backslash continues the line unless it is itself escaped ("\\" at the end). */
