@@ -20,13 +20,13 @@ export interface FleetLines {
   machineMetadata?: number;
 }
 
-const DEPRECATED_FLEET: Record<string, string> = {
-  "X-ConditionMachineID": "MachineID",
-  "X-ConditionMachineBootID": "MachineID",
-  "X-ConditionMachineOf": "MachineOf",
-  "X-Conflicts": "Conflicts",
-  "X-ConditionMachineMetadata": "MachineMetadata",
-};
+const DEPRECATED_FLEET = new Map<string, string>([
+  ["X-ConditionMachineID", "MachineID"],
+  ["X-ConditionMachineBootID", "MachineID"],
+  ["X-ConditionMachineOf", "MachineOf"],
+  ["X-Conflicts", "Conflicts"],
+  ["X-ConditionMachineMetadata", "MachineMetadata"],
+]);
 
 const TRUTHY = new Set(["true", "yes", "1", "on", "t"]);
 const FALSY = new Set(["false", "no", "0", "off", "f", ""]);
@@ -47,7 +47,7 @@ export function emptyFleetOptions(): FleetOptions {
 
 export function fleetOption(fleet: FleetOptions, lines: FleetLines, e: IniEntry, warn: (line: number, m: string) => void): void {
   let key = e.key;
-  const modern = Object.hasOwn(DEPRECATED_FLEET, key) ? DEPRECATED_FLEET[key] : undefined;
+  const modern = DEPRECATED_FLEET.get(key);
   if (modern) {
     warn(e.line, `${key}= is deprecated; write ${modern}=`);
     key = modern;

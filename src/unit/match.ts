@@ -182,7 +182,8 @@ export function globMatch(pattern: string, name: string): boolean {
 
 /** False for a pattern Go's path.Match would reject with ErrBadPattern. */
 export function isValidGlob(pattern: string): boolean {
-  return pattern.length > 0 && compile(pattern) !== null;
+  // Only an escape or a class can be malformed (tokenize): no need to compile (and cache) the rest.
+  return pattern.length > 0 && (!/[\\[]/.test(pattern) || compile(pattern) !== null);
 }
 
 // ---- unit relations ----

@@ -61,12 +61,34 @@ function unescapeAt(s: string, i: number): [string, number] {
   throw new WordError(`unknown escape "\\${c}" (write "\\\\" for a backslash)`);
 }
 
+/** What makes a word's text differ from its raw form: quotes and escapes. */
+const NEEDS_READING = /[\\'"]/;
+
+/** The words of a value without quotes or escapes (isSpace separates them). */
+function plainWords(value: string): Word[] {
+  const words: Word[] = [];
+  const n = value.length;
+  let i = 0;
+  while (i < n) {
+    while (i < n && isSpace(value[i])) i++;
+    if (i >= n) break;
+    const start = i;
+    while (i < n && !isSpace(value[i])) i++;
+    const text = value.slice(start, i);
+    words.push({ text, raw: text });
+  }
+  return words;
+}
+
 function isSpace(c: string | undefined): boolean {
   return c === " " || c === "\t" || c === "\n" || c === "\r";
 }
 
 /** Splits a value into words. Throws WordError on an unterminated quote or a bad escape. */
 export function splitWords(value: string): Word[] {
+  // Without quotes or escapes a word is its text as written: split at whitespace (the
+  // [X-Fleet] lists of 100,000 units go this way, not a character at a time).
+  if (!NEEDS_READING.test(value)) return plainWords(value);
   const words: Word[] = [];
   let i = 0;
   const n = value.length;

@@ -55,9 +55,31 @@ const TAILS = [
   `[X-Fleet]\nConflicts=${big(400)}*\n`,
   "[X-Fleet]\r\nConflicts=crlf-*\r\n",
   "[X-Fleet]\nFoo=unknown\n",
+  // Shapes the plain-tail reader takes or leaves to readIni.
+  "[X-Fleet]\n  Conflicts = sp-*  \n\n   \nMachineMetadata= region=r2 \n",
+  "[X-Fleet]\n# a comment\nConflicts=c-*\n; another\n",
+  "[X-Fleet]\n  # indented comment\nConflicts=c-*\n",
+  "[X-Fleet]\nConflicts=\ttab-*\n",
+  "[X-Fleet]\n\tConflicts=tab-*\n",
+  "[X-Fleet]\nConflicts=\"q a*\" b*\n",
+  "[X-Fleet]\nConflicts=es\\x41*\n",
+  "[X-Fleet]\nMachineMetadata=région=é\n",
+  "[X-Fleet]\nCon flicts=x*\n",
+  "[X-Fleet]\n=novalue\n",
+  "[X-Fleet]\nConflicts\n",
+  "[X-Fleet]\n[X-Fleet]\nConflicts=twice-*\n",
+  "[X-Fleet]\n[Other]\nKey=v\n",
+  "[X-Fleet] \nConflicts=h-*\n",
+  "[X-Fleet]\nConflicts=a* b* a*\nMachineOf=peer.service peer.service\n",
+  "[X-Fleet]\nX-ConditionMachineOf=peer.service\nCPU=2\nMemory=1G\n",
+  "[X-Fleet]\nConflicts=x*",
+  "[X-Fleet]\n; Conflicts=commented-*\n# MachineOf=commented.service\n",
+  "[X-Fleet]\nConflicts=del\u007f*\n",
+  // 128 characters, 228 bytes: over the limit after the longest rest by bytes, not by characters.
+  `[X-Fleet]\nMachineMetadata=k=${"é".repeat(100)}\n`,
 ];
 
-const NAMES = ["a.service", "b", "peer", "x@1.service", "x@.service", "peer.service", "a.socket", "bad name", "../x.service"];
+const NAMES = ["a.service", "b", "peer", "x@1.service", "x@.service", "peer.service", "a.socket", "bad name", "../x.service", "ab.service", ".ab.service", "@ab.service", "a..service"];
 
 function whole(name: string, contents: string): { fleet?: unknown; error?: string } {
   try {
