@@ -28,6 +28,7 @@ import type { KV, KvStatus, KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { describeError } from "../protocol/errors.js";
 import { withJsRetry } from "./js-retry.js";
+import { flatString } from "../util/flat-string.js";
 
 /** What a KV watch entry says, and all the engine reads of one (KvWatchEntry has these too). */
 export interface BucketEntry {
@@ -169,7 +170,7 @@ export async function watchBucket(
     delivered++;
     const op = m.headers?.get("KV-Operation");
     h.entry({
-      key: m.subject.substring(prefix.length),
+      key: flatString(m.subject.substring(prefix.length)),
       operation: op === "DEL" || op === "PURGE" ? op : "PUT",
       value: m.data,
       revision: seq.stream,
