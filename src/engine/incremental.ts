@@ -10,9 +10,10 @@
 // Whatever such a round cannot decide the same way without the whole cluster, it leaves to the
 // full pass (returns undefined, and the picture is dropped): a global unit (it changes what may
 // stay where), an invalid one, one with Replaces (it evicts), a unit that fits nowhere (the
-// explanation names units in the full pass's order), one already placed. The full pass also
-// stays the periodic safety net. test/unit/incremental.test.ts compares the two on random
-// clusters.
+// explanation names units in the full pass's order), another record of one already placed. (The
+// very unit the last full pass placed, which came while that round ran, is kept where it is, as
+// the full pass keeps it.) The full pass also stays the periodic safety net.
+// test/unit/incremental.test.ts compares the two on random clusters.
 import type { Action, EngineUnit } from "./model.js";
 import { placementReason, sortSteps } from "./reconciler.js";
 import { byString } from "../util/sorted.js";
@@ -40,7 +41,6 @@ export function placeIncrementallySliced(i: IncrementalInput, slicer = new Slice
 
 function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | undefined, void> {
   const { state } = i;
-  const seen = new Set<string>();
   const queue: EngineUnit[] = [];
   const added: string[] = [];
   /** Of the added, those in the queue. */
@@ -48,14 +48,15 @@ function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | unde
   let n = 0;
   for (const name of i.fresh) {
     if (++n % 16 === 0) yield;
-    if (seen.has(name)) continue;
-    seen.add(name);
     const u = i.units.get(name);
     // Gone again: its delete called for a full pass already.
     if (u === undefined) continue;
+    const known = state.units.get(name);
+    // Taken in already: named twice in `fresh`, or the last full pass saw this very unit (it
+    // came while that round ran) and kept it where it put it, as a full pass would now.
+    if (known === u) continue;
     // Reading fleet parses the file (once, 30-50 µs): that is why this loop yields.
     if (u.invalid || u.fleet.global || u.fleet.replaces.length || state.machineOf(name) !== undefined) return undefined;
-    const known = state.units.get(name);
     if (known === undefined) {
       state.addUnit(u);
       added.push(name);
@@ -69,15 +70,18 @@ function* incrementalSteps(i: IncrementalInput): Generator<void, Action[] | unde
   }
   // One sort of names serves both orders: the name index takes the new names sorted, and
   // placement order (placementOrder) is the followers after the others, each by name.
-  const unitOf = new Map(queue.map((u) => [u.name, u]));
-  const names = yield* sortSteps([...unitOf.keys()], byString);
+  // Each unit is queued once (taken in once, above).
+  const names = yield* sortSteps(
+    queue.map((u) => u.name),
+    byString,
+  );
   if (state.needsNames()) state.useSortedNames(yield* sortSteps([...state.units.keys()], byString));
   else if (queued === added.length) {
     // Every new unit is queued: its names are among the sorted ones.
     const isAdded = added.length === names.length ? undefined : new Set(added);
     yield* state.addNamesSteps(isAdded ? names.filter((x) => isAdded.has(x)) : names);
   } else yield* state.addNamesSteps(yield* sortSteps(added, byString));
-  const byName = names.map((x) => unitOf.get(x)!);
+  const byName = names.map((x) => i.units.get(x)!);
   let o = 0;
   for (const u of byName) if (u.fleet.machineOf.length === 0) queue[o++] = u;
   for (const u of byName) if (u.fleet.machineOf.length > 0) queue[o++] = u;

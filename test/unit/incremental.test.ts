@@ -175,7 +175,14 @@ describe("incremental rounds against the full pass", () => {
 
     it("leaves to the full pass a new unit that is placed already, and one made active with another file", () => {
       const a = settled();
-      expect(placeIncrementally({ state: a.state, fresh: ["web-0.service"], units: a.input.units })).toBeUndefined();
+      // Another record of a placed unit, named as new.
+      const again = new Map(a.input.units).set("web-0.service", web(0));
+      expect(placeIncrementally({ state: a.state, fresh: ["web-0.service"], units: again })).toBeUndefined();
+      // The very unit the last full pass placed (it came while that round ran): kept where it
+      // is, as the full pass keeps it.
+      const s = settled();
+      expect(placeIncrementally({ state: s.state, fresh: ["web-0.service"], units: s.input.units })).toEqual(reconcile(s.input));
+      expect(reconcile(s.input)).toEqual([]);
       const b = settled();
       const units = new Map(b.input.units).set("web-1.service", { ...web(1, "h2"), fleet: { ...web(1).fleet, conflicts: [] } });
       expect(placeIncrementally({ state: b.state, fresh: ["web-1.service"], units })).toBeUndefined();
