@@ -6,18 +6,7 @@ import { describe, expect, it } from "vitest";
 import { normalizeByRules, normalizeUnitName } from "../../src/unit/names.js";
 import { splitWords } from "../../src/unit/words.js";
 import { globMatch, isValidGlob } from "../../src/unit/match.js";
-
-/** mulberry32: the same cases on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as random } from "../helpers/prng.js";
 
 function pick(rnd: () => number, alphabet: string, n: number): string {
   let s = "";
