@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { createActor, setup } from "xstate";
 import { quietAfter } from "../../src/engine/engine.js";
+import { check } from "../helpers/check.js";
 
 const QUIET_MS = 10;
 
@@ -21,14 +22,6 @@ function pausing(lastChangeAt: () => number) {
   return { actor, heard };
 }
 
-async function until(f: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 describe("the engine's quiet child", () => {
   it("says QUIET only once changes have stopped for quietMs, and soon after", async () => {
     let last = Date.now();
@@ -39,7 +32,7 @@ describe("the engine's quiet child", () => {
       if (++changes === 30) clearInterval(flood);
     }, 2);
     const { actor, heard } = pausing(() => last);
-    await until(() => heard.length > 0, 2000);
+    await check(() => heard.length > 0, 2000, "QUIET", 1);
     expect(changes).toBe(30);
     expect(heard[0]! - last).toBeGreaterThanOrEqual(QUIET_MS);
     // Within a few looks of the end of the flood (timers on a busy machine run late).
@@ -51,7 +44,7 @@ describe("the engine's quiet child", () => {
   it("says it at its first look when nothing came in since the round", async () => {
     const t0 = Date.now();
     const { actor, heard } = pausing(() => t0 - 1000);
-    await until(() => heard.length > 0, 2000);
+    await check(() => heard.length > 0, 2000, "QUIET", 1);
     expect(heard).toHaveLength(1);
     actor.stop();
   });
