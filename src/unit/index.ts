@@ -116,9 +116,9 @@ export function parseUnitFileCached(name: string, contents: string, hash?: strin
 // content hash, and a name that fails those checks, a file with specifiers or a file that does
 // not parse goes through parseUnitFileCached as before (same result, same error).
 
-// Enough for the distinct files of a burst that share them; a bigger map costs every lookup
-// more (100,000 entries: 0.75 µs more a unit, in CPU caches missed, than 16,384), and a unit
-// whose file fell out parses its own [X-Fleet] lines once, as a unit of a distinct file does.
+// Enough for the files a burst shares between its units. A bigger map makes every lookup slower
+// (at 100,000 entries, 0.75 µs more a unit than at 16,384: more CPU cache misses), and a unit
+// whose file fell out reads its own [X-Fleet] lines once, as a unit of a distinct file does.
 const FLEET_MAX = 16_384;
 const fleetCache = new Map<string, { contents: string; fleet: Readonly<FleetOptions> }>();
 const fleetOldest = new Oldest(fleetCache);
@@ -223,10 +223,12 @@ function fleetEntriesOfKnownRest(contents: string): IniEntry[] | undefined {
 const KEY = /^[A-Za-z0-9_-]+$/;
 
 /**
- * The entries of a tail ("[X-Fleet]\n" and its lines) as readIni gives them, for the tails
- * most files have: printable ASCII, no backslash (no continued line, no escape), only blank lines
- * and Key=Value lines (so no comment and no other header). Undefined for any other tail (readIni reads it, with its errors). Printable
- * ASCII: a character is a byte, and only ' ' is whitespace, so trim() is what readIni does.
+ * The entries of a tail (the "[X-Fleet]" header line and the lines after it, as
+ * fleetEntriesOfKnownRest cuts it) as readIni gives them, for the tails most files have:
+ * printable ASCII, no backslash (no continued line, no escape), only blank lines and Key=Value
+ * lines (so no comment and no other header). Undefined for any other tail: readIni reads it,
+ * with its errors. In printable ASCII a character is a byte and only ' ' is whitespace, so
+ * trim() does what readIni's does.
  */
 function plainTail(tail: string): IniEntry[] | undefined {
   for (let i = 0; i < tail.length; i++) {
@@ -234,7 +236,6 @@ function plainTail(tail: string): IniEntry[] | undefined {
     if ((c < 0x20 && c !== 10) || c > 0x7e || c === 0x5c) return undefined;
   }
   const lines = tail.split("\n");
-  if (lines[0] !== "[X-Fleet]") return undefined;
   const entries: IniEntry[] = [];
   for (let i = 1; i < lines.length; i++) {
     const l = lines[i]!.trim();
